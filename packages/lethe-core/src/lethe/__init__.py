@@ -1,0 +1,28 @@
+"""lethe: class-centric machine unlearning for PyTorch.
+
+``lethe.unlearn(model, "delete", forget=..., forget_classes=[3])`` runs a registered method;
+``lethe.list_methods()`` lists them. See ``shared/docs/methods.md`` for the algorithms.
+"""
+
+from lethe import methods  # noqa: F401  (registers the methods)
+from lethe._registry import get_method, list_methods, method_settings, register_method
+from lethe.api import UnlearnRecord, unlearn
+from lethe.engine import Engine
+from lethe.errors import CheckpointError, ConfigError, DataError, LetheError, NonFiniteLossError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "Engine",
+    "LetheError",
+    "NonFiniteLossError",
+    "UnlearnRecord",
+    "get_method",
+    "list_methods",
+    "method_settings",
+    "register_method",
+    "unlearn",
+]

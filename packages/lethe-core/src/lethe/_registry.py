@@ -1,0 +1,118 @@
+"""Registry of unlearning methods (the timm ``_registry`` pattern).
+
+Each method module registers a function and a settings dataclass holding its published
+defaults; ``lethe.unlearn`` looks methods up here, so no code branches on method names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lethe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One registered method: its function, settings class and what data it needs."""
+
+    name: str
+    fn: Callable[..., Any]
+    settings_cls: type
+    needs_retain: bool
+    paper: str
+
+
+_METHODS: dict[str, MethodEntry] = {}
+
+
+def register_method(
+    name: str, settings: type, *, needs_retain: bool = False, paper: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering an unlearning function under ``name``."""
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
+        _METHODS[name] = MethodEntry(name, fn, settings, needs_retain, paper)
+        return fn
+
+    return decorator
+
+
+def list_methods() -> list[str]:
+    """Names of all registered methods, sorted."""
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> MethodEntry:
+    """The registry entry for ``name``; a ConfigError naming the choices otherwise."""
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown method {name!r}; choose from {', '.join(list_methods())}"
+        ) from None
+
+
+def method_settings(name: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """The settings dataclass of ``name`` with its published defaults and ``overrides``.
+
+    String values (from a command line ``--set key=value``) are converted to the field's type.
+    """
+    cls = get_method(name).settings_cls
+    return build_settings(cls, overrides or {}, context=f"method {name!r}")
+
+
+def build_settings(cls: type, overrides: Mapping[str, Any], context: str = "") -> Any:
+    """Instantiate dataclass ``cls`` from ``overrides``, checking names and converting types."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{context or cls.__name__} has no setting {key!r}; "
+                f"settings are {', '.join(sorted(fields))}"
+            )
+        values[key] = _convert(value, hints[key], key)
+    return cls(**values)
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """Parse ``["lr=1e-3", "epochs=5"]`` into a dict of strings."""
+    result = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    origin = typing.get_origin(hint)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value.lower() in ("none", "null", ""):
+            return None
+        return _convert(value, args[0], key)
+    try:
+        if hint is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if hint in (int, float, str):
+            return hint(value)
+        if origin is tuple:
+            return tuple(_convert(v, args[0], key) for v in value.split(",") if v)
+    except ValueError:
+        raise ConfigError(f"setting {key}={value!r} is not a valid {hint}") from None
+    return value

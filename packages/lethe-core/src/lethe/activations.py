@@ -1,0 +1,124 @@
+"""Streamed input-activation Gram matrices for every Conv2d, Linear and MultiheadAttention.
+
+Implements step 2 of SVD unlearning (Kodge et al., TMLR 2024; methods.md s.2), but instead of a
+dense SVD of a sampled activation matrix ``R`` (d x n) it accumulates ``R R^T`` in float64 over
+all patches and batches: exact, memory bounded by d^2, and summable across processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Elements of float64 activations handled per chunk (bounds the transient memory).
+CHUNK_ELEMENTS = 1 << 25
+
+
+@dataclass
+class LayerStats:
+    """Gram matrix of one layer's input: ``[groups, d, d]`` float64 plus the row count."""
+
+    name: str
+    module: nn.Module
+    kind: str
+    groups: int
+    gram: torch.Tensor | None = None
+    rows: int = 0
+
+    def add(self, features: torch.Tensor) -> None:
+        """Accumulate ``features`` of shape ``[groups, d, n]``."""
+        n = features.shape[-1]
+        step = max(1, CHUNK_ELEMENTS // max(1, features.shape[0] * features.shape[1]))
+        for start in range(0, n, step):
+            chunk = features[..., start : start + step].double()
+            g = torch.bmm(chunk, chunk.transpose(1, 2))
+            self.gram = g if self.gram is None else self.gram + g
+        self.rows += n
+
+
+def weight_of(stats: LayerStats) -> torch.Tensor:
+    """The weight tensor that the layer's input Gram matrix acts on."""
+    return stats.module.in_proj_weight if stats.kind == "mha" else stats.module.weight
+
+
+def _conv_features(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Unfold ``x`` into patches of ``conv`` (its own kernel, stride, padding, dilation).
+
+    Returns ``[groups, C_in/groups * k*k, N*L]``.
+    """
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
+    cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=0, stride=conv.stride)
+    n, d, length = cols.shape
+    g = conv.groups
+    return cols.view(n, g, d // g, length).permute(1, 2, 0, 3).reshape(g, d // g, n * length)
+
+
+def _token_features(x: torch.Tensor) -> torch.Tensor:
+    """Rows are samples or tokens, columns features: returns ``[1, D, rows]``."""
+    return x.reshape(-1, x.shape[-1]).t().unsqueeze(0)
+
+
+def supported_layers(model: nn.Module) -> dict[str, tuple[nn.Module, str, int]]:
+    """Every layer SVD unlearning updates: name -> (module, kind, groups)."""
+    layers = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.MultiheadAttention):
+            if module.in_proj_weight is not None:
+                layers[name] = (module, "mha", 1)
+        elif isinstance(module, nn.Conv2d):
+            layers[name] = (module, "conv", module.groups)
+        elif isinstance(module, nn.Linear):
+            layers[name] = (module, "linear", 1)
+    return layers
+
+
+@dataclass
+class GramCollector:
+    """Context manager hooking every supported layer and accumulating its input Gram matrix.
+
+    Layers that never run a forward call (e.g. ``MultiheadAttention.out_proj``, whose weight is
+    used functionally) end with ``gram is None`` and are reported as skipped.
+    """
+
+    model: nn.Module
+    stats: dict[str, LayerStats] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._handles: list = []
+        for name, (module, kind, groups) in supported_layers(self.model).items():
+            self.stats[name] = LayerStats(name, module, kind, groups)
+
+    def __enter__(self) -> GramCollector:
+        for stats in self.stats.values():
+            self._handles.append(
+                stats.module.register_forward_pre_hook(self._hook(stats), with_kwargs=True)
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    @staticmethod
+    def _hook(stats: LayerStats):
+        def hook(module, args, kwargs):
+            x = args[0] if args else kwargs.get("query", kwargs.get("input"))
+            x = x.detach()
+            if stats.kind == "conv":
+                stats.add(_conv_features(module, x.float()))
+            else:
+                stats.add(_token_features(x.float()))
+
+        return hook
+
+    def grams(self) -> dict[str, torch.Tensor]:
+        """name -> Gram ``[groups, d, d]`` for every layer that ran."""
+        return {n: s.gram for n, s in self.stats.items() if s.gram is not None}
+
+    def skipped(self) -> list[str]:
+        return [n for n, s in self.stats.items() if s.gram is None]

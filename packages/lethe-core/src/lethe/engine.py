@@ -1,0 +1,237 @@
+"""One training engine for the original model, the retrain oracle and gradient-based unlearning.
+
+It picks the device, uses bf16 autocast and channels_last on CUDA, wraps the model in
+DistributedDataParallel when launched by ``torchrun``, seeds every generator, shows tqdm
+progress, and stops with a clear error on a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from lethe.errors import NonFiniteLossError
+
+StepFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """``cuda:LOCAL_RANK`` when CUDA is available, else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work (so wall-clock timings are honest)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Engine:
+    """Device, precision, distribution and progress settings shared by every loop."""
+
+    device: torch.device = field(default_factory=default_device)
+    amp: bool = True
+    channels_last: bool = True
+    progress: bool = True
+    num_workers: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
+        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+        self.rank = int(os.environ.get("RANK", 0))
+        if self.world_size > 1 and not dist.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            dist.init_process_group(backend=backend)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def uses_amp(self) -> bool:
+        return self.amp and self.device.type == "cuda"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA, a no-op elsewhere."""
+        if self.uses_amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` to the device (channels_last on CUDA)."""
+        model = model.to(self.device)
+        if self.channels_last and self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def to_device(self, batch: Any) -> Any:
+        """Move a batch (tensor, tuple, list or dict of tensors) to the device."""
+        if isinstance(batch, torch.Tensor):
+            x = batch.to(self.device, non_blocking=True)
+            if self.channels_last and self.device.type == "cuda" and x.dim() == 4 and x.is_floating_point():
+                x = x.contiguous(memory_format=torch.channels_last)
+            return x
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self.to_device(b) for b in batch)
+        if isinstance(batch, dict):
+            return {k: self.to_device(v) for k, v in batch.items()}
+        return batch
+
+    def loader(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        drop_last: bool = False,
+        seed_offset: int = 0,
+    ) -> DataLoader:
+        """A DataLoader (DistributedSampler under torchrun, pinned memory on CUDA), seeded."""
+        generator = torch.Generator().manual_seed(self.seed + seed_offset)
+        sampler = None
+        if self.distributed:
+            sampler = DistributedSampler(dataset, shuffle=shuffle, seed=self.seed + seed_offset)
+            shuffle = False
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=self.num_workers > 0,
+            generator=generator,
+        )
+
+    def _bar(self, iterable: Any, desc: str, total: int | None = None) -> Iterator:
+        return tqdm(
+            iterable, desc=desc, total=total, leave=False, disable=not (self.progress and self.is_main)
+        )
+
+    def fit(
+        self,
+        model: nn.Module,
+        loader: DataLoader,
+        step: StepFn,
+        optimizer: torch.optim.Optimizer,
+        epochs: int,
+        *,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        desc: str = "train",
+        train_mode: Callable[[nn.Module], None] | None = None,
+    ) -> list[dict[str, float]]:
+        """Run ``epochs`` epochs of ``step`` and return one log row per epoch.
+
+        ``step(model, batch)`` returns ``(loss, parts)``; ``parts`` are scalar diagnostics
+        averaged over the epoch (and across processes). ``scheduler`` is stepped per batch.
+        ``train_mode`` sets the model's mode before each epoch (default ``model.train()``).
+        """
+        model = self.prepare(model)
+        net: nn.Module = model
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(model, device_ids=ids)
+        log = []
+        for epoch in range(epochs):
+            if isinstance(getattr(loader, "sampler", None), DistributedSampler):
+                loader.sampler.set_epoch(epoch)
+            (train_mode or nn.Module.train)(model)
+            sums: dict[str, torch.Tensor] = {}
+            batches = 0
+            bar = self._bar(loader, f"{desc} {epoch + 1}/{epochs}")
+            for i, batch in enumerate(bar):
+                batch = self.to_device(batch)
+                with self.autocast():
+                    loss, parts = step(net, batch)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"non-finite loss ({loss.item()}) in {desc} at epoch {epoch + 1}, "
+                        f"batch {i + 1}; lower the learning rate or check the data"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                for key, value in {"loss": loss, **parts}.items():
+                    sums[key] = sums.get(key, 0.0) + value.detach().float()
+                batches += 1
+            row = self._reduce_means(sums, batches)
+            row["epoch"] = epoch + 1
+            row["lr"] = optimizer.param_groups[0]["lr"]
+            log.append(row)
+        return log
+
+    def _reduce_means(self, sums: dict[str, torch.Tensor], batches: int) -> dict[str, float]:
+        if not sums:
+            return {}
+        keys = sorted(sums)
+        stacked = torch.stack([torch.as_tensor(sums[k], device=self.device) for k in keys])
+        count = torch.tensor(float(batches), device=self.device)
+        if self.distributed:
+            dist.all_reduce(stacked)
+            dist.all_reduce(count)
+        means = (stacked / count.clamp_min(1)).tolist()
+        return dict(zip(keys, means, strict=True))
+
+    def all_reduce_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` across processes in place (no-op in a single process)."""
+        if self.distributed:
+            dist.all_reduce(tensor)
+        return tensor
+
+
+def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.SGD:
+    """SGD over trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0):
+    """Linear warm-up then cosine decay to zero, stepped once per batch."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def cross_entropy_step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict]:
+    """Standard supervised step on ``(inputs, labels)``; ignore label -100 is skipped."""
+    x, y = batch[0], batch[1]
+    logits = model(x)
+    return nn.functional.cross_entropy(logits.float(), y, ignore_index=-100), {}

@@ -5,7 +5,7 @@
 """
 
 from lethe import methods  # noqa: F401  (registers the methods)
-from lethe._registry import get_method, list_methods, method_settings, register_method
+from lethe._registry import Registry, get_method, list_methods, method_settings, register_method
 from lethe.api import UnlearnRecord, unlearn
 from lethe.engine import Engine
 from lethe.errors import CheckpointError, ConfigError, DataError, LetheError, NonFiniteLossError
@@ -19,6 +19,7 @@ __all__ = [
     "Engine",
     "LetheError",
     "NonFiniteLossError",
+    "Registry",
     "UnlearnRecord",
     "get_method",
     "list_methods",

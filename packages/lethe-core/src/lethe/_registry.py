@@ -10,9 +10,11 @@ import dataclasses
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from lethe.errors import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,54 @@ class MethodEntry:
     paper: str
 
 
-_METHODS: dict[str, MethodEntry] = {}
+class Registry(Generic[T]):
+    """Name -> item, plus families addressed as ``"family:<argument>"`` (e.g. ``timm:resnet50``).
+
+    Used for methods here and for datasets and model builders in the task packages.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._families: dict[str, T] = {}
+
+    def register(self, name: str, *, family: bool = False) -> Callable[[T], T]:
+        """Decorator adding an item; ``family=True`` registers the prefix ``name:``."""
+
+        def decorator(item: T) -> T:
+            self.add(name, item, family=family)
+            return item
+
+        return decorator
+
+    def add(self, name: str, item: T, *, family: bool = False) -> None:
+        table = self._families if family else self._items
+        if name in table:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        table[name] = item
+
+    def names(self) -> list[str]:
+        """Registered names, then families as ``family:<name>``."""
+        return sorted(self._items) + [f"{f}:<name>" for f in sorted(self._families)]
+
+    def get(self, spec: str) -> tuple[T, str | None]:
+        """``(item, argument)``: the argument is the part after ``family:`` (else None)."""
+        if spec in self._items:
+            return self._items[spec], None
+        family, sep, arg = spec.partition(":")
+        if sep and family in self._families and arg:
+            return self._families[family], arg
+        raise ConfigError(f"unknown {self.kind} {spec!r}; choose from {', '.join(self.names())}")
+
+    def __contains__(self, spec: str) -> bool:
+        try:
+            self.get(spec)
+        except ConfigError:
+            return False
+        return True
+
+
+_METHODS: Registry[MethodEntry] = Registry("method")
 
 
 def register_method(
@@ -35,9 +84,7 @@ def register_method(
     """Decorator registering an unlearning function under ``name``."""
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _METHODS:
-            raise ValueError(f"method {name!r} is registered twice")
-        _METHODS[name] = MethodEntry(name, fn, settings, needs_retain, paper)
+        _METHODS.add(name, MethodEntry(name, fn, settings, needs_retain, paper))
         return fn
 
     return decorator
@@ -45,17 +92,12 @@ def register_method(
 
 def list_methods() -> list[str]:
     """Names of all registered methods, sorted."""
-    return sorted(_METHODS)
+    return _METHODS.names()
 
 
 def get_method(name: str) -> MethodEntry:
     """The registry entry for ``name``; a ConfigError naming the choices otherwise."""
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown method {name!r}; choose from {', '.join(list_methods())}"
-        ) from None
+    return _METHODS.get(name)[0]
 
 
 def method_settings(name: str, overrides: Mapping[str, Any] | None = None) -> Any:

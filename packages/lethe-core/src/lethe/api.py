@@ -27,6 +27,7 @@ class UnlearnContext:
     retain: DataLoader | None = None
     validation: DataLoader | None = None
     score_fn: Callable[[nn.Module], float] | None = None
+    num_classes: int | None = None
 
 
 @dataclass
@@ -54,6 +55,7 @@ def unlearn(
     retain: DataLoader | None = None,
     validation: DataLoader | None = None,
     score_fn: Callable[[nn.Module], float] | None = None,
+    num_classes: int | None = None,
     settings: Any = None,
     overrides: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
@@ -70,6 +72,7 @@ def unlearn(
         retain: loader of retained data, for methods that need it (``svd``).
         validation: held-out TRAINING data of all classes, for methods that tune (``svd``).
         score_fn: optional model -> score overriding the validation criterion.
+        num_classes: total number of classes, when known (lets samplers stop early).
         settings: a settings dataclass instance; or ``overrides`` of the published defaults.
     Returns:
         ``(unlearned_model, UnlearnRecord)``; ``record.seconds`` is the device-synchronised wall
@@ -96,6 +99,7 @@ def unlearn(
         retain=retain,
         validation=validation,
         score_fn=score_fn,
+        num_classes=num_classes,
     )
     synchronize(engine.device)
     start = time.perf_counter()

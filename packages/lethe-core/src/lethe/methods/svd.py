@@ -60,10 +60,12 @@ def accumulate_grams(
     *,
     max_samples: int | None = None,
     per_class: int | None = None,
+    num_classes: int | None = None,
 ) -> GramCollector:
     """Stream ``loader`` through ``model`` (eval mode) and accumulate input Gram matrices.
 
-    Stops after ``max_samples`` samples, or takes at most ``per_class`` samples of each class.
+    Stops after ``max_samples`` samples, or takes at most ``per_class`` samples of each class
+    (stopping early once ``num_classes`` classes are full, when that number is known).
     Under ``torchrun`` the Gram matrices are summed across processes.
     """
     model.eval()
@@ -77,13 +79,14 @@ def accumulate_grams(
                 x = x[keep]
             if max_samples is not None:
                 x = x[: max(0, max_samples - seen)]
-            if len(x) == 0:
-                if max_samples is not None and seen >= max_samples:
-                    break
-                continue
-            with engine.autocast():
-                model(engine.to_device(x))
-            seen += len(x)
+            if len(x):
+                with engine.autocast():
+                    model(engine.to_device(x))
+                seen += len(x)
+            if max_samples is not None and seen >= max_samples:
+                break
+            if num_classes is not None and len(quota) >= num_classes and min(quota.values()) >= per_class:
+                break
     for stats in collector.stats.values():
         if stats.gram is not None:
             engine.all_reduce_(stats.gram)
@@ -112,7 +115,10 @@ def _apply(weights: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], p
 def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
     """Project every layer's weight away from the forget-only activation space, in place."""
     engine = ctx.engine
-    retain = accumulate_grams(model, ctx.retain, engine, per_class=s.retain_per_class)
+    retained_classes = None if ctx.num_classes is None else ctx.num_classes - len(ctx.forget_classes)
+    retain = accumulate_grams(
+        model, ctx.retain, engine, per_class=s.retain_per_class, num_classes=retained_classes
+    )
     forget = accumulate_grams(model, ctx.forget, engine, max_samples=s.num_forget)
     if forget.samples == 0:
         raise DataError("the forget set gave no samples")

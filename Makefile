@@ -1,0 +1,65 @@
+# lethe: class-centric machine unlearning. `make demo` and `make test` are the two set-up commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared/data
+DATA ?= data
+PACKAGES := packages/lethe-core packages/lethe-classification
+
+export HF_HUB_OFFLINE := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PYTHONUNBUFFERED := 1
+export MPLBACKEND := Agg
+
+.PHONY: install demo test lint data fashion-mnist cifar10 bench-fashion-mnist bench-cifar10 clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/ci.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	set -o pipefail; $(BIN)/python -m pip install -q -r requirements/ci.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	set -o pipefail; $(BIN)/python -m pip install -q --no-deps $(addprefix -e ,$(PACKAGES)) 2>&1 | { grep -v '^WARNING: Location' || true; }
+	touch $@
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist when we are root; otherwise the loader falls
+# back to torchvision's download into $(DATA)/.
+fashion-mnist:
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
+		echo "dataset-fashion-mnist not installable; torchvision will download Fashion-MNIST"; \
+	else echo "not root: torchvision will download Fashion-MNIST into $(DATA)/"; fi
+
+# CIFAR-10 (JPEG copy) from the shared archives, checksum verified, into the ignored data/ folder.
+cifar10: $(DATA)/cifar10/.extracted
+$(DATA)/cifar10/.extracted:
+	@test -f $(SHARED)/cifar10-jpg.tar.gz || { echo "$(SHARED)/cifar10-jpg.tar.gz not found; torchvision's CIFAR10 download is used instead"; exit 0; }
+	cd $(SHARED) && grep ' cifar10-jpg.tar.gz$$' SHA256SUMS | sha256sum -c --quiet
+	rm -rf $(DATA)/cifar10.tmp && mkdir -p $(DATA)/cifar10.tmp
+	tar xzf $(SHARED)/cifar10-jpg.tar.gz -C $(DATA)/cifar10.tmp
+	rm -rf $(DATA)/cifar10 && mv $(DATA)/cifar10.tmp $(DATA)/cifar10 && touch $@
+
+data: fashion-mnist cifar10
+
+# The main job: Fashion-MNIST, small CNN, forget one class with DELETE and SVD.
+demo: install fashion-mnist
+	$(BIN)/python benchmarks/run.py benchmarks/configs/fashion-mnist-small-cnn.yaml
+
+bench-fashion-mnist: demo
+
+bench-cifar10: install cifar10
+	$(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-resnet18-cpu.yaml
+
+test: install
+	$(BIN)/ruff check packages tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check packages tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,232 @@
+"""``lethe-classify``: train, unlearn, evaluate and benchmark class forgetting in image classifiers.
+
+Examples::
+
+    lethe-classify train --dataset fashion-mnist --arch small-cnn --epochs 3 --out runs/fm.safetensors
+    lethe-classify unlearn --checkpoint runs/fm.safetensors --forget 3 --method delete --out runs/fm-f3.safetensors
+    lethe-classify evaluate --checkpoint runs/fm-f3.safetensors --forget 3 --json runs/fm-f3.json
+    lethe-classify bench --dataset fashion-mnist --arch small-cnn --epochs 3 --forget 3 --out runs/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import lethe
+from lethe._registry import parse_assignments
+from lethe.engine import Engine
+from lethe.errors import ConfigError, LetheError
+from lethe.io import write_json_atomic
+from lethe.metrics import avg_gap
+from lethe_classification.bench import BenchConfig, parse_method_overrides, run_bench, write_bench
+from lethe_classification.checkpoints import load_model, save_model
+from lethe_classification.data import parse_classes
+from lethe_classification.datasets import DATASETS, load_dataset
+from lethe_classification.models import MODELS
+from lethe_classification.pipeline import (
+    TrainRecipe,
+    evaluate_model,
+    make_splits,
+    model_spec,
+    train_model,
+    unlearn_model,
+)
+
+PROG = "lethe-classify"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    g.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and order")
+    g.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _data(p: argparse.ArgumentParser, with_dataset: bool = True) -> None:
+    if with_dataset:
+        p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS.names())}")
+    p.add_argument("--val-fraction", type=float, default=0.05,
+                   help="share of training data held out as validation (tuning only)")  # fmt: skip
+
+
+def _recipe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True, help=f"one of: {', '.join(MODELS.names())}")
+    p.add_argument("--width", type=int, default=None, help="base width (cifar-resnet18: 64 is the paper's)")
+    p.add_argument("--epochs", type=int, default=TrainRecipe.epochs, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=TrainRecipe.batch_size)
+    p.add_argument("--lr", type=float, default=TrainRecipe.lr, help="peak SGD learning rate (cosine decay)")
+    p.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a classifier (the original model, or an oracle with --exclude)")
+    _data(p)
+    _recipe(p)
+    p.add_argument("--exclude", default="", help="classes left out of training (e.g. the retrain oracle: --exclude 3)")
+    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    _common(p)
+
+    p = sub.add_parser("unlearn", help="make a trained checkpoint forget classes")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
+    p.add_argument("--forget", required=True, help="classes to forget: indices or names, comma separated")
+    p.add_argument("--method", default="delete", help=f"one of: {', '.join(lethe.list_methods())}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method setting, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
+    p.add_argument("--record", default=None, help="also write the run record (JSON) here")
+    _common(p)
+
+    p = sub.add_parser("evaluate", help="forget/retain accuracies and MIA of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--forget", required=True, help="the forgotten classes to evaluate")
+    p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds avg_gap")
+    p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    p.add_argument("--mia-max-samples", type=int, default=None, help="cap per side for the MIA attacker")
+    _common(p)
+
+    p = sub.add_parser("bench", help="original, retrain oracle and methods, evaluated together")
+    _data(p)
+    _recipe(p)
+    p.add_argument("--forget", required=True, help="classes to forget")
+    p.add_argument("--methods", default="delete,svd", help="comma-separated method names")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="override a method setting, e.g. --set delete.lr=1e-2 (repeatable)")  # fmt: skip
+    p.add_argument("--mia-max-samples", type=int, default=None, help="cap per side for the MIA attacker")
+    p.add_argument("--out", required=True, help="output folder: results.json, results.md, per_class.png")
+    _common(p)
+    return parser
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    kwargs = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed}
+    if args.device:
+        kwargs["device"] = args.device
+    return Engine(**kwargs)
+
+
+def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def _check_new_output(out: str, *inputs: str | None) -> None:
+    target = Path(out).resolve()
+    for item in inputs:
+        if item and Path(item).resolve() == target:
+            raise ConfigError(f"--out {out} would overwrite an input; choose a new file")
+
+
+def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: str):
+    bundle = load_dataset(info["dataset"], args.data_root)
+    split = info.get("split", {})
+    forget = parse_classes(forget_text, bundle.classes)
+    return make_splits(bundle, forget, split.get("val_fraction", 0.05), split.get("seed", 0))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    _check_new_output(args.out)
+    engine = _engine(args)
+    recipe = _recipe_from(args)
+    bundle = load_dataset(args.dataset, args.data_root)
+    exclude = parse_classes(args.exclude, bundle.classes)
+    splits = make_splits(bundle, exclude, args.val_fraction, args.seed)
+    spec = model_spec(args.arch, bundle, args.width)
+    data = splits.retain_train if exclude else splits.train
+    model, seconds, log = train_model(spec, data, bundle, recipe, engine)
+    info = {
+        "model": spec.to_dict(), "dataset": args.dataset, "classes": bundle.classes,
+        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
+        "excluded_classes": list(exclude), "recipe": vars(recipe), "train_seconds": seconds,
+        "train_log": log,
+    }  # fmt: skip
+    save_model(model, args.out, info)
+    print(f"trained {args.arch} on {args.dataset} in {seconds:.1f}s; saved {args.out}")
+
+
+def cmd_unlearn(args: argparse.Namespace) -> None:
+    _check_new_output(args.out, args.checkpoint)
+    if args.record:
+        _check_new_output(args.record, args.checkpoint)
+    engine = _engine(args)
+    overrides = parse_assignments(args.set)
+    lethe.method_settings(args.method, overrides)
+    model, info = load_model(args.checkpoint)
+    splits = _splits_from_checkpoint(info, args, args.forget)
+    unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
+    info = {**info, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
+                                  "settings": record.settings, "seconds": record.seconds,
+                                  "source": str(args.checkpoint)}}  # fmt: skip
+    save_model(unlearned, args.out, info)
+    if args.record:
+        write_json_atomic(args.record, record.to_dict())
+    print(f"{args.method} forgot classes {record.forget_classes} in {record.seconds:.1f}s; saved {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.json:
+        _check_new_output(args.json, args.checkpoint, args.oracle)
+    engine = _engine(args)
+    model, info = load_model(args.checkpoint)
+    splits = _splits_from_checkpoint(info, args, args.forget)
+    result = evaluate_model(model, splits, engine, mia_max_samples=args.mia_max_samples)
+    metrics = dict(result.metrics)
+    if args.oracle:
+        oracle, _ = load_model(args.oracle)
+        oracle_metrics = evaluate_model(oracle, splits, engine, mia_max_samples=args.mia_max_samples).metrics
+        metrics["avg_gap"] = avg_gap(metrics, oracle_metrics)
+        metrics["oracle"] = oracle_metrics
+    output = {"checkpoint": str(args.checkpoint), "forget": list(splits.forget_classes),
+              "metrics": metrics, "per_class_test": result.per_class_test}  # fmt: skip
+    if args.json:
+        write_json_atomic(args.json, output)
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"{key:>14}: {value:.2f}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    engine = _engine(args)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    overrides = parse_method_overrides(args.set, parse_assignments)
+    recipe = _recipe_from(args)
+    bundle = load_dataset(args.dataset, args.data_root)
+    config = BenchConfig(
+        arch=args.arch, forget=parse_classes(args.forget, bundle.classes), methods=methods,
+        width=args.width, recipe=recipe, val_fraction=args.val_fraction, seed=args.seed,
+        method_overrides=overrides, mia_max_samples=args.mia_max_samples,
+    )  # fmt: skip
+    result = run_bench(bundle, config, engine)
+    title = f"Class forgetting on {bundle.name} with {args.arch}"
+    write_bench(result, args.out, title)
+    print((Path(args.out) / "results.md").read_text())
+
+
+COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except LetheError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

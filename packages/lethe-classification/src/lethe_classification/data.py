@@ -1,0 +1,142 @@
+"""In-memory image data, augmentation and the splits the evaluation protocol needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from lethe.errors import ConfigError, DataError
+
+
+@dataclass
+class ImageData:
+    """Images as uint8 ``[N, C, H, W]`` and integer labels ``[N]``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4 or len(self.images) != len(self.labels):
+            raise DataError(
+                f"images {tuple(self.images.shape)} and labels {tuple(self.labels.shape)} do not match"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> ImageData:
+        return ImageData(self.images[index], self.labels[index])
+
+    def of_classes(self, classes: Sequence[int], keep: bool = True) -> ImageData:
+        """The samples whose label is (``keep``) or is not (``not keep``) in ``classes``."""
+        mask = torch.isin(self.labels, torch.as_tensor(list(classes), dtype=self.labels.dtype))
+        return self.subset(mask if keep else ~mask)
+
+
+@dataclass
+class DatasetBundle:
+    """A classification dataset: train and test data, class names and its normalisation."""
+
+    name: str
+    classes: list[str]
+    train: ImageData
+    test: ImageData
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int = 4
+    flip: bool = True
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]
+
+
+class TensorImageDataset(Dataset):
+    """Normalised float images from ``ImageData``, with the training augmentation if asked."""
+
+    def __init__(self, data: ImageData, bundle: DatasetBundle, augment: bool = False) -> None:
+        self.data = data
+        steps: list = []
+        if augment:
+            size = list(data.images.shape[-2:])
+            if bundle.crop_padding:
+                steps.append(v2.RandomCrop(size, padding=bundle.crop_padding))
+            if bundle.flip:
+                steps.append(v2.RandomHorizontalFlip())
+        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(bundle.mean, bundle.std)]
+        self.transform = v2.Compose(steps)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.data.images[i]), int(self.data.labels[i])
+
+
+def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Boolean mask selecting ``fraction`` of each class (at least one sample), seeded."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"validation fraction must be in [0, 1), got {fraction}")
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    if fraction == 0.0:
+        return mask
+    gen = torch.Generator().manual_seed(seed)
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().view(-1)
+        take = max(1, round(fraction * len(idx)))
+        mask[idx[torch.randperm(len(idx), generator=gen)[:take]]] = True
+    return mask
+
+
+def per_class_sample(data: ImageData, per_class: int, seed: int) -> ImageData:
+    """At most ``per_class`` samples of each class, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in data.labels.unique().tolist():
+        idx = (data.labels == c).nonzero().view(-1)
+        chosen.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
+    return data.subset(torch.cat(chosen).sort().values)
+
+
+def check_forget_classes(forget: Sequence[int], bundle: DatasetBundle) -> tuple[int, ...]:
+    """Validate forget classes against the dataset: in range, present in train and test."""
+    if not forget:
+        raise ConfigError("name at least one class to forget")
+    for c in forget:
+        if not 0 <= c < bundle.num_classes:
+            raise ConfigError(
+                f"forget class {c} is out of range: {bundle.name} has classes 0..{bundle.num_classes - 1}"
+            )
+    if len(set(forget)) == bundle.num_classes:
+        raise ConfigError("cannot forget every class")
+    for split, data in (("train", bundle.train), ("test", bundle.test)):
+        if len(data.of_classes(forget)) == 0:
+            raise DataError(f"forget classes {list(forget)} have no samples in the {split} split")
+    return tuple(sorted(set(int(c) for c in forget)))
+
+
+def parse_classes(text: str, classes: Sequence[str]) -> tuple[int, ...]:
+    """Parse ``"3,5"`` or class names ``"cat,dog"`` into indices."""
+    result = []
+    for item in (t.strip() for t in str(text).split(",")):
+        if not item:
+            continue
+        if item.lstrip("-").isdigit():
+            result.append(int(item))
+        elif item in classes:
+            result.append(list(classes).index(item))
+        else:
+            raise ConfigError(f"unknown class {item!r}; classes are {', '.join(classes)}")
+    return tuple(result)

@@ -1,0 +1,180 @@
+"""The classification protocol: splits, training, unlearning and evaluation (methods.md s.3).
+
+A validation split is held out (stratified, seeded) from the training data before anything is
+trained; it is used only to tune methods (SVD's alphas). ``forget_train`` / ``retain_train`` are
+measured on the rest of the training data, ``forget_test`` / ``retain_test`` on the test set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+import lethe
+from lethe.engine import Engine, cosine_schedule, cross_entropy_step, sgd, synchronize
+from lethe.errors import ConfigError
+from lethe.metrics import Outputs, collect_outputs, mia_efficacy, per_class_accuracy, split_accuracies
+from lethe_classification.data import (
+    DatasetBundle,
+    ImageData,
+    TensorImageDataset,
+    check_forget_classes,
+    stratified_holdout,
+)
+from lethe_classification.models import ModelSpec, build_model
+
+EVAL_BATCH = 512
+
+
+@dataclass
+class TrainRecipe:
+    """Supervised recipe: SGD with momentum, weight decay, cosine decay, crop/flip augmentation
+    (the papers' CIFAR recipe is lr 0.1, momentum 0.9, wd 5e-4, ~150-200 epochs)."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+
+
+@dataclass
+class Splits:
+    """The protocol's data for one dataset and set of forgotten classes."""
+
+    bundle: DatasetBundle
+    forget_classes: tuple[int, ...]
+    train: ImageData
+    validation: ImageData
+    test: ImageData
+    val_fraction: float
+    seed: int
+
+    @property
+    def forget_train(self) -> ImageData:
+        return self.train.of_classes(self.forget_classes)
+
+    @property
+    def retain_train(self) -> ImageData:
+        return self.train.of_classes(self.forget_classes, keep=False)
+
+
+def make_splits(
+    bundle: DatasetBundle, forget_classes: Sequence[int], val_fraction: float = 0.05, seed: int = 0
+) -> Splits:
+    """Hold out a stratified validation split from training data and check the forget classes."""
+    forget = check_forget_classes(forget_classes, bundle) if forget_classes else ()
+    holdout = stratified_holdout(bundle.train.labels, val_fraction, seed)
+    return Splits(
+        bundle, forget, bundle.train.subset(~holdout), bundle.train.subset(holdout), bundle.test,
+        val_fraction, seed,
+    )  # fmt: skip
+
+
+def loader(engine: Engine, data: ImageData, bundle: DatasetBundle, batch_size: int, *, train: bool):
+    """A loader over ``data``: shuffled with augmentation for training, plain for evaluation."""
+    return engine.loader(TensorImageDataset(data, bundle, augment=train), batch_size, shuffle=train)
+
+
+def model_spec(arch: str, bundle: DatasetBundle, width: int | None = None) -> ModelSpec:
+    return ModelSpec(arch, bundle.num_classes, bundle.channels, bundle.image_size, width)
+
+
+def build_checked(spec: ModelSpec) -> nn.Module:
+    """Build the model and check that it accepts the dataset's input size."""
+    model = build_model(spec)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, spec.in_channels, spec.image_size, spec.image_size))
+    except RuntimeError as err:
+        raise ConfigError(
+            f"architecture {spec.arch} cannot take {spec.in_channels}x{spec.image_size}x"
+            f"{spec.image_size} inputs ({str(err).splitlines()[0][:120]})"
+        ) from None
+    model.train(was)
+    if out.shape != (2, spec.num_classes):
+        raise ConfigError(f"architecture {spec.arch} gives outputs {tuple(out.shape)}, not [N, {spec.num_classes}]")
+    return model
+
+
+def train_model(
+    spec: ModelSpec, data: ImageData, bundle: DatasetBundle, recipe: TrainRecipe, engine: Engine,
+    desc: str = "train",
+) -> tuple[nn.Module, float, list[dict]]:
+    """Train a fresh model on ``data``; returns (model, seconds, per-epoch log)."""
+    lethe.engine.seed_everything(engine.seed)
+    model = build_checked(spec)
+    train_loader = loader(engine, data, bundle, recipe.batch_size, train=True)
+    optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
+    steps = recipe.epochs * len(train_loader)
+    scheduler = cosine_schedule(optimizer, steps, recipe.warmup_epochs * len(train_loader))
+    synchronize(engine.device)
+    start = time.perf_counter()
+    log = engine.fit(model, train_loader, cross_entropy_step, optimizer, recipe.epochs, scheduler=scheduler, desc=desc)
+    synchronize(engine.device)
+    return model.eval(), time.perf_counter() - start, log
+
+
+def unlearn_model(
+    model: nn.Module, method: str, splits: Splits, engine: Engine,
+    overrides: Mapping[str, Any] | None = None, batch_size: int = 128,
+) -> tuple[nn.Module, lethe.UnlearnRecord]:
+    """Run a registered method with the protocol's forget, retain and validation loaders."""
+    entry = lethe.get_method(method)
+    forget = splits.forget_train
+    if len(forget) == 0:
+        raise ConfigError(f"the forget split of classes {list(splits.forget_classes)} is empty")
+    retain = None
+    if entry.needs_retain:
+        retain = engine.loader(TensorImageDataset(splits.retain_train, splits.bundle), batch_size, shuffle=True)
+    validation = None
+    if len(splits.validation):
+        validation = loader(engine, splits.validation, splits.bundle, EVAL_BATCH, train=False)
+    lethe.engine.seed_everything(engine.seed)
+    return lethe.unlearn(
+        model, method,
+        forget=loader(engine, forget, splits.bundle, batch_size, train=True),
+        forget_classes=splits.forget_classes, retain=retain, validation=validation,
+        overrides=overrides, engine=engine, num_classes=splits.bundle.num_classes,
+    )  # fmt: skip
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one model on the protocol's splits."""
+
+    metrics: dict[str, float]
+    per_class_test: list[float] = field(default_factory=list)
+
+
+def evaluate_model(
+    model: nn.Module, splits: Splits, engine: Engine, *, mia_max_samples: int | None = None
+) -> Evaluation:
+    """The four accuracies, ``mia_efficacy`` and per-class test accuracy."""
+    bundle = splits.bundle
+    train = collect_outputs(model, loader(engine, splits.train, bundle, EVAL_BATCH, train=False), engine)
+    test = collect_outputs(model, loader(engine, splits.test, bundle, EVAL_BATCH, train=False), engine)
+    metrics = split_accuracies(train, test, splits.forget_classes)
+    f_train = torch.isin(train.labels, torch.tensor(splits.forget_classes))
+    f_test = torch.isin(test.labels, torch.tensor(splits.forget_classes))
+    metrics["mia_efficacy"] = mia_efficacy(
+        train.subset(~f_train), test.subset(~f_test), train.subset(f_train),
+        seed=splits.seed, max_samples=mia_max_samples,
+    )  # fmt: skip
+    return Evaluation(metrics, per_class_accuracy(test, bundle.num_classes))
+
+
+def outputs_on(model: nn.Module, data: ImageData, bundle: DatasetBundle, engine: Engine) -> Outputs:
+    return collect_outputs(model, loader(engine, data, bundle, EVAL_BATCH, train=False), engine)
+
+
+def recipe_dict(recipe: TrainRecipe) -> dict:
+    return asdict(recipe)

@@ -23,8 +23,8 @@ def save_model(model: nn.Module, path: str | os.PathLike, info: dict[str, Any]) 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model stored in ``path`` and load its weights; returns (model, info)."""
     info = read_spec(path)
-    if info.get("task") != TASK or "model" not in info:
-        raise CheckpointError(f"{path} is not a lethe classification checkpoint")
+    if info.get("task") != TASK or "model" not in info or "dataset" not in info:
+        raise CheckpointError(f"{path} is not a lethe classification checkpoint (no task, model or dataset)")
     try:
         spec = ModelSpec(**info["model"])
     except TypeError as err:

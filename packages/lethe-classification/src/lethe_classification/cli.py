@@ -117,6 +117,12 @@ def _engine(args: argparse.Namespace) -> Engine:
 def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
     if args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not args.lr > 0:
+        raise ConfigError(f"--lr must be positive, got {args.lr}")
+    if args.weight_decay < 0:
+        raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
     return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)
 
 
@@ -131,6 +137,8 @@ def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: s
     bundle = load_dataset(info["dataset"], args.data_root)
     split = info.get("split", {})
     forget = parse_classes(forget_text, bundle.classes)
+    if not forget:
+        raise ConfigError("--forget names no class; name at least one class to forget")
     return make_splits(bundle, forget, split.get("val_fraction", 0.05), split.get("seed", 0))
 
 
@@ -157,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_unlearn(args: argparse.Namespace) -> None:
     _check_new_output(args.out, args.checkpoint)
     if args.record:
-        _check_new_output(args.record, args.checkpoint)
+        _check_new_output(args.record, args.checkpoint, args.out)
     engine = _engine(args)
     overrides = parse_assignments(args.set)
     lethe.method_settings(args.method, overrides)

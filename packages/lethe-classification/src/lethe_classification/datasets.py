@@ -50,6 +50,8 @@ def _read_idx(path: Path) -> np.ndarray:
             raw = f.read()
     except OSError as err:
         raise DataError(f"cannot read {path}: {err}") from None
+    if len(raw) < 4 or raw[:3] != b"\0\0\x08" or len(raw) < 4 + 4 * raw[3]:
+        raise DataError(f"{path} is truncated or not an idx file")
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)

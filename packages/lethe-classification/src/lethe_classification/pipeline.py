@@ -17,7 +17,7 @@ from torch import nn
 
 import lethe
 from lethe.engine import Engine, cosine_schedule, cross_entropy_step, sgd, synchronize
-from lethe.errors import ConfigError
+from lethe.errors import ConfigError, DataError
 from lethe.metrics import Outputs, collect_outputs, mia_efficacy, per_class_accuracy, split_accuracies
 from lethe_classification.data import (
     DatasetBundle,
@@ -71,6 +71,8 @@ def make_splits(
     """Hold out a stratified validation split from training data and check the forget classes."""
     forget = check_forget_classes(forget_classes, bundle) if forget_classes else ()
     holdout = stratified_holdout(bundle.train.labels, val_fraction, seed)
+    if bool(holdout.all()):
+        raise DataError(f"the validation fraction {val_fraction} leaves no training data")
     return Splits(
         bundle, forget, bundle.train.subset(~holdout), bundle.train.subset(holdout), bundle.test,
         val_fraction, seed,
@@ -110,6 +112,8 @@ def train_model(
     desc: str = "train",
 ) -> tuple[nn.Module, float, list[dict]]:
     """Train a fresh model on ``data``; returns (model, seconds, per-epoch log)."""
+    if len(data) == 0:
+        raise DataError(f"no training data for {desc}")
     lethe.engine.seed_everything(engine.seed)
     model = build_checked(spec)
     train_loader = loader(engine, data, bundle, recipe.batch_size, train=True)

@@ -83,7 +83,7 @@ def unlearn(
         settings = method_settings(method, overrides)
     elif overrides:
         raise ConfigError("pass either settings or overrides, not both")
-    if not forget_classes:
+    if len(forget_classes) == 0:
         raise ConfigError("forget_classes is empty: name at least one class to forget")
     if entry.needs_retain and retain is None:
         raise DataError(f"method {method!r} needs retained data: pass retain=<DataLoader>")

@@ -41,7 +41,13 @@ def read_spec(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({err})") from None
     if SPEC_KEY not in meta:
         raise CheckpointError(f"{p} has no lethe build spec; was it written by lethe?")
-    return json.loads(meta[SPEC_KEY])
+    try:
+        spec = json.loads(meta[SPEC_KEY])
+    except json.JSONDecodeError:
+        spec = None
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"{p} has a corrupt lethe build spec")
+    return spec
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:

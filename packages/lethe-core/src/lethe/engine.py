@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from lethe.errors import NonFiniteLossError
+from lethe.errors import ConfigError, NonFiniteLossError
 
 StepFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
 
@@ -214,6 +214,10 @@ class Engine:
 
 def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.SGD:
     """SGD over trainable parameters."""
+    if not lr > 0:
+        raise ConfigError(f"learning rate must be positive, got {lr}")
+    if weight_decay < 0:
+        raise ConfigError(f"weight decay must not be negative, got {weight_decay}")
     params = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 

@@ -89,8 +89,8 @@ def masked_distillation_loss(
             f"student {tuple(student_logits.shape)} and teacher {tuple(teacher_logits.shape)} "
             "logits differ in shape"
         )
-    num_classes = student_logits.shape[1]
     s = _rows(student_logits) / temperature
+    num_classes = s.shape[1]
     t = _rows(teacher_logits.detach())
     mask = class_mask(mask_classes, num_classes, s.device)
     mask = mask.expand_as(s) if mask.dim() == 1 else mask

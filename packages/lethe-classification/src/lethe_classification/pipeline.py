@@ -138,7 +138,10 @@ def unlearn_model(
         raise ConfigError(f"the forget split of classes {list(splits.forget_classes)} is empty")
     retain = None
     if entry.needs_retain:
-        retain = engine.loader(TensorImageDataset(splits.retain_train, splits.bundle), batch_size, shuffle=True)
+        augment = not entry.training_free  # gradient methods train on retained data as on any data
+        retain = engine.loader(
+            TensorImageDataset(splits.retain_train, splits.bundle, augment=augment), batch_size, shuffle=True
+        )
     validation = None
     if len(splits.validation):
         validation = loader(engine, splits.validation, splits.bundle, EVAL_BATCH, train=False)

@@ -26,6 +26,7 @@ class MethodEntry:
     settings_cls: type
     needs_retain: bool
     paper: str
+    training_free: bool = False
 
 
 class Registry(Generic[T]):
@@ -79,12 +80,17 @@ _METHODS: Registry[MethodEntry] = Registry("method")
 
 
 def register_method(
-    name: str, settings: type, *, needs_retain: bool = False, paper: str = ""
+    name: str, settings: type, *, needs_retain: bool = False, paper: str = "", training_free: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering an unlearning function under ``name``."""
+    """Decorator registering an unlearning function under ``name``.
+
+    ``fn(model, settings, ctx) -> (log, extra)`` updates ``model`` in place; ``ctx`` is an
+    ``UnlearnContext``. ``needs_retain``: the method reads ``ctx.retain``. ``training_free``:
+    it takes no gradient step, so task pipelines give it retained data without augmentation.
+    """
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _METHODS.add(name, MethodEntry(name, fn, settings, needs_retain, paper))
+        _METHODS.add(name, MethodEntry(name, fn, settings, needs_retain, paper, training_free))
         return fn
 
     return decorator

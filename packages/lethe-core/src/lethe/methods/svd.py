@@ -111,7 +111,9 @@ def _apply(weights: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], p
             targets[name].copy_(project_weight(weights[name], p))
 
 
-@register_method("svd", SVDSettings, needs_retain=True, paper="Kodge et al., TMLR 2024 (arXiv 2312.00761)")
+@register_method(
+    "svd", SVDSettings, needs_retain=True, training_free=True, paper="Kodge et al., TMLR 2024 (arXiv 2312.00761)"
+)
 def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
     """Project every layer's weight away from the forget-only activation space, in place."""
     engine = ctx.engine

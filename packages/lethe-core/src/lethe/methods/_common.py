@@ -21,7 +21,9 @@ def cycle(loader: DataLoader, engine) -> Iterator[Any]:
             raise ValueError("cannot cycle an empty loader")
 
 
-def random_other_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_other_labels(
+    labels: torch.Tensor, num_classes: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """A uniformly random label different from each true label (class-wise forgetting's RL)."""
     offset = torch.randint(1, num_classes, labels.shape, device="cpu", generator=generator).to(labels.device)
     return (labels + offset) % num_classes

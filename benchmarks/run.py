@@ -24,7 +24,7 @@ def run_classification(cfg: dict, out: Path) -> None:
     from lethe_classification.bench import BenchConfig, run_bench, write_bench
     from lethe_classification.data import parse_classes
     from lethe_classification.datasets import load_dataset
-    from lethe_classification.pipeline import TrainRecipe
+    from lethe_classification.pipeline import TrainRecipe, eval_options
 
     bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
     config = BenchConfig(
@@ -36,7 +36,7 @@ def run_classification(cfg: dict, out: Path) -> None:
         val_fraction=cfg.get("val_fraction", 0.05),
         seed=cfg.get("seed", 0),
         method_overrides=cfg.get("overrides", {}),
-        mia_max_samples=cfg.get("mia_max_samples"),
+        evaluation=eval_options(cfg.get("evaluation")),
     )
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
     result = run_bench(bundle, config, engine)

@@ -20,7 +20,9 @@ from lethe.checkpoint import read_spec, save_checkpoint
 from lethe_classification.checkpoints import load_model
 from lethe_classification.cli import build_parser
 
-METRICS = ("forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy")
+METRICS = (
+    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "probe_forget", "relearn_steps",
+)  # fmt: skip
 SVD_FAST = ("--set", "tune=false", "--set", "retain_per_class=10", "--set", "num_forget=20")
 
 
@@ -132,7 +134,10 @@ def test_train_unlearn_evaluate_end_to_end(cli, tiny_spec, tmp_path):
     metrics = output["metrics"]
     assert set(METRICS) | {"avg_gap"} <= set(metrics)
     for key in (*METRICS, "avg_gap"):
-        assert isinstance(metrics[key], float) and 0.0 <= metrics[key] <= 100.0, key
+        if key == "relearn_steps":  # steps of the relearning budget (51 = not within 50)
+            assert isinstance(metrics[key], int) and 0 <= metrics[key] <= 51, key
+        else:
+            assert isinstance(metrics[key], float) and 0.0 <= metrics[key] <= 100.0, key
     assert set(METRICS) <= set(metrics["oracle"])
     assert metrics["oracle"]["forget_train"] == 0.0  # never saw class 1
     assert output["forget"] == [1]

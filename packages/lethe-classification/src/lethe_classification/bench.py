@@ -17,6 +17,7 @@ from lethe.io import write_json_atomic
 from lethe.metrics import avg_gap
 from lethe_classification.data import DatasetBundle
 from lethe_classification.pipeline import (
+    EvalOptions,
     Splits,
     TrainRecipe,
     evaluate_model,
@@ -41,7 +42,7 @@ class BenchConfig:
     seed: int = 0
     unlearn_batch_size: int = 128
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    mia_max_samples: int | None = None
+    evaluation: EvalOptions = field(default_factory=EvalOptions)
 
 
 def environment(engine: Engine) -> dict[str, str]:
@@ -68,7 +69,7 @@ def run_bench(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=pr
     rows: list[dict[str, Any]] = []
 
     def add_row(name: str, model, seconds: float, extra: dict) -> None:
-        evaluation = evaluate_model(model, splits, engine, mia_max_samples=config.mia_max_samples)
+        evaluation = evaluate_model(model, splits, engine, config.evaluation)
         row = {"method": name, **evaluation.metrics, "seconds": seconds,
                "per_class_test": evaluation.per_class_test, **extra}  # fmt: skip
         rows.append(row)
@@ -94,7 +95,7 @@ def run_bench(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=pr
         "epochs": config.recipe.epochs, "recipe": asdict(config.recipe),
         "train samples": len(splits.train), "validation samples (held out of train)": len(splits.validation),
         "test samples": len(splits.test), "seed": config.seed,
-        "mia_max_samples": config.mia_max_samples, "method_overrides": config.method_overrides,
+        "evaluation": asdict(config.evaluation), "method_overrides": config.method_overrides,
         **environment(engine),
     }  # fmt: skip
     return {"header": header, "classes": bundle.classes, "forget": list(splits.forget_classes), "rows": rows}

@@ -26,6 +26,7 @@ from lethe_classification.data import parse_classes
 from lethe_classification.datasets import DATASETS, load_dataset
 from lethe_classification.models import MODELS
 from lethe_classification.pipeline import (
+    EvalOptions,
     TrainRecipe,
     evaluate_model,
     make_splits,
@@ -62,6 +63,22 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
 
 
+def _evaluation(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--mia-max-samples", type=int, default=None, help="cap per side for the MIA attacker")
+    g.add_argument("--no-probe", action="store_true", help="skip probe_forget (linear probe on features)")
+    g.add_argument("--relearn-per-class", type=int, default=EvalOptions.relearn_per_class,
+                   help="forget samples per class for relearn_steps (0 skips it)")  # fmt: skip
+
+
+def _eval_options_from(args: argparse.Namespace) -> EvalOptions:
+    if args.relearn_per_class < 0:
+        raise ConfigError(f"--relearn-per-class must not be negative, got {args.relearn_per_class}")
+    return EvalOptions(
+        probe=not args.no_probe, relearn_per_class=args.relearn_per_class, mia_max_samples=args.mia_max_samples
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -91,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forget", required=True, help="the forgotten classes to evaluate")
     p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds avg_gap")
     p.add_argument("--json", default=None, help="write the metrics here (JSON)")
-    p.add_argument("--mia-max-samples", type=int, default=None, help="cap per side for the MIA attacker")
+    _evaluation(p)
     _common(p)
 
     p = sub.add_parser("bench", help="original, retrain oracle and methods, evaluated together")
@@ -101,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="delete,svd", help="comma-separated method names")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="override a method setting, e.g. --set delete.lr=1e-2 (repeatable)")  # fmt: skip
-    p.add_argument("--mia-max-samples", type=int, default=None, help="cap per side for the MIA attacker")
+    _evaluation(p)
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, per_class.png")
     _common(p)
     return parser
@@ -187,11 +204,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     engine = _engine(args)
     model, info = load_model(args.checkpoint)
     splits = _splits_from_checkpoint(info, args, args.forget)
-    result = evaluate_model(model, splits, engine, mia_max_samples=args.mia_max_samples)
+    options = _eval_options_from(args)
+    result = evaluate_model(model, splits, engine, options)
     metrics = dict(result.metrics)
     if args.oracle:
         oracle, _ = load_model(args.oracle)
-        oracle_metrics = evaluate_model(oracle, splits, engine, mia_max_samples=args.mia_max_samples).metrics
+        oracle_metrics = evaluate_model(oracle, splits, engine, options).metrics
         metrics["avg_gap"] = avg_gap(metrics, oracle_metrics)
         metrics["oracle"] = oracle_metrics
     output = {"checkpoint": str(args.checkpoint), "forget": list(splits.forget_classes),
@@ -199,8 +217,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         write_json_atomic(args.json, output)
     for key, value in metrics.items():
-        if isinstance(value, float):
-            print(f"{key:>14}: {value:.2f}")
+        if isinstance(value, (int, float)):
+            print(f"{key:>14}: {value:.2f}" if isinstance(value, float) else f"{key:>14}: {value}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -212,7 +230,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     config = BenchConfig(
         arch=args.arch, forget=parse_classes(args.forget, bundle.classes), methods=methods,
         width=args.width, recipe=recipe, val_fraction=args.val_fraction, seed=args.seed,
-        method_overrides=overrides, mia_max_samples=args.mia_max_samples,
+        method_overrides=overrides, evaluation=_eval_options_from(args),
     )  # fmt: skip
     result = run_bench(bundle, config, engine)
     title = f"Class forgetting on {bundle.name} with {args.arch}"

@@ -18,12 +18,22 @@ from torch import nn
 import lethe
 from lethe.engine import Engine, cosine_schedule, cross_entropy_step, sgd, synchronize
 from lethe.errors import ConfigError, DataError
-from lethe.metrics import Outputs, collect_outputs, mia_efficacy, per_class_accuracy, split_accuracies
+from lethe.metrics import (
+    Outputs,
+    collect_outputs,
+    forget_mask,
+    mia_efficacy,
+    per_class_accuracy,
+    split_accuracies,
+)
+from lethe.probe import head_layer, probe_from_outputs
+from lethe.relearn import RelearnSettings, relearn_steps
 from lethe_classification.data import (
     DatasetBundle,
     ImageData,
     TensorImageDataset,
     check_forget_classes,
+    per_class_sample,
     stratified_holdout,
 )
 from lethe_classification.models import ModelSpec, build_model
@@ -162,20 +172,51 @@ class Evaluation:
     per_class_test: list[float] = field(default_factory=list)
 
 
-def evaluate_model(
-    model: nn.Module, splits: Splits, engine: Engine, *, mia_max_samples: int | None = None
-) -> Evaluation:
-    """The four accuracies, ``mia_efficacy`` and per-class test accuracy."""
+@dataclass
+class EvalOptions:
+    """Which extra metrics to compute: ``probe_forget`` and ``relearn_steps`` (methods.md s.3)."""
+
+    probe: bool = True
+    probe_per_class: int = 500
+    relearn_per_class: int = 10
+    relearn_settings: RelearnSettings = field(default_factory=RelearnSettings)
+    mia_max_samples: int | None = None
+
+
+def eval_options(values: Mapping[str, Any] | None) -> EvalOptions:
+    """``EvalOptions`` from a plain mapping (a YAML config); ``relearn`` holds RelearnSettings."""
+    values = dict(values or {})
+    relearn = lethe.build_settings(RelearnSettings, values.pop("relearn", {}), "relearn")
+    return lethe.build_settings(EvalOptions, {**values, "relearn_settings": relearn}, "evaluation")
+
+
+def evaluate_model(model: nn.Module, splits: Splits, engine: Engine, options: EvalOptions | None = None) -> Evaluation:
+    """The four accuracies, ``mia_efficacy``, ``probe_forget``, ``relearn_steps`` and per-class
+    test accuracy."""
+    opts = options or EvalOptions()
     bundle = splits.bundle
-    train = collect_outputs(model, loader(engine, splits.train, bundle, EVAL_BATCH, train=False), engine)
-    test = collect_outputs(model, loader(engine, splits.test, bundle, EVAL_BATCH, train=False), engine)
+    layer = head_layer(model) if opts.probe else None
+
+    def outputs(data: ImageData) -> Outputs:
+        return collect_outputs(model, loader(engine, data, bundle, EVAL_BATCH, train=False), engine, layer)
+
+    train, test = outputs(splits.train), outputs(splits.test)
     metrics = split_accuracies(train, test, splits.forget_classes)
-    f_train = torch.isin(train.labels, torch.tensor(splits.forget_classes))
-    f_test = torch.isin(test.labels, torch.tensor(splits.forget_classes))
+    f_train = forget_mask(train.labels, splits.forget_classes)
+    f_test = forget_mask(test.labels, splits.forget_classes)
     metrics["mia_efficacy"] = mia_efficacy(
         train.subset(~f_train), test.subset(~f_test), train.subset(f_train),
-        seed=splits.seed, max_samples=mia_max_samples,
+        seed=splits.seed, max_samples=opts.mia_max_samples,
     )  # fmt: skip
+    if opts.probe:
+        metrics["probe_forget"] = probe_from_outputs(
+            train, test.subset(f_test), per_class=opts.probe_per_class, seed=splits.seed
+        )
+    if opts.relearn_per_class:
+        few = per_class_sample(splits.forget_train, opts.relearn_per_class, splits.seed)
+        forget_test = loader(engine, splits.test.of_classes(splits.forget_classes), bundle, EVAL_BATCH, train=False)
+        samples = next(iter(loader(engine, few, bundle, len(few), train=False)))
+        metrics["relearn_steps"] = relearn_steps(model, samples, forget_test, engine, opts.relearn_settings)
     return Evaluation(metrics, per_class_accuracy(test, bundle.num_classes))
 
 

@@ -5,7 +5,14 @@
 """
 
 from lethe import methods  # noqa: F401  (registers the methods)
-from lethe._registry import Registry, get_method, list_methods, method_settings, register_method
+from lethe._registry import (
+    Registry,
+    build_settings,
+    get_method,
+    list_methods,
+    method_settings,
+    register_method,
+)
 from lethe.api import UnlearnRecord, unlearn
 from lethe.engine import Engine
 from lethe.errors import CheckpointError, ConfigError, DataError, LetheError, NonFiniteLossError
@@ -20,6 +27,7 @@ __all__ = [
     "LetheError",
     "NonFiniteLossError",
     "Registry",
+    "build_settings",
     "UnlearnRecord",
     "get_method",
     "list_methods",

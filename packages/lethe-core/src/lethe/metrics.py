@@ -25,9 +25,11 @@ class Outputs:
 
     logits: torch.Tensor
     labels: torch.Tensor
+    features: torch.Tensor | None = None  # input of the feature layer, when collected
 
     def subset(self, mask: torch.Tensor) -> Outputs:
-        return Outputs(self.logits[mask], self.labels[mask])
+        features = None if self.features is None else self.features[mask]
+        return Outputs(self.logits[mask], self.labels[mask], features)
 
     def true_class_probability(self) -> torch.Tensor:
         probs = torch.softmax(self.logits.float(), dim=1)
@@ -35,23 +37,35 @@ class Outputs:
 
 
 @torch.inference_mode()
-def collect_outputs(model: nn.Module, loader: DataLoader, engine: Engine | None = None) -> Outputs:
-    """Run ``model`` in eval mode over ``loader`` of ``(inputs, labels)``."""
+def collect_outputs(
+    model: nn.Module, loader: DataLoader, engine: Engine | None = None, feature_layer: nn.Module | None = None
+) -> Outputs:
+    """Run ``model`` in eval mode over ``loader`` of ``(inputs, labels)``; with ``feature_layer``
+    also record that layer's input (e.g. the classifier head's: penultimate features)."""
     engine = engine or Engine(progress=False)
     model = engine.prepare(model)
     was_training = model.training
     model.eval()
-    logits, labels = [], []
-    for batch in engine._bar(loader, "evaluate"):
-        x, y = engine.to_device(batch)[:2]
-        with engine.autocast():
-            out = model(x)
-        logits.append(out.float().cpu())
-        labels.append(y.cpu())
-    model.train(was_training)
+    logits, labels, features = [], [], []
+    handle = None
+    if feature_layer is not None:
+        handle = feature_layer.register_forward_pre_hook(
+            lambda _m, args: features.append(args[0].detach().float().flatten(1).cpu())
+        )
+    try:
+        for batch in engine._bar(loader, "evaluate"):
+            x, y = engine.to_device(batch)[:2]
+            with engine.autocast():
+                out = model(x)
+            logits.append(out.float().cpu())
+            labels.append(y.cpu())
+    finally:
+        if handle is not None:
+            handle.remove()
+        model.train(was_training)
     if not logits:
         return Outputs(torch.empty(0, 0), torch.empty(0, dtype=torch.long))
-    return Outputs(torch.cat(logits), torch.cat(labels))
+    return Outputs(torch.cat(logits), torch.cat(labels), torch.cat(features) if features else None)
 
 
 def accuracy(outputs: Outputs) -> float:

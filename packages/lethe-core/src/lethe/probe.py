@@ -7,8 +7,6 @@ can still be read out of the representation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from torch import nn
@@ -16,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from lethe.engine import Engine
 from lethe.errors import ConfigError
+from lethe.metrics import Outputs, collect_outputs
 
 
 def head_layer(model: nn.Module) -> nn.Linear:
@@ -26,30 +25,12 @@ def head_layer(model: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
-@torch.inference_mode()
 def collect_features(
     model: nn.Module, loader: DataLoader, engine: Engine | None = None, layer: nn.Module | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features (the input of ``layer``, default the classifier head) and labels."""
-    engine = engine or Engine(progress=False)
-    model = engine.prepare(model)
-    layer = layer or head_layer(model)
-    captured: list[torch.Tensor] = []
-    handle = layer.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().float().cpu()))
-    was_training = model.training
-    model.eval()
-    labels = []
-    try:
-        for batch in loader:
-            x, y = engine.to_device(batch)[:2]
-            with engine.autocast():
-                model(x)
-            labels.append(y.cpu())
-    finally:
-        handle.remove()
-        model.train(was_training)
-    feats = torch.cat([c.reshape(c.shape[0], -1) for c in captured])
-    return feats, torch.cat(labels)
+    out = collect_outputs(model, loader, engine, feature_layer=layer or head_layer(model))
+    return out.features, out.labels
 
 
 def probe_accuracy(
@@ -84,11 +65,23 @@ def probe_forget(
 ) -> float:
     """``probe_forget``: probe trained on training features of all classes (at most ``per_class``
     samples each, seeded), accuracy on the forget-test features (percent)."""
-    x, y = collect_features(model, train, engine)
+    layer = head_layer(model)
+    return probe_from_outputs(
+        collect_outputs(model, train, engine, feature_layer=layer),
+        collect_outputs(model, forget_test, engine, feature_layer=layer),
+        per_class=per_class,
+        seed=seed,
+    )
+
+
+def probe_from_outputs(
+    train: Outputs, forget_test: Outputs, *, per_class: int | None = 500, seed: int = 0
+) -> float:
+    """``probe_forget`` from outputs collected with features (``collect_outputs(feature_layer=)``)."""
+    x, y = train.features, train.labels
     if per_class is not None:
         x, y = _per_class(x, y, per_class, seed)
-    fx, fy = collect_features(model, forget_test, engine)
-    return probe_accuracy(x, y, fx, fy, seed=seed)
+    return probe_accuracy(x, y, forget_test.features, forget_test.labels, seed=seed)
 
 
 def _per_class(x: torch.Tensor, y: torch.Tensor, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +93,3 @@ def _per_class(x: torch.Tensor, y: torch.Tensor, per_class: int, seed: int) -> t
     index = torch.as_tensor(np.sort(np.concatenate(keep)))
     return x[index], y[index]
 
-
-def forgotten_only(labels: torch.Tensor, forget_classes: Sequence[int]) -> torch.Tensor:
-    """Mask of samples of the forgotten classes."""
-    return torch.isin(labels, torch.as_tensor(list(forget_classes), dtype=labels.dtype))

@@ -21,15 +21,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def run_classification(cfg: dict, out: Path) -> None:
     from lethe.engine import Engine
-    from lethe_classification.bench import BenchConfig, run_bench, write_bench
+    from lethe_classification.bench import BenchConfig, environment, run_bench, run_suite, write_bench, write_suite
     from lethe_classification.data import parse_classes
     from lethe_classification.datasets import load_dataset
     from lethe_classification.pipeline import TrainRecipe, eval_options
 
     bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
+    forget_sets = [parse_classes(str(f), bundle.classes) for f in cfg.get("forget_sets", [cfg.get("forget")])]
     config = BenchConfig(
         arch=cfg["arch"],
-        forget=parse_classes(str(cfg["forget"]), bundle.classes),
+        forget=forget_sets[0],
         methods=tuple(cfg.get("methods", ["delete", "svd"])),
         width=cfg.get("width"),
         recipe=TrainRecipe(**cfg.get("recipe", {})),
@@ -39,11 +40,20 @@ def run_classification(cfg: dict, out: Path) -> None:
         evaluation=eval_options(cfg.get("evaluation")),
     )
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
+    title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")
+    if "forget_sets" in cfg or "seeds" in cfg:
+        runs = run_suite(bundle, config, forget_sets, cfg.get("seeds", [config.seed]), engine)
+        header = {k: v for k, v in runs[0]["header"].items() if k not in ("forget", "seed")}
+        header.update(forget_sets=[list(f) for f in forget_sets], seeds=cfg.get("seeds", [config.seed]),
+                      config=cfg.get("_path"), note=cfg.get("note", ""), **environment(engine))  # fmt: skip
+        write_suite(runs, out, title, header)
+        print((out / "results.md").read_text())
+        return
     result = run_bench(bundle, config, engine)
     result["header"]["config"] = cfg.get("_path")
     if cfg.get("note"):
         result["header"]["note"] = cfg["note"]
-    write_bench(result, out, cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}"))
+    write_bench(result, out, title)
     print((out / "results.md").read_text())
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 import lethe
 from lethe.engine import Engine
-from lethe.io import write_json_atomic
+from lethe.io import write_json_atomic, write_text_atomic
 from lethe.metrics import avg_gap
 from lethe_classification.data import DatasetBundle
 from lethe_classification.pipeline import (
@@ -26,7 +27,7 @@ from lethe_classification.pipeline import (
     train_model,
     unlearn_model,
 )
-from lethe_classification.report import plot_per_class, write_report
+from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
 
 
 @dataclass
@@ -58,8 +59,17 @@ def environment(engine: Engine) -> dict[str, str]:
     }  # fmt: skip
 
 
-def run_bench(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=print) -> dict[str, Any]:
-    """Train original and oracle, unlearn with each method, evaluate all; returns the result."""
+TrainedModel = tuple[nn.Module, float, list]
+
+
+def run_bench(
+    bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=print, original: TrainedModel | None = None
+) -> dict[str, Any]:
+    """Train original and oracle, unlearn with each method, evaluate all; returns the result.
+
+    ``original`` (model, training seconds, log) reuses a model trained with the same seed: the
+    training split depends only on the seed, not on the forget classes.
+    """
     for method in config.methods:
         lethe.get_method(method)  # unknown names fail before hours of training
     for method, overrides in config.method_overrides.items():
@@ -75,7 +85,7 @@ def run_bench(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=pr
         rows.append(row)
         log(f"{name:>10}: " + ", ".join(f"{k} {row[k]:.2f}" for k in (*evaluation.metrics, "seconds")))
 
-    original, seconds, train_log = train_model(spec, splits.train, bundle, config.recipe, engine, "original")
+    original, seconds, train_log = original or train_original(bundle, config, engine)
     add_row("original", original, seconds, {"train_log": train_log})
     oracle, seconds, train_log = train_model(spec, splits.retain_train, bundle, config.recipe, engine, "retrain")
     add_row("retrain", oracle, seconds, {"train_log": train_log})
@@ -101,6 +111,33 @@ def run_bench(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=pr
     return {"header": header, "classes": bundle.classes, "forget": list(splits.forget_classes), "rows": rows}
 
 
+def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine) -> TrainedModel:
+    """Train the original model on the training split of ``config.seed`` (all classes)."""
+    splits = make_splits(bundle, (), config.val_fraction, config.seed)
+    spec = model_spec(config.arch, bundle, config.width)
+    return train_model(spec, splits.train, bundle, config.recipe, engine, "original")
+
+
+def run_suite(
+    bundle: DatasetBundle,
+    config: BenchConfig,
+    forget_sets: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    engine: Engine,
+    log=print,
+) -> list[dict[str, Any]]:
+    """``run_bench`` for every forget set and seed; one original model per seed is shared."""
+    runs = []
+    for seed in seeds:
+        engine.seed = seed
+        seeded = replace(config, seed=seed)
+        original = train_original(bundle, seeded, engine)
+        for forget in forget_sets:
+            log(f"seed {seed}, forget {list(forget)}")
+            runs.append(run_bench(bundle, replace(seeded, forget=tuple(forget)), engine, log, original))
+    return runs
+
+
 def write_bench(result: Mapping[str, Any], out: str | Path, title: str) -> None:
     """Write ``results.json``, ``results.md`` and ``per_class.png`` under ``out``."""
     out = Path(out)
@@ -108,6 +145,21 @@ def write_bench(result: Mapping[str, Any], out: str | Path, title: str) -> None:
     write_json_atomic(out / "results.json", result)
     write_report(out / "results.md", title, result["header"], result["rows"])
     plot_per_class(out / "per_class.png", result["classes"], result["rows"], result["forget"], title)
+
+
+def write_suite(runs: Sequence[Mapping[str, Any]], out: str | Path, title: str, header: Mapping[str, Any]) -> None:
+    """Write ``runs.json`` (every run), ``summary.json`` and ``results.md`` (mean ± std tables),
+    ``scatter.png`` and ``per_class.png`` (first run) under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = aggregate(runs)
+    write_json_atomic(out / "runs.json", list(runs))
+    write_json_atomic(out / "summary.json", summary)
+    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in header.items()), "", aggregate_markdown(summary)]
+    write_text_atomic(out / "results.md", "\n".join(lines))
+    plot_scatter(out / "scatter.png", runs, title)
+    first = runs[0]
+    plot_per_class(out / "per_class.png", first["classes"], first["rows"], first["forget"], f"{title} (first run)")
 
 
 def parse_method_overrides(items: Sequence[str], parse) -> dict[str, dict[str, str]]:

@@ -23,6 +23,23 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    """Save ``fig`` as PNG atomically and close it."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    _pyplot().close(fig)
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
     """A Markdown table with one row per model (``method`` first)."""
     lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -44,11 +61,7 @@ def plot_per_class(
     path: str | os.PathLike, classes: Sequence[str], rows: Sequence[dict], forget: Sequence[int], title: str
 ) -> None:
     """Grouped bars of per-class test accuracy, one group per class, one bar per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(classes)), 4))
     width = 0.8 / max(1, len(rows))
     for i, row in enumerate(rows):
@@ -62,7 +75,58 @@ def plot_per_class(
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=min(4, len(rows)))
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def aggregate(runs: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> dict[str, dict[str, dict]]:
+    """Mean and standard deviation of every column per method, grouped by the number of
+    forgotten classes: ``{"1 class": {"delete": {"forget_test": [mean, std, n], ...}}}``."""
+    import numpy as np
+
+    grouped: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for run in runs:
+        size = len(run["forget"])
+        group = grouped.setdefault(f"{size} class{'es' if size > 1 else ''}", {})
+        for row in run["rows"]:
+            per_method = group.setdefault(row["method"], {})
+            for c in columns:
+                if isinstance(row.get(c), (int, float)):
+                    per_method.setdefault(c, []).append(float(row[c]))
+    def stats(values: list[float]) -> list[float]:
+        return [float(np.mean(values)), float(np.std(values)), len(values)]
+
+    return {
+        g: {m: {c: stats(v) for c, v in cols.items()} for m, cols in methods.items()} for g, methods in grouped.items()
+    }
+
+
+def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[str] = COLUMNS) -> str:
+    """One table per group, cells ``mean ± std``."""
+    out = []
+    for group, methods in summary.items():
+        n = max((v[2] for cols in methods.values() for v in cols.values()), default=0)
+        out.append(f"### Forgetting {group} at once (mean ± std over {n} runs)\n")
+        out.append("| method | " + " | ".join(columns) + " |")
+        out.append("|---" * (len(columns) + 1) + "|")
+        for method, cols in methods.items():
+            cells = [f"{cols[c][0]:.2f} ± {cols[c][1]:.2f}" if c in cols else "-" for c in columns]
+            out.append(f"| {method} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def plot_scatter(path: str | os.PathLike, runs: Sequence[dict[str, Any]], title: str) -> None:
+    """retain_test against forget_test for every model of every run, one colour per method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    methods = list(dict.fromkeys(row["method"] for run in runs for row in run["rows"]))
+    cmap = plt.get_cmap("tab20")
+    for i, method in enumerate(methods):
+        rows = [row for run in runs for row in run["rows"] if row["method"] == method]
+        pts = [(row["forget_test"], row["retain_test"]) for row in rows]
+        ax.scatter(*zip(*pts, strict=True), label=method, color=cmap(i % 20), s=30, alpha=0.8)
+    ax.set_xlabel("forget_test accuracy (%)  (lower = more forgotten)")
+    ax.set_ylabel("retain_test accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)

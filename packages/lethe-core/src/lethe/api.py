@@ -39,7 +39,7 @@ class UnlearnRecord:
     forget_classes: list[int]
     seconds: float
     device: str
-    log: list[dict[str, float]] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""benchmarks/run.py end to end on a tiny generated image folder: single run and a suite."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+RUNNER = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("bench_run", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    colours = ((220, 40, 40), (40, 200, 40), (40, 40, 220))
+    for split, count in (("train", 16), ("test", 6)):
+        for c, colour in enumerate(colours):
+            d = root / split / f"c{c}"
+            d.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(np.array(colour) + rng.normal(0, 25, (16, 16, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(d / f"{i}.png")
+    return root
+
+
+def _config(tmp_path: Path, folder: Path, **extra) -> Path:
+    cfg = {
+        "task": "classification", "title": "tiny", "out": "unused", "dataset": f"imagefolder:{folder}",
+        "arch": "small-cnn", "width": 4, "methods": ["delete", "svd"], "val_fraction": 0.1,
+        "recipe": {"epochs": 1, "batch_size": 16, "lr": 0.05, "warmup_epochs": 0},
+        "overrides": {"delete": {"epochs": 1}, "svd": {"tune": False, "retain_per_class": 4, "num_forget": 8}},
+        "evaluation": {"probe_per_class": 8, "relearn_per_class": 2, "relearn": {"steps": 3}},
+        **extra,
+    }  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_single_run_writes_table_and_plot(tmp_path, folder):
+    out = tmp_path / "out"
+    assert _runner().main([str(_config(tmp_path, folder, forget=1)), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["per_class.png", "results.json", "results.md"]
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["original", "retrain", "delete", "svd"]
+    assert all(0 <= r["relearn_steps"] <= 4 for r in rows)
+
+
+def test_suite_aggregates_forget_sets_and_seeds(tmp_path, folder):
+    out = tmp_path / "suite"
+    no_relearn = {"relearn_per_class": 0}
+    cfg = _config(tmp_path, folder, forget_sets=[1, "1,2"], seeds=[0, 1], evaluation=no_relearn)
+    assert _runner().main([str(cfg), "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["per_class.png", "results.md", "runs.json", "scatter.png", "summary.json"]
+    runs = json.loads((out / "runs.json").read_text())
+    assert len(runs) == 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"1 class", "2 classes"}
+    mean, std, n = summary["1 class"]["delete"]["forget_test"]
+    assert n == 2
+    single = [run for run in runs if len(run["forget"]) == 1]
+    values = [r["forget_test"] for run in single for r in run["rows"] if r["method"] == "delete"]
+    assert mean == pytest.approx(np.mean(values)) and std == pytest.approx(np.std(values))
+    # one original per seed, shared by that seed's forget sets
+    originals = [run["rows"][0]["seconds"] for run in runs]
+    assert originals[0] == originals[1] and originals[2] == originals[3] and originals[0] != originals[2]
+    assert "mean ± std over 2 runs" in (out / "results.md").read_text()
+
+
+def test_bad_config_exits_2(tmp_path, folder, capsys):
+    cfg = _config(tmp_path, folder, forget=1, methods=["no_such_method"])
+    assert _runner().main([str(cfg), "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown method" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

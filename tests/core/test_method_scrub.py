@@ -1,0 +1,101 @@
+"""SCRUB end to end on the toy problem (Kurmanji et al., NeurIPS 2023)."""
+
+from __future__ import annotations
+
+import pytest
+
+import lethe
+from lethe.checkpoint import state_equal
+from lethe.methods.scrub import SCRUBSettings
+from lethe.metrics import collect_outputs, split_accuracies
+
+FORGET = [1]
+# The published lr (5e-4) moves the toy net too little in its 3 short epochs (4 forget batches);
+# 3e-3 is inside the band (2e-3 .. 5e-3) where the toy forgets and keeps the rest.
+TOY_LR = 3e-3
+
+
+def engine() -> lethe.Engine:
+    return lethe.Engine(progress=False)
+
+
+def accuracies(model, toy, forget=FORGET):
+    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), forget)
+
+
+def run_scrub(toy, *, retain=True, **kwargs):
+    return lethe.unlearn(
+        toy.model,
+        "scrub",
+        forget=toy.loader(FORGET, shuffle=True),
+        forget_classes=FORGET,
+        retain=toy.loader(toy.retain_classes(FORGET), shuffle=True) if retain else None,
+        engine=engine(),
+        **kwargs,
+    )
+
+
+def test_scrub_forgets_and_keeps_retained(toy):
+    before = accuracies(toy.model, toy)
+    assert before["forget_train"] > 90 and before["retain_train"] > 90
+    snapshot = toy.fresh_model()
+    model, record = run_scrub(toy, overrides={"lr": TOY_LR})
+    after = accuracies(model, toy)
+    assert after["forget_train"] <= 10
+    assert after["forget_test"] <= 10
+    assert after["retain_train"] >= before["retain_train"] - 5
+    assert after["retain_test"] >= before["retain_test"] - 5
+    assert state_equal(toy.model, snapshot)  # the original is untouched
+    assert not model.training
+
+    # Max-steps in epochs 1..msteps, then a min-step every epoch, in that order.
+    assert [(row["epoch"], row["phase"]) for row in record.log] == [
+        (1, "max"), (1, "min"), (2, "max"), (2, "min"), (3, "min"),
+    ]  # fmt: skip
+    max_rows = [row for row in record.log if row["phase"] == "max"]
+    min_rows = [row for row in record.log if row["phase"] == "min"]
+    for row in max_rows:
+        assert row["loss"] == pytest.approx(-row["forget_kl"])  # the max-step minimises -KL
+    # The max-steps drive the student away from the teacher on the forget data.
+    assert max_rows[1]["forget_kl"] > max_rows[0]["forget_kl"] > 0
+    for row in min_rows:
+        assert row["loss"] == pytest.approx(0.001 * row["retain_kl"] + 0.99 * row["retain_ce"], rel=1e-4)
+    assert all(row["lr"] == pytest.approx(TOY_LR) for row in record.log)
+    assert record.extra["max_epochs"] == 2
+
+
+def test_without_max_steps_nothing_is_forgotten(toy):
+    """msteps=0 leaves only the min-steps (distil + CE on retained data): the max-steps do the forgetting."""
+    model, record = run_scrub(toy, overrides={"lr": TOY_LR, "msteps": 0})
+    assert {row["phase"] for row in record.log} == {"min"}
+    assert accuracies(model, toy)["forget_train"] >= 90
+
+
+def test_lr_decays_after_the_listed_epochs(toy):
+    _, record = run_scrub(
+        toy, overrides={"epochs": 4, "msteps": 1, "lr": 1e-4, "lr_decay_epochs": (1, 3), "lr_decay_rate": 0.5}
+    )
+    lrs = {(row["epoch"], row["phase"]): row["lr"] for row in record.log}
+    assert lrs == pytest.approx(
+        {(1, "max"): 1e-4, (1, "min"): 1e-4, (2, "min"): 5e-5, (3, "min"): 5e-5, (4, "min"): 2.5e-5}
+    )
+
+
+def test_published_defaults():
+    s = lethe.method_settings("scrub")
+    assert s == SCRUBSettings(
+        epochs=3, msteps=2, lr=5e-4, momentum=0.9, weight_decay=5e-4, alpha=0.001, gamma=0.99, kd_T=4.0,
+        lr_decay_epochs=(3, 5, 9), lr_decay_rate=0.1,
+    )  # fmt: skip
+    assert lethe.get_method("scrub").needs_retain
+    assert not lethe.get_method("scrub").training_free
+
+
+def test_missing_retain_raises(toy):
+    with pytest.raises(lethe.DataError, match="retain"):
+        run_scrub(toy, retain=False)
+
+
+def test_bad_settings_raise(toy):
+    with pytest.raises(lethe.ConfigError):
+        run_scrub(toy, overrides={"kd_T": 0.0})

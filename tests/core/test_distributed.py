@@ -1,0 +1,34 @@
+"""The engine under torchrun: 2 CPU processes with the gloo backend."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from lethe.engine import Engine
+from lethe.methods.svd import accumulate_grams
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+
+
+def test_two_process_ddp_and_gram_all_reduce(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(WORKER), str(tmp_path)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    # DDP keeps the replicas identical, and the epoch means are all-reduced
+    for key, value in ranks[0]["state"].items():
+        assert torch.equal(value, ranks[1]["state"][key]), key
+    assert ranks[0]["log"] == ranks[1]["log"]
+    assert ranks[0]["log"][-1]["loss"] < ranks[0]["log"][0]["loss"]
+    # Gram matrices summed across the two shards equal the single-process Gram over all data
+    sys.path.insert(0, str(WORKER.parent))
+    from ddp_worker import data, model
+
+    single = accumulate_grams(model().eval(), DataLoader(data(), batch_size=8), Engine(device="cpu", progress=False))
+    for name, gram in single.grams().items():
+        assert torch.allclose(ranks[0]["grams"][name], gram, rtol=1e-10, atol=1e-8), name
+        assert torch.equal(ranks[0]["grams"][name], ranks[1]["grams"][name])

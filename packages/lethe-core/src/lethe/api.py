@@ -85,7 +85,7 @@ def unlearn(
         raise ConfigError("pass either settings or overrides, not both")
     if len(forget_classes) == 0:
         raise ConfigError("forget_classes is empty: name at least one class to forget")
-    if entry.needs_retain and retain is None:
+    if entry.needs_retain and getattr(settings, "use_retain", True) and retain is None:
         raise DataError(f"method {method!r} needs retained data: pass retain=<DataLoader>")
     if len(forget.dataset) == 0:
         raise DataError("the forget set is empty")

@@ -24,8 +24,8 @@ Other differences from that code: the random label is drawn among the OTHER clas
 
 ``needs_retain=True``: the published method trains on retained data, and task pipelines build a
 retain loader only for methods that declare it. ``use_retain=False`` trains on the relabelled
-forget set alone, through ``ctx.forget`` as given (an ablation); ``ctx.retain`` is then never read,
-but ``lethe.unlearn`` still asks for a retain loader because the registry flag is static.
+forget set alone, through ``ctx.forget`` as given (an ablation); ``ctx.retain`` is then never read
+and ``lethe.unlearn`` accepts ``retain=None`` (it honours a ``use_retain`` setting).
 """
 
 from __future__ import annotations

@@ -86,6 +86,7 @@ class GramCollector:
 
     model: nn.Module
     stats: dict[str, LayerStats] = field(default_factory=dict)
+    samples: int = 0  # samples streamed through the model (set by the caller)
 
     def __post_init__(self) -> None:
         self._handles: list = []

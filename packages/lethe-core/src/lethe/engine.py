@@ -134,7 +134,8 @@ class Engine:
             generator=generator,
         )
 
-    def _bar(self, iterable: Any, desc: str, total: int | None = None) -> Iterator:
+    def progress_bar(self, iterable: Any, desc: str, total: int | None = None) -> Iterator:
+        """A tqdm bar over ``iterable`` (on the main process only, when progress is on)."""
         return tqdm(
             iterable, desc=desc, total=total, leave=False, disable=not (self.progress and self.is_main)
         )
@@ -169,7 +170,7 @@ class Engine:
             (train_mode or nn.Module.train)(model)
             sums: dict[str, torch.Tensor] = {}
             batches = 0
-            bar = self._bar(loader, f"{desc} {epoch + 1}/{epochs}")
+            bar = self.progress_bar(loader, f"{desc} {epoch + 1}/{epochs}")
             for i, batch in enumerate(bar):
                 batch = self.to_device(batch)
                 with self.autocast():

@@ -53,7 +53,7 @@ def collect_outputs(
             lambda _m, args: features.append(args[0].detach().float().flatten(1).cpu())
         )
     try:
-        for batch in engine._bar(loader, "evaluate"):
+        for batch in engine.progress_bar(loader, "evaluate"):
             x, y = engine.to_device(batch)[:2]
             with engine.autocast():
                 out = model(x)

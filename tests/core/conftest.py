@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lethe
 from lethe.engine import cross_entropy_step, sgd
+from lethe.metrics import collect_outputs, split_accuracies
 
 NUM_CLASSES = 4
 
@@ -71,6 +72,74 @@ class Toy:
 
     def fresh_model(self) -> nn.Module:
         return copy.deepcopy(self.model)
+
+    @staticmethod
+    def engine() -> lethe.Engine:
+        """A new quiet engine with the default seed (0), as every method test runs with."""
+        return lethe.Engine(progress=False)
+
+    def accuracies(self, model: nn.Module, forget) -> dict[str, float]:
+        """``split_accuracies`` of ``model`` on the (unshuffled) training and validation sets."""
+        return split_accuracies(
+            collect_outputs(model, self.loader()), collect_outputs(model, self.loader(val=True)), forget
+        )
+
+    @staticmethod
+    def assert_forgets(before: dict, after: dict, *, forget_at_most: float, retain_drop: float) -> None:
+        """``after`` accuracies (percent) of the forget classes are at most ``forget_at_most`` on the
+        training and validation sets, and the retained ones at most ``retain_drop`` points below ``before``."""
+        assert after["forget_train"] <= forget_at_most
+        assert after["forget_test"] <= forget_at_most
+        assert after["retain_train"] >= before["retain_train"] - retain_drop
+        assert after["retain_test"] >= before["retain_test"] - retain_drop
+
+    def forget_margin(self, model: nn.Module, cls: int) -> float:
+        """Mean logit margin of class ``cls`` over the best other class, on its validation samples."""
+        logits = collect_outputs(model, self.loader([cls], val=True)).logits
+        others = logits.clone()
+        others[:, cls] = float("-inf")
+        return (logits[:, cls] - others.max(1).values).mean().item()
+
+    def unlearn(
+        self,
+        method: str,
+        forget,
+        *,
+        retain: bool | DataLoader | None = True,
+        validation: bool | DataLoader | None = False,
+        shuffle: bool = True,
+        forget_data: DataLoader | None = None,
+        model: nn.Module | None = None,
+        **kwargs,
+    ):
+        """``lethe.unlearn(model or the toy model, method, ...)`` on the toy's loaders: ``(model, record)``.
+
+        ``forget``: the classes to forget; their training samples are the forget loader unless
+        ``forget_data`` is given. ``retain``: True for the other classes' training samples, False or
+        None for no retained data, or a loader. ``validation``: True for the validation set
+        (unshuffled), False or None for none, or a loader. ``shuffle``: whether the toy's forget and
+        retain loaders shuffle (seeded, so repeated runs see the same order). Other keywords
+        (``overrides``, ``inplace``, ``score_fn``, ``engine``) go to ``lethe.unlearn``; the engine
+        defaults to a new ``Toy.engine()``.
+        """
+        if retain is True:
+            retain = self.loader(self.retain_classes(forget), shuffle=shuffle)
+        elif retain is False:
+            retain = None
+        if validation is True:
+            validation = self.loader(val=True)
+        elif validation is False:
+            validation = None
+        kwargs.setdefault("engine", self.engine())
+        return lethe.unlearn(
+            self.model if model is None else model,
+            method,
+            forget=self.loader(forget, shuffle=shuffle) if forget_data is None else forget_data,
+            forget_classes=forget,
+            retain=retain,
+            validation=validation,
+            **kwargs,
+        )
 
 
 def blobs(n: int, generator: torch.Generator, means: torch.Tensor):

@@ -9,39 +9,16 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lethe
 from lethe.checkpoint import state_equal
-from lethe.metrics import collect_outputs, split_accuracies
-
-
-def engine() -> lethe.Engine:
-    return lethe.Engine(progress=False)
-
-
-def accuracies(model, toy, forget):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), forget)
-
-
-def run_delete(toy, forget, **kwargs):
-    model = kwargs.pop("model", toy.model)
-    return lethe.unlearn(
-        model,
-        "delete",
-        forget=toy.loader(forget, shuffle=True),
-        forget_classes=forget,
-        engine=engine(),
-        **kwargs,
-    )
+from lethe.metrics import collect_outputs
 
 
 def test_delete_forgets_one_class_and_keeps_the_rest(toy):
-    before = accuracies(toy.model, toy, [1])
+    before = toy.accuracies(toy.model, [1])
     snapshot = toy.fresh_model()
-    model, record = run_delete(toy, [1])
-    after = accuracies(model, toy, [1])
+    model, record = toy.unlearn("delete", [1], retain=False)
+    after = toy.accuracies(model, [1])
     assert before["forget_train"] > 90
-    assert after["forget_train"] <= 5
-    assert after["forget_test"] <= 5
-    assert after["retain_train"] >= before["retain_train"] - 5
-    assert after["retain_test"] >= before["retain_test"] - 5
+    toy.assert_forgets(before, after, forget_at_most=5, retain_drop=5)
     assert state_equal(toy.model, snapshot)  # inplace=False leaves the original alone
     assert not model.training
 
@@ -59,9 +36,9 @@ def test_delete_forgets_one_class_and_keeps_the_rest(toy):
 
 def test_delete_forgets_two_classes(toy):
     forget = [1, 2]
-    before = accuracies(toy.model, toy, forget)
-    model, _ = run_delete(toy, forget)
-    after = accuracies(model, toy, forget)
+    before = toy.accuracies(toy.model, forget)
+    model, _ = toy.unlearn("delete", forget, retain=False)
+    after = toy.accuracies(model, forget)
     assert after["forget_train"] <= 5
     assert after["retain_train"] >= before["retain_train"] - 5
     # Neither forgotten class is predicted for the other forgotten class either.
@@ -70,7 +47,7 @@ def test_delete_forgets_two_classes(toy):
 
 
 def test_epochs_override_sets_log_length(toy):
-    _, record = run_delete(toy, [1], overrides={"epochs": 2, "lr": 1e-4})
+    _, record = toy.unlearn("delete", [1], retain=False, overrides={"epochs": 2, "lr": 1e-4})
     assert len(record.log) == 2
     assert record.settings["epochs"] == 2
     assert record.log[0]["lr"] == pytest.approx(1e-4)
@@ -83,7 +60,7 @@ def bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("freeze_bn", [True, False])
 def test_freeze_bn_keeps_running_stats(toy, freeze_bn):
     before = bn_buffers(toy.model)
-    model, _ = run_delete(toy, [1], overrides={"epochs": 2, "freeze_bn": freeze_bn})
+    model, _ = toy.unlearn("delete", [1], retain=False, overrides={"epochs": 2, "freeze_bn": freeze_bn})
     after = bn_buffers(model)
     assert before.keys() == after.keys() and before
     unchanged = all(torch.equal(before[k], after[k]) for k in before)
@@ -115,19 +92,19 @@ def segmentation_data(classes=3, n=16, size=6, ignore=255):
     return x, y
 
 
+def unlearn_pixels(model, loader, **overrides):
+    """DELETE of class 1 from a segmentation-shaped model, with a quiet engine."""
+    return lethe.unlearn(
+        model, "delete", forget=loader, forget_classes=[1], engine=lethe.Engine(progress=False), overrides=overrides
+    )
+
+
 def test_segmentation_with_ignore_index():
     x, y = segmentation_data()
     model = PixelClassifier(3)
     assert (model(x).argmax(1) == 1).float().mean() > 0.25
     loader = DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True)
-    new, record = lethe.unlearn(
-        model,
-        "delete",
-        forget=loader,
-        forget_classes=[1],
-        engine=engine(),
-        overrides={"epochs": 10, "lr": 0.05, "ignore_index": 255},
-    )
+    new, record = unlearn_pixels(model, loader, epochs=10, lr=0.05, ignore_index=255)
     assert record.settings["ignore_index"] == 255
     assert all(torch.isfinite(torch.tensor(row["loss"])) for row in record.log)
     with torch.no_grad():
@@ -145,14 +122,7 @@ def test_ignored_pixels_do_not_train(ignore_index):
     y[:] = 255
     model = PixelClassifier(3)
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
-    new, record = lethe.unlearn(
-        model,
-        "delete",
-        forget=loader,
-        forget_classes=[1],
-        engine=engine(),
-        overrides={"epochs": 2, "lr": 0.05, "ignore_index": ignore_index},
-    )
+    new, record = unlearn_pixels(model, loader, epochs=2, lr=0.05, ignore_index=ignore_index)
     if ignore_index is None:
         assert not state_equal(new, model)
         assert record.log[-1]["loss"] > 0
@@ -166,13 +136,8 @@ def test_forget_pixel_weight_changes_training():
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
     runs = []
     for weight in (1.0, 5.0):
-        new, _ = lethe.unlearn(
-            PixelClassifier(3),
-            "delete",
-            forget=loader,
-            forget_classes=[1],
-            engine=engine(),
-            overrides={"epochs": 1, "lr": 0.05, "ignore_index": 255, "forget_pixel_weight": weight},
+        new, _ = unlearn_pixels(
+            PixelClassifier(3), loader, epochs=1, lr=0.05, ignore_index=255, forget_pixel_weight=weight
         )
         runs.append(new.head.weight.detach().clone())
     assert not torch.equal(runs[0], runs[1])

@@ -8,26 +8,7 @@ import torch
 import lethe
 from lethe.checkpoint import state_equal
 from lethe.methods.boundary_shrink import BoundaryShrinkSettings, PixelSpace, fgsm_perturb, nearest_labels
-from lethe.metrics import collect_outputs, split_accuracies
-
-
-def engine() -> lethe.Engine:
-    return lethe.Engine(progress=False)
-
-
-def accuracies(model, toy, forget):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), forget)
-
-
-def run(toy, forget, **kwargs):
-    return lethe.unlearn(
-        toy.model,
-        "boundary_shrink",
-        forget=toy.loader(forget, shuffle=True),
-        forget_classes=forget,
-        engine=engine(),
-        **kwargs,
-    )
+from lethe.metrics import collect_outputs
 
 
 def test_published_defaults():
@@ -40,7 +21,7 @@ def test_published_defaults():
 
 def test_default_run_needs_no_retain_data(toy):
     snapshot = toy.fresh_model()
-    model, record = run(toy, [1])  # retain=None
+    model, record = toy.unlearn("boundary_shrink", [1], retain=False)  # no retained data
     assert record.settings["lr"] == 1e-5
     assert [row["epoch"] for row in record.log] == list(range(1, 11))
     assert {"loss", "flip_rate", "forget_acc"} <= record.log[0].keys()
@@ -50,14 +31,11 @@ def test_default_run_needs_no_retain_data(toy):
 
 
 def test_forgets_one_class_and_keeps_the_rest(toy):
-    before = accuracies(toy.model, toy, [1])
-    model, record = run(toy, [1], overrides={"lr": 0.01, "epochs": 5})
-    after = accuracies(model, toy, [1])
+    before = toy.accuracies(toy.model, [1])
+    model, record = toy.unlearn("boundary_shrink", [1], retain=False, overrides={"lr": 0.01, "epochs": 5})
+    after = toy.accuracies(model, [1])
     assert before["forget_train"] > 90 and before["forget_test"] > 90
-    assert after["forget_train"] <= 5
-    assert after["forget_test"] <= 5
-    assert after["retain_train"] >= before["retain_train"] - 10
-    assert after["retain_test"] >= before["retain_test"] - 10
+    toy.assert_forgets(before, after, forget_at_most=5, retain_drop=10)
     # No forget sample is predicted as its own class any more.
     pred = collect_outputs(model, toy.loader([1])).logits.argmax(1)
     assert not (pred == 1).any()
@@ -68,11 +46,11 @@ def test_failed_attacks_would_teach_the_true_label(toy):
     released code's argmax then is the true label and nothing is forgotten; the paper's nearest
     INCORRECT class (wrong_label_only, our default) forgets."""
     common = {"lr": 0.01, "epochs": 5}
-    code, record = run(toy, [1], overrides={**common, "wrong_label_only": False})
+    code, record = toy.unlearn("boundary_shrink", [1], retain=False, overrides={**common, "wrong_label_only": False})
     assert record.log[0]["flip_rate"] < 0.1
-    assert accuracies(code, toy, [1])["forget_train"] > 90
-    paper, _ = run(toy, [1], overrides={**common, "wrong_label_only": True})
-    assert accuracies(paper, toy, [1])["forget_train"] <= 5
+    assert toy.accuracies(code, [1])["forget_train"] > 90
+    paper, _ = toy.unlearn("boundary_shrink", [1], retain=False, overrides={**common, "wrong_label_only": True})
+    assert toy.accuracies(paper, [1])["forget_train"] <= 5
 
 
 def test_fgsm_step_is_bounded_and_works_without_grad_mode(toy):
@@ -110,8 +88,8 @@ def test_pixel_space_bound_clamps_and_rounds():
 
 def test_bad_settings_raise(toy):
     with pytest.raises(lethe.ConfigError, match="pixel_mean"):
-        run(toy, [1], overrides={"pixel_mean": "0.5,0.5", "pixel_std": "0.2"})
+        toy.unlearn("boundary_shrink", [1], retain=False, overrides={"pixel_mean": "0.5,0.5", "pixel_std": "0.2"})
     with pytest.raises(lethe.ConfigError, match="bound"):
-        run(toy, [1], overrides={"bound": 0.0})
+        toy.unlearn("boundary_shrink", [1], retain=False, overrides={"bound": 0.0})
     with pytest.raises(lethe.ConfigError, match="learning rate"):
-        run(toy, [1], overrides={"lr": 0.0})
+        toy.unlearn("boundary_shrink", [1], retain=False, overrides={"lr": 0.0})

@@ -8,7 +8,6 @@ from torch.utils.data import DataLoader, Dataset
 
 import lethe
 from lethe.checkpoint import state_equal
-from lethe.metrics import collect_outputs, split_accuracies
 
 FORGET = [1]
 
@@ -23,30 +22,6 @@ class Unreadable(Dataset):
         raise AssertionError("finetune must not read the forget data")
 
 
-def run_finetune(toy, forget=None, **kwargs):
-    kwargs.setdefault("retain", toy.loader(toy.retain_classes(FORGET), shuffle=True))
-    return lethe.unlearn(
-        toy.model,
-        "finetune",
-        forget=forget if forget is not None else toy.loader(FORGET, shuffle=True),
-        forget_classes=FORGET,
-        engine=lethe.Engine(progress=False),
-        **kwargs,
-    )
-
-
-def accuracies(model, toy):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), FORGET)
-
-
-def forget_margin(model, toy) -> float:
-    """Mean logit margin of the forgotten class over the best other class, on its validation samples."""
-    logits = collect_outputs(model, toy.loader(FORGET, val=True)).logits
-    others = logits.clone()
-    others[:, FORGET] = float("-inf")
-    return (logits[:, FORGET[0]] - others.max(1).values).mean().item()
-
-
 def test_defaults_are_the_published_ones():
     s = lethe.method_settings("finetune")
     assert (s.epochs, s.lr, s.momentum, s.weight_decay) == (10, 0.01, 0.9, 5e-4)
@@ -55,9 +30,9 @@ def test_defaults_are_the_published_ones():
 
 def test_default_run_trains_on_retained_data_only(toy):
     snapshot = toy.fresh_model()
-    before = accuracies(toy.model, toy)
-    model, record = run_finetune(toy, forget=DataLoader(Unreadable(), batch_size=4))
-    after = accuracies(model, toy)
+    before = toy.accuracies(toy.model, FORGET)
+    model, record = toy.unlearn("finetune", FORGET, forget_data=DataLoader(Unreadable(), batch_size=4))
+    after = toy.accuracies(model, FORGET)
     assert after["retain_train"] >= before["retain_train"] - 2
     assert after["retain_test"] >= before["retain_test"] - 2
     assert not state_equal(model, toy.model)  # it did train
@@ -73,19 +48,19 @@ def test_published_step_leaves_a_well_fit_forget_class_in_place(toy):
     retained data, so the published 10 epochs at lr 0.01 leave it recognised: FT's known weakness.
     (With lr 0.1 over 30 epochs the forgotten margin shrinks for some batch orders and not for others,
     so no forgetting level is asserted; l1-sparse's test compares the two methods instead.)"""
-    model, _ = run_finetune(toy)
-    after = accuracies(model, toy)
+    model, _ = toy.unlearn("finetune", FORGET)
+    after = toy.accuracies(model, FORGET)
     assert after["forget_train"] >= 90 and after["forget_test"] >= 90
-    assert forget_margin(model, toy) > 0
+    assert toy.forget_margin(model, FORGET[0]) > 0
 
 
 def test_missing_retain_data_raises(toy):
     with pytest.raises(lethe.DataError, match="retain"):
-        run_finetune(toy, retain=None)
+        toy.unlearn("finetune", FORGET, retain=False)
 
 
 def test_same_loaders_give_the_same_model(toy):
-    a, _ = run_finetune(toy, overrides={"epochs": 2})
-    b, _ = run_finetune(toy, overrides={"epochs": 2})
+    a, _ = toy.unlearn("finetune", FORGET, overrides={"epochs": 2})
+    b, _ = toy.unlearn("finetune", FORGET, overrides={"epochs": 2})
     assert state_equal(a, b)
     assert all(torch.isfinite(p).all() for p in a.parameters())

@@ -6,24 +6,8 @@ import pytest
 
 import lethe
 from lethe.checkpoint import state_equal
-from lethe.metrics import collect_outputs, split_accuracies
 
 FORGET = [1]
-
-
-def run_ga(toy, **kwargs):
-    return lethe.unlearn(
-        toy.model,
-        "gradient_ascent",
-        forget=toy.loader(FORGET, shuffle=True),
-        forget_classes=FORGET,
-        engine=lethe.Engine(progress=False),
-        **kwargs,
-    )
-
-
-def accuracies(model, toy):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), FORGET)
 
 
 def test_defaults_are_the_published_ones():
@@ -34,11 +18,11 @@ def test_defaults_are_the_published_ones():
 
 def test_ascent_drives_forget_accuracy_to_zero_without_retained_data(toy):
     snapshot = toy.fresh_model()
-    before = accuracies(toy.model, toy)
+    before = toy.accuracies(toy.model, FORGET)
     assert before["forget_train"] > 90
     # lr 1e-3: the top of the published grid (1e-5 .. 1e-3); no retained data is passed.
-    model, record = run_ga(toy, overrides={"lr": 1e-3})
-    after = accuracies(model, toy)
+    model, record = toy.unlearn("gradient_ascent", FORGET, retain=False, overrides={"lr": 1e-3})
+    after = toy.accuracies(model, FORGET)
     assert after["forget_train"] <= 5 and after["forget_test"] <= 5
     assert state_equal(toy.model, snapshot)
     assert not model.training
@@ -52,7 +36,7 @@ def test_ascent_drives_forget_accuracy_to_zero_without_retained_data(toy):
 def test_the_gradient_not_batchnorm_drift_does_the_forgetting(toy):
     """Training-mode passes over single-class batches also move BatchNorm running statistics, which
     alone lowers forget accuracy on this toy; a vanishing step isolates that drift as a control."""
-    drift_only, _ = run_ga(toy, overrides={"lr": 1e-9})
-    ascent, _ = run_ga(toy, overrides={"lr": 1e-3})
-    assert accuracies(drift_only, toy)["forget_train"] >= 30
-    assert accuracies(ascent, toy)["forget_train"] <= 5
+    drift_only, _ = toy.unlearn("gradient_ascent", FORGET, retain=False, overrides={"lr": 1e-9})
+    ascent, _ = toy.unlearn("gradient_ascent", FORGET, retain=False, overrides={"lr": 1e-3})
+    assert toy.accuracies(drift_only, FORGET)["forget_train"] >= 30
+    assert toy.accuracies(ascent, FORGET)["forget_train"] <= 5

@@ -7,33 +7,8 @@ import pytest
 import lethe
 from lethe.checkpoint import state_equal
 from lethe.methods.l1_sparse import L1SparseSettings, l1_norm, l1_weight
-from lethe.metrics import collect_outputs, split_accuracies
 
 FORGET = [1]
-
-
-def run(toy, method="l1_sparse", **kwargs):
-    kwargs.setdefault("retain", toy.loader(toy.retain_classes(FORGET), shuffle=True))
-    return lethe.unlearn(
-        toy.model,
-        method,
-        forget=toy.loader(FORGET, shuffle=True),
-        forget_classes=FORGET,
-        engine=lethe.Engine(progress=False),
-        **kwargs,
-    )
-
-
-def accuracies(model, toy):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), FORGET)
-
-
-def forget_margin(model, toy) -> float:
-    """Mean logit margin of the forgotten class over the best other class, on its validation samples."""
-    logits = collect_outputs(model, toy.loader(FORGET, val=True)).logits
-    others = logits.clone()
-    others[:, FORGET] = float("-inf")
-    return (logits[:, FORGET[0]] - others.max(1).values).mean().item()
 
 
 def test_defaults_are_the_published_ones():
@@ -53,8 +28,8 @@ def test_penalty_weight_schedule():
 
 def test_default_run_logs_the_decaying_penalty_and_keeps_retained(toy):
     snapshot = toy.fresh_model()
-    model, record = run(toy)
-    after = accuracies(model, toy)
+    model, record = toy.unlearn("l1_sparse", FORGET)
+    after = toy.accuracies(model, FORGET)
     assert after["retain_train"] >= 95 and after["retain_test"] >= 95
     assert state_equal(toy.model, snapshot)
     assert not model.training
@@ -67,8 +42,8 @@ def test_default_run_logs_the_decaying_penalty_and_keeps_retained(toy):
 
 def test_alpha_zero_is_plain_finetuning(toy):
     overrides = {"epochs": 3, "lr": 0.05}
-    sparse, _ = run(toy, overrides={**overrides, "alpha": 0.0})
-    plain, _ = run(toy, method="finetune", overrides=overrides)
+    sparse, _ = toy.unlearn("l1_sparse", FORGET, overrides={**overrides, "alpha": 0.0})
+    plain, _ = toy.unlearn("finetune", FORGET, overrides=overrides)
     assert state_equal(sparse, plain)
 
 
@@ -76,20 +51,20 @@ def test_penalty_sparsifies_and_forgets_more_than_finetuning(toy):
     """Same optimiser settings with and without the penalty. The toy net has ~350 weights, so its L1
     norm is tiny next to a ResNet-18's; alpha is raised to give the penalty comparable pull."""
     overrides = {"epochs": 10, "lr": 0.1}
-    sparse, _ = run(toy, overrides={**overrides, "alpha": 2e-3})
-    plain, _ = run(toy, method="finetune", overrides=overrides)
+    sparse, _ = toy.unlearn("l1_sparse", FORGET, overrides={**overrides, "alpha": 2e-3})
+    plain, _ = toy.unlearn("finetune", FORGET, overrides=overrides)
     assert l1_norm(sparse).item() < 0.8 * l1_norm(plain).item()
-    assert forget_margin(sparse, toy) < 0.75 * forget_margin(plain, toy)
-    after = accuracies(sparse, toy)
+    assert toy.forget_margin(sparse, FORGET[0]) < 0.75 * toy.forget_margin(plain, FORGET[0])
+    after = toy.accuracies(sparse, FORGET)
     assert after["retain_train"] >= 95 and after["retain_test"] >= 95
 
 
 @pytest.mark.parametrize("overrides", [{"alpha": -1e-4}, {"no_l1_epochs": 11}, {"no_l1_epochs": -1}])
 def test_bad_settings_are_rejected(toy, overrides):
     with pytest.raises(lethe.ConfigError):
-        run(toy, overrides=overrides)
+        toy.unlearn("l1_sparse", FORGET, overrides=overrides)
 
 
 def test_missing_retain_data_raises(toy):
     with pytest.raises(lethe.DataError, match="retain"):
-        run(toy, retain=None)
+        toy.unlearn("l1_sparse", FORGET, retain=False)

@@ -8,25 +8,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lethe
 from lethe.checkpoint import state_equal
-from lethe.metrics import collect_outputs, split_accuracies
 
 FORGET = [1]
-
-
-def run_ng(toy, forget=None, **kwargs):
-    kwargs.setdefault("retain", toy.loader(toy.retain_classes(FORGET), shuffle=True))
-    return lethe.unlearn(
-        toy.model,
-        "neggrad_plus",
-        forget=forget if forget is not None else toy.loader(FORGET, shuffle=True),
-        forget_classes=FORGET,
-        engine=lethe.Engine(progress=False),
-        **kwargs,
-    )
-
-
-def accuracies(model, toy):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), FORGET)
 
 
 def test_defaults_are_the_scrub_repository_ones():
@@ -37,11 +20,11 @@ def test_defaults_are_the_scrub_repository_ones():
 
 def test_forgets_and_keeps_retained_accuracy(toy):
     snapshot = toy.fresh_model()
-    before = accuracies(toy.model, toy)
+    before = toy.accuracies(toy.model, FORGET)
     assert before["forget_train"] > 90
     # The default alpha and epochs; momentum and a larger step make the toy move within 10 epochs.
-    model, record = run_ng(toy, overrides={"lr": 0.02, "momentum": 0.9})
-    after = accuracies(model, toy)
+    model, record = toy.unlearn("neggrad_plus", FORGET, overrides={"lr": 0.02, "momentum": 0.9})
+    after = toy.accuracies(model, FORGET)
     assert after["forget_train"] <= 5 and after["forget_test"] <= 5
     assert after["retain_train"] >= 90 and after["retain_test"] >= 90
     assert state_equal(toy.model, snapshot)
@@ -55,23 +38,23 @@ def test_forgets_and_keeps_retained_accuracy(toy):
 def test_an_epoch_is_a_pass_over_retained_data_with_forget_cycled(toy):
     """A forget set of one batch is reused for each of the ten retained batches of an epoch."""
     tiny = DataLoader(TensorDataset(toy.x[toy.y == 1][:5], toy.y[toy.y == 1][:5]), batch_size=8)
-    model, record = run_ng(toy, forget=tiny, overrides={"epochs": 2})
+    model, record = toy.unlearn("neggrad_plus", FORGET, forget_data=tiny, overrides={"epochs": 2})
     assert [row["epoch"] for row in record.log] == [1, 2]
     assert not state_equal(model, toy.model)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_alpha_one_ignores_the_forget_loss(toy):
-    _, record = run_ng(toy, overrides={"alpha": 1.0, "epochs": 1})
+    _, record = toy.unlearn("neggrad_plus", FORGET, overrides={"alpha": 1.0, "epochs": 1})
     assert record.log[0]["loss"] == pytest.approx(record.log[0]["retain_ce"])
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5])
 def test_alpha_outside_unit_interval_is_rejected(toy, alpha):
     with pytest.raises(lethe.ConfigError, match="alpha"):
-        run_ng(toy, overrides={"alpha": alpha})
+        toy.unlearn("neggrad_plus", FORGET, overrides={"alpha": alpha})
 
 
 def test_missing_retain_data_raises(toy):
     with pytest.raises(lethe.DataError, match="retain"):
-        run_ng(toy, retain=None)
+        toy.unlearn("neggrad_plus", FORGET, retain=False)

@@ -9,29 +9,6 @@ from torch.utils.data import DataLoader, Dataset
 import lethe
 from lethe.checkpoint import state_equal
 from lethe.methods.random_label import mixed_loader
-from lethe.metrics import collect_outputs, split_accuracies
-
-
-def engine() -> lethe.Engine:
-    return lethe.Engine(progress=False)
-
-
-def accuracies(model, toy, forget):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), forget)
-
-
-def run(toy, forget, retain="default", **kwargs):
-    if retain == "default":
-        retain = toy.loader(toy.retain_classes(forget), shuffle=True)
-    return lethe.unlearn(
-        toy.model,
-        "random_label",
-        forget=toy.loader(forget, shuffle=True),
-        forget_classes=forget,
-        retain=retain,
-        engine=engine(),
-        **kwargs,
-    )
 
 
 def test_published_defaults():
@@ -43,15 +20,12 @@ def test_published_defaults():
 
 
 def test_forgets_one_class_and_keeps_the_rest(toy):
-    before = accuracies(toy.model, toy, [1])
+    before = toy.accuracies(toy.model, [1])
     snapshot = toy.fresh_model()
-    model, record = run(toy, [1])
-    after = accuracies(model, toy, [1])
+    model, record = toy.unlearn("random_label", [1])
+    after = toy.accuracies(model, [1])
     assert before["forget_train"] > 90 and before["forget_test"] > 90
-    assert after["forget_train"] <= 5
-    assert after["forget_test"] <= 5
-    assert after["retain_train"] >= before["retain_train"] - 5
-    assert after["retain_test"] >= before["retain_test"] - 5
+    toy.assert_forgets(before, after, forget_at_most=5, retain_drop=5)
     assert state_equal(toy.model, snapshot)  # the original is untouched
     assert not model.training
 
@@ -71,7 +45,7 @@ def test_forgets_one_class_and_keeps_the_rest(toy):
 
 def test_missing_retain_data_raises(toy):
     with pytest.raises(lethe.DataError, match="retain"):
-        run(toy, [1], retain=None)
+        toy.unlearn("random_label", [1], retain=False)
 
 
 class Exploding(Dataset):
@@ -85,17 +59,19 @@ class Exploding(Dataset):
 
 
 def test_without_retain_data_trains_on_forget_set_only(toy):
-    model, record = run(toy, [1], retain=DataLoader(Exploding(), batch_size=4), overrides={"use_retain": False})
-    assert accuracies(model, toy, [1])["forget_train"] <= 5
+    model, record = toy.unlearn(
+        "random_label", [1], retain=DataLoader(Exploding(), batch_size=4), overrides={"use_retain": False}
+    )
+    assert toy.accuracies(model, [1])["forget_train"] <= 5
     assert all(row["retain_loss"] == 0.0 for row in record.log)
     # With use_retain on (the default), the same loader is read.
     with pytest.raises(AssertionError, match="retain loader was read"):
-        run(toy, [1], retain=DataLoader(Exploding(), batch_size=4), overrides={"epochs": 1})
+        toy.unlearn("random_label", [1], retain=DataLoader(Exploding(), batch_size=4), overrides={"epochs": 1})
 
 
 def test_mixed_loader_tags_every_sample_once(toy):
     forget, retain = toy.loader([1], batch_size=8), toy.loader(toy.retain_classes([1]), batch_size=16)
-    batches = list(mixed_loader(forget, retain, engine()))
+    batches = list(mixed_loader(forget, retain, toy.engine()))
     assert all(len(b[0]) <= 16 for b in batches)  # the retain loader's batch size
     labels = torch.cat([b[1] for b in batches])
     tags = torch.cat([b[2] for b in batches])
@@ -106,8 +82,16 @@ def test_mixed_loader_tags_every_sample_once(toy):
 
 
 def test_overrides_and_seeded_repeatability(toy):
-    a, rec = run(toy, [1], overrides={"epochs": 2, "lr": 0.05})
-    b, _ = run(toy, [1], overrides={"epochs": 2, "lr": 0.05})
+    a, rec = toy.unlearn("random_label", [1], overrides={"epochs": 2, "lr": 0.05})
+    b, _ = toy.unlearn("random_label", [1], overrides={"epochs": 2, "lr": 0.05})
     assert len(rec.log) == 2
     assert rec.log[0]["lr"] == pytest.approx(0.05)
     assert state_equal(a, b)  # same engine seed: same shuffles and random labels
+
+
+def test_use_retain_false_needs_no_retain_loader(toy):
+    model, _ = lethe.unlearn(
+        toy.fresh_model(), "random_label", forget=toy.loader([1], shuffle=True), forget_classes=[1],
+        overrides={"use_retain": False, "epochs": 1}, engine=lethe.Engine(progress=False),
+    )  # fmt: skip
+    assert not state_equal(model, toy.model)

@@ -7,25 +7,9 @@ import torch
 
 import lethe
 from lethe.checkpoint import state_equal
-from lethe.metrics import collect_outputs, split_accuracies
+from lethe.metrics import collect_outputs
 
 FORGET = [1]
-
-
-def run_retrain(toy, **kwargs):
-    kwargs.setdefault("retain", toy.loader(toy.retain_classes(FORGET), shuffle=True))
-    return lethe.unlearn(
-        toy.model,
-        "retrain",
-        forget=toy.loader(FORGET, shuffle=True),
-        forget_classes=FORGET,
-        engine=lethe.Engine(progress=False),
-        **kwargs,
-    )
-
-
-def accuracies(model, toy):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), FORGET)
 
 
 def test_defaults_are_the_published_recipe():
@@ -36,11 +20,11 @@ def test_defaults_are_the_published_recipe():
 
 def test_retrained_model_never_predicts_the_forgotten_class(toy):
     snapshot = toy.fresh_model()
-    before = accuracies(toy.model, toy)
+    before = toy.accuracies(toy.model, FORGET)
     assert before["forget_train"] > 90 and before["forget_test"] > 90
     torch.manual_seed(0)
-    model, record = run_retrain(toy, overrides={"epochs": 15})
-    after = accuracies(model, toy)
+    model, record = toy.unlearn("retrain", FORGET, overrides={"epochs": 15})
+    after = toy.accuracies(model, FORGET)
     # The forgotten class never appears as a label, so no sample is ever assigned to it.
     assert after["forget_train"] == 0 and after["forget_test"] == 0
     assert after["retain_train"] >= 95 and after["retain_test"] >= 95
@@ -60,9 +44,9 @@ def test_retrained_model_never_predicts_the_forgotten_class(toy):
 def test_zero_epochs_leave_a_fresh_initialisation(toy):
     """Without training the result is the re-initialised network: every weight and BN buffer reset."""
     torch.manual_seed(5)
-    first, record = run_retrain(toy, overrides={"epochs": 0})
+    first, record = toy.unlearn("retrain", FORGET, overrides={"epochs": 0})
     torch.manual_seed(5)
-    second, _ = run_retrain(toy, overrides={"epochs": 0})
+    second, _ = toy.unlearn("retrain", FORGET, overrides={"epochs": 0})
     assert record.log == []
     assert state_equal(first, second)  # the caller's seed fixes the initialisation
     original = toy.model.state_dict()
@@ -77,4 +61,4 @@ def test_zero_epochs_leave_a_fresh_initialisation(toy):
 
 def test_missing_retain_data_raises(toy):
     with pytest.raises(lethe.DataError, match="retain"):
-        run_retrain(toy, retain=None)
+        toy.unlearn("retrain", FORGET, retain=False)

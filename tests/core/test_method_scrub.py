@@ -7,7 +7,6 @@ import pytest
 import lethe
 from lethe.checkpoint import state_equal
 from lethe.methods.scrub import SCRUBSettings
-from lethe.metrics import collect_outputs, split_accuracies
 
 FORGET = [1]
 # The published lr (5e-4) moves the toy net too little in its 3 short epochs (4 forget batches);
@@ -15,36 +14,13 @@ FORGET = [1]
 TOY_LR = 3e-3
 
 
-def engine() -> lethe.Engine:
-    return lethe.Engine(progress=False)
-
-
-def accuracies(model, toy, forget=FORGET):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), forget)
-
-
-def run_scrub(toy, *, retain=True, **kwargs):
-    return lethe.unlearn(
-        toy.model,
-        "scrub",
-        forget=toy.loader(FORGET, shuffle=True),
-        forget_classes=FORGET,
-        retain=toy.loader(toy.retain_classes(FORGET), shuffle=True) if retain else None,
-        engine=engine(),
-        **kwargs,
-    )
-
-
 def test_scrub_forgets_and_keeps_retained(toy):
-    before = accuracies(toy.model, toy)
+    before = toy.accuracies(toy.model, FORGET)
     assert before["forget_train"] > 90 and before["retain_train"] > 90
     snapshot = toy.fresh_model()
-    model, record = run_scrub(toy, overrides={"lr": TOY_LR})
-    after = accuracies(model, toy)
-    assert after["forget_train"] <= 10
-    assert after["forget_test"] <= 10
-    assert after["retain_train"] >= before["retain_train"] - 5
-    assert after["retain_test"] >= before["retain_test"] - 5
+    model, record = toy.unlearn("scrub", FORGET, overrides={"lr": TOY_LR})
+    after = toy.accuracies(model, FORGET)
+    toy.assert_forgets(before, after, forget_at_most=10, retain_drop=5)
     assert state_equal(toy.model, snapshot)  # the original is untouched
     assert not model.training
 
@@ -66,14 +42,16 @@ def test_scrub_forgets_and_keeps_retained(toy):
 
 def test_without_max_steps_nothing_is_forgotten(toy):
     """msteps=0 leaves only the min-steps (distil + CE on retained data): the max-steps do the forgetting."""
-    model, record = run_scrub(toy, overrides={"lr": TOY_LR, "msteps": 0})
+    model, record = toy.unlearn("scrub", FORGET, overrides={"lr": TOY_LR, "msteps": 0})
     assert {row["phase"] for row in record.log} == {"min"}
-    assert accuracies(model, toy)["forget_train"] >= 90
+    assert toy.accuracies(model, FORGET)["forget_train"] >= 90
 
 
 def test_lr_decays_after_the_listed_epochs(toy):
-    _, record = run_scrub(
-        toy, overrides={"epochs": 4, "msteps": 1, "lr": 1e-4, "lr_decay_epochs": (1, 3), "lr_decay_rate": 0.5}
+    _, record = toy.unlearn(
+        "scrub",
+        FORGET,
+        overrides={"epochs": 4, "msteps": 1, "lr": 1e-4, "lr_decay_epochs": (1, 3), "lr_decay_rate": 0.5},
     )
     lrs = {(row["epoch"], row["phase"]): row["lr"] for row in record.log}
     assert lrs == pytest.approx(
@@ -93,9 +71,9 @@ def test_published_defaults():
 
 def test_missing_retain_raises(toy):
     with pytest.raises(lethe.DataError, match="retain"):
-        run_scrub(toy, retain=False)
+        toy.unlearn("scrub", FORGET, retain=False)
 
 
 def test_bad_settings_raise(toy):
     with pytest.raises(lethe.ConfigError):
-        run_scrub(toy, overrides={"kd_T": 0.0})
+        toy.unlearn("scrub", FORGET, overrides={"kd_T": 0.0})

@@ -13,43 +13,25 @@ import lethe
 from lethe.activations import GramCollector
 from lethe.checkpoint import state_equal
 from lethe.methods.svd import accumulate_grams
-from lethe.metrics import class_accuracy_score, collect_outputs, split_accuracies
+from lethe.metrics import class_accuracy_score, collect_outputs
 
 FORGET = [1]
 GRID_R = (10.0, 30.0, 100.0, 300.0, 1000.0)
 GRID_F = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
-def engine() -> lethe.Engine:
-    return lethe.Engine(progress=False)
-
-
-def accuracies(model, toy, forget=FORGET):
-    return split_accuracies(collect_outputs(model, toy.loader()), collect_outputs(model, toy.loader(val=True)), forget)
-
-
-def run_svd(toy, model=None, **kwargs):
-    kwargs.setdefault("retain", toy.loader(toy.retain_classes(FORGET)))
-    return lethe.unlearn(
-        toy.model if model is None else model,
-        "svd",
-        forget=toy.loader(FORGET),
-        forget_classes=FORGET,
-        engine=engine(),
-        **kwargs,
-    )
+def run_svd(toy, **kwargs):
+    """SVD on the toy's unshuffled loaders: it takes the first samples of each class."""
+    return toy.unlearn("svd", FORGET, shuffle=False, **kwargs)
 
 
 def test_svd_forgets_and_keeps_retained(toy):
-    before = accuracies(toy.model, toy)
+    before = toy.accuracies(toy.model, FORGET)
     assert before["forget_train"] > 90 and before["retain_train"] > 90
 
-    model, record = run_svd(toy, validation=toy.loader(val=True))
-    after = accuracies(model, toy)
-    assert after["forget_train"] <= 20
-    assert after["forget_test"] <= 20
-    assert after["retain_train"] >= before["retain_train"] - 10
-    assert after["retain_test"] >= before["retain_test"] - 10
+    model, record = run_svd(toy, validation=True)
+    after = toy.accuracies(model, FORGET)
+    toy.assert_forgets(before, after, forget_at_most=20, retain_drop=10)
     assert record.method == "svd" and record.forget_classes == FORGET
     assert record.seconds > 0
     assert record.extra["layers"] == ["0", "3", "7"]
@@ -71,7 +53,7 @@ def test_only_conv_and_linear_weights_change(toy):
 
 def test_original_model_not_modified(toy):
     snapshot = toy.fresh_model()
-    model, _ = run_svd(toy, validation=toy.loader(val=True))
+    model, _ = run_svd(toy, validation=True)
     assert model is not toy.model
     assert state_equal(toy.model, snapshot)
     assert not state_equal(model, snapshot)
@@ -87,7 +69,7 @@ def test_inplace_modifies_given_model(toy):
 def test_no_tuning_uses_settings_alphas(toy):
     model, record = run_svd(
         toy,
-        validation=toy.loader(val=True),
+        validation=True,
         overrides={"tune": False, "alpha_r": 30.0, "alpha_f": 10.0},
     )
     assert record.extra["alpha_r"] == 30.0
@@ -139,7 +121,7 @@ def test_custom_grid_and_score_fn(toy):
 
     _, record = run_svd(
         toy,
-        validation=toy.loader(val=True),
+        validation=True,
         score_fn=score_fn,
         overrides={"grid_r": "3,30", "grid_f": "1,2,4"},
     )
@@ -150,13 +132,13 @@ def test_custom_grid_and_score_fn(toy):
 
 def test_missing_retain_raises(toy):
     with pytest.raises(lethe.DataError, match="retain"):
-        lethe.unlearn(toy.model, "svd", forget=toy.loader(FORGET), forget_classes=FORGET)
+        run_svd(toy, retain=False)
 
 
 def test_empty_forget_set_raises(toy):
     empty = DataLoader(TensorDataset(toy.x[:0], toy.y[:0]), batch_size=4)
     with pytest.raises(lethe.DataError):
-        lethe.unlearn(toy.model, "svd", forget=empty, forget_classes=FORGET, retain=toy.loader([0, 2, 3]))
+        run_svd(toy, forget_data=empty)
 
 
 def test_retain_per_class_and_num_forget(toy):
@@ -169,7 +151,7 @@ def test_accumulate_grams_takes_first_samples_of_each_class(toy):
     model = toy.fresh_model()
     x, y = toy.x[:40], toy.y[:40]  # classes 0,1,2,3 in turn, 10 each
     loader = DataLoader(TensorDataset(x, y), batch_size=6)
-    collected = accumulate_grams(model, loader, engine(), per_class=3)
+    collected = accumulate_grams(model, loader, toy.engine(), per_class=3)
     assert collected.samples == 12
     chosen = torch.cat([torch.nonzero(y == c).flatten()[:3] for c in range(4)])
     with torch.no_grad(), GramCollector(model) as reference:
@@ -177,7 +159,7 @@ def test_accumulate_grams_takes_first_samples_of_each_class(toy):
     for name, gram in reference.grams().items():
         torch.testing.assert_close(collected.grams()[name], gram)
 
-    capped = accumulate_grams(model, loader, engine(), max_samples=9)
+    capped = accumulate_grams(model, loader, toy.engine(), max_samples=9)
     assert capped.samples == 9
     with torch.no_grad(), GramCollector(model) as first9:
         model(x[:9])
@@ -211,7 +193,7 @@ def test_attention_in_proj_updated_out_proj_skipped():
         forget_classes=[0],
         retain=loader,
         overrides={"tune": False},
-        engine=engine(),
+        engine=lethe.Engine(progress=False),
     )
     assert record.extra["skipped_layers"] == ["attn.out_proj"]
     assert set(record.extra["layers"]) == {"embed", "attn", "head"}

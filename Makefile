@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared/data
 DATA ?= data
-PACKAGES := packages/lethe-core packages/lethe-classification
+PACKAGES := packages/lethe-core packages/lethe-classification packages/lethe-backdoor packages/lethe-segmentation
 
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1

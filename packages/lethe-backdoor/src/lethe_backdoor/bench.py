@@ -1,0 +1,256 @@
+"""``bench``: poison, train the backdoored model, run every defence on the defender's budget,
+sweep the budget for the defences under study, and write results.json, results.md and two PNGs.
+
+Everything is validated (attack against the dataset, method names and settings, every budget
+against what the defender can have) before the first training step, so bad input fails in
+seconds and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lethe.engine import Engine
+from lethe.errors import ConfigError
+from lethe.io import write_json_atomic
+from lethe_backdoor.attacks import build_attack
+from lethe_backdoor.budget import budget_size, check_source, make_budget, parse_budget
+from lethe_backdoor.defences import defence_settings, run_defence
+from lethe_backdoor.metrics import evaluate_backdoor, outputs_on
+from lethe_backdoor.poison import BackdoorSplits, make_backdoor_splits, stamped_test
+from lethe_backdoor.report import plot_budget_sweep, plot_examples, write_markdown
+from lethe_classification.bench import environment
+from lethe_classification.data import DatasetBundle, ImageData
+from lethe_classification.pipeline import TrainRecipe, model_spec, train_model
+
+DEFAULT_METHODS = ("delete", "svd", "finetune", "fine_pruning", "random_label", "gradient_ascent")
+DEFAULT_BUDGETS = ("0.01", "0.005", "0.002", "0.001")
+
+
+@dataclass
+class BackdoorBenchConfig:
+    """One backdoor benchmark run. ``budget`` is the defender's budget of the main table;
+    ``budgets`` are swept for each of ``sweep_methods``; ``focus`` is the defence shown in the
+    example figure and checked against the issue's criteria."""
+
+    arch: str
+    attack: str = "badnets"
+    attack_overrides: dict[str, Any] = field(default_factory=dict)
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    budget: str = "0.01"
+    budgets: tuple[str, ...] = DEFAULT_BUDGETS
+    sweep_methods: tuple[str, ...] = ("delete",)
+    budget_source: str = "stamp"
+    focus: str = "delete"
+    width: int | None = None
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    val_fraction: float = 0.05
+    seed: int = 0
+    batch_size: int = 128
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    examples: int = 4
+
+
+#: Keys of a benchmark YAML that belong to the runner, not to ``BackdoorBenchConfig``.
+RUNNER_KEYS = {"task", "title", "out", "dataset", "data_root", "note", "workers", "_path"}
+#: YAML spellings of config fields.
+ALIASES = {"overrides": "method_overrides", "attack_settings": "attack_overrides"}
+
+
+def config_from_mapping(cfg: Mapping[str, Any]) -> BackdoorBenchConfig:
+    """A config from a plain mapping (a YAML file of ``benchmarks/configs``); unknown keys are errors."""
+    known = set(BackdoorBenchConfig.__dataclass_fields__)
+    values = {ALIASES.get(k, k): v for k, v in cfg.items() if k not in RUNNER_KEYS}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown backdoor benchmark setting(s) {', '.join(unknown)}; settings are "
+                          f"{', '.join(sorted(known | set(ALIASES) | RUNNER_KEYS))}")  # fmt: skip
+    if "recipe" in values:
+        values["recipe"] = TrainRecipe(**values["recipe"])
+    for key in ("methods", "budgets", "sweep_methods"):
+        if key in values:
+            values[key] = tuple(str(v) for v in values[key])
+    if "budget" in values:
+        values["budget"] = str(values["budget"])
+    for key in ("method_overrides", "attack_overrides"):
+        if key in values:
+            values[key] = dict(values[key] or {})
+    return BackdoorBenchConfig(**values)
+
+
+def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = print) -> BenchOutput:
+    """Run a benchmark YAML (as a mapping) and write its results under ``out``: the whole job of
+    ``benchmarks/run.py`` for ``task: backdoor``."""
+    from lethe_classification.datasets import load_dataset
+
+    config = config_from_mapping(cfg)
+    build_attack(config.attack, config.attack_overrides)  # bad settings fail before the dataset loads
+    bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
+    engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
+    output = run_backdoor_bench(bundle, config, engine, log)
+    output.result["header"]["config"] = cfg.get("_path")
+    if cfg.get("note"):
+        output.result["header"]["note"] = cfg["note"]
+    title = cfg.get("title", f"Backdoor removal on {bundle.name} with {config.arch}, {config.attack} attack")
+    write_backdoor_bench(output, out, title)
+    return output
+
+
+@dataclass
+class BenchOutput:
+    """The JSON-serialisable ``result`` and the example images of the figure."""
+
+    result: dict[str, Any]
+    clean_images: torch.Tensor
+    stamped_images: torch.Tensor
+
+
+def prepare(bundle: DatasetBundle, config: BackdoorBenchConfig) -> BackdoorSplits:
+    """Check everything that can be checked before training; returns the poisoned splits."""
+    if config.examples < 0:
+        raise ConfigError(f"examples must not be negative, got {config.examples}")
+    attack = build_attack(config.attack, config.attack_overrides)
+    names = tuple(dict.fromkeys((*config.methods, *config.sweep_methods)))
+    if not config.methods:
+        raise ConfigError("name at least one defence")
+    for name in names:
+        defence_settings(name, config.method_overrides.get(name))
+    for name in config.method_overrides:
+        if name not in names:
+            raise ConfigError(f"settings are given for {name!r}, which this run does not use")
+    check_source(config.budget_source)
+    splits = make_backdoor_splits(bundle, attack, config.val_fraction, config.seed)
+    for text in (config.budget, *config.budgets):
+        budget_size(splits, parse_budget(text), config.budget_source)
+    return splits
+
+
+def run_backdoor_bench(
+    bundle: DatasetBundle, config: BackdoorBenchConfig, engine: Engine, log: Callable[[str], None] = print
+) -> BenchOutput:
+    """Train the backdoored model, run the defences and the budget sweep, evaluate everything."""
+    splits = prepare(bundle, config)
+    spec = model_spec(config.arch, bundle, config.width)
+    stamped = stamped_test(splits)
+    model, train_seconds, train_log = train_model(spec, splits.train, bundle, config.recipe, engine, "backdoored")
+    base = evaluate_backdoor(model, splits, engine, stamped)
+    rows: list[dict[str, Any]] = [
+        {"method": "backdoored", **base, "delta_clean_acc": 0.0, "seconds": train_seconds, "train_log": train_log}
+    ]
+    log(_line("backdoored", rows[0]))
+    main = make_budget(splits, config.budget, config.budget_source)
+    models: dict[str, nn.Module] = {}
+    for method in config.methods:
+        defended, record = run_defence(
+            model, method, main, bundle, engine, config.method_overrides.get(method), config.batch_size
+        )
+        row = _row(method, defended, record, splits, engine, stamped, base)
+        rows.append(row)
+        log(_line(method, row))
+        if method == config.focus:
+            models[method] = defended
+    sweep: list[dict[str, Any]] = []
+    for method in config.sweep_methods:
+        for text in config.budgets:
+            reuse = method in config.methods and _same_budget(text, config.budget)
+            if reuse:
+                row = next(r for r in rows if r["method"] == method)
+            else:
+                budget = make_budget(splits, text, config.budget_source)
+                defended, record = run_defence(
+                    model, method, budget, bundle, engine, config.method_overrides.get(method), config.batch_size
+                )
+                row = _row(method, defended, record, splits, engine, stamped, base)
+                if method == config.focus and method not in models:
+                    models[method] = defended
+            sweep.append({**{k: row[k] for k in ("method", "clean_acc", "asr", "robust_acc", "seconds")},
+                          "budget": text, "stamped": row["stamped"], "clean": row["clean"]})  # fmt: skip
+            log(f"  sweep {method} budget {text}: " + _line(method, row))
+    after = models.get(config.focus)
+    examples, clean_images, stamped_images = _examples(model, after, splits, stamped, engine, config, bundle)
+    header = {
+        "dataset": bundle.name, "arch": config.arch, "width": config.width,
+        "attack": splits.attack.describe(), "target": f"{splits.target} ({bundle.classes[splits.target]})",
+        "poisoned training samples": f"{splits.num_poisoned} of {len(splits.train)}",
+        "defender's clean pool (held out of training)": len(splits.pool),
+        "test samples": len(splits.test), "stamped test samples (non-target)": len(stamped),
+        "recipe": asdict(config.recipe), "budget": config.budget, "budget source": config.budget_source,
+        "budgets swept": list(config.budgets), "seed": config.seed, "method_overrides": config.method_overrides,
+        **environment(engine),
+    }  # fmt: skip
+    result = {
+        "header": header, "classes": bundle.classes, "attack": splits.attack.to_dict(), "focus": config.focus,
+        "budget": main.describe(), "rows": rows, "sweep": sweep, "examples": examples,
+    }  # fmt: skip
+    return BenchOutput(result, clean_images, stamped_images)
+
+
+def _row(method, model, record, splits, engine, stamped, base) -> dict[str, Any]:
+    metrics = evaluate_backdoor(model, splits, engine, stamped)
+    budget = record.extra.get("budget", {})
+    extra = {k: v for k, v in record.extra.items() if k not in ("grid", "budget", "curve", "pruned_channels")}
+    return {
+        "method": method, **metrics, "delta_clean_acc": metrics["clean_acc"] - base["clean_acc"],
+        "seconds": record.seconds, "stamped": budget.get("stamped"), "clean": budget.get("clean"),
+        "settings": record.settings, "log": record.log, "extra": extra,
+    }  # fmt: skip
+
+
+def _same_budget(a: str, b: str) -> bool:
+    pa, pb = parse_budget(a), parse_budget(b)
+    return (pa.fraction, pa.count) == (pb.fraction, pb.count)
+
+
+def _line(name: str, row: Mapping[str, Any]) -> str:
+    return f"{name:>16}: " + ", ".join(f"{k} {row[k]:.2f}" for k in ("clean_acc", "asr", "robust_acc", "seconds"))
+
+
+def _examples(
+    before: nn.Module, after: nn.Module | None, splits: BackdoorSplits, stamped: ImageData, engine: Engine,
+    config: BackdoorBenchConfig, bundle: DatasetBundle,
+) -> tuple[list[dict[str, Any]], torch.Tensor, torch.Tensor]:
+    """The first stamped test image of each of ``config.examples`` classes, with predictions."""
+    test = splits.test.of_classes([splits.target], keep=False)  # the same order as ``stamped``
+    chosen, seen = [], set()
+    for i, label in enumerate(test.labels.tolist()):
+        if label not in seen:
+            seen.add(label)
+            chosen.append(i)
+        if len(chosen) == config.examples:
+            break
+    index = torch.as_tensor(chosen, dtype=torch.long)
+    clean = test.subset(index)
+    marked = stamped.subset(index)
+    preds: dict[str, list[int]] = {}
+    models = {"backdoored": before, **({config.focus: after} if after is not None else {})}
+    for name, model in models.items():
+        for kind, data in (("clean", clean), ("stamped", marked)):
+            preds[f"{kind}_{name}"] = outputs_on(model, data, bundle, engine).logits.argmax(1).tolist()
+    examples = [
+        {"test_index": int(i), "true": int(clean.labels[j]), **{k: v[j] for k, v in preds.items()}}
+        for j, i in enumerate(index.tolist())
+    ]
+    return examples, clean.images, marked.images
+
+
+def write_backdoor_bench(output: BenchOutput, out: str | Path, title: str) -> None:
+    """Write ``results.json``, ``results.md``, ``asr_vs_budget.png`` and ``examples.png`` under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = output.result
+    write_json_atomic(out / "results.json", result)
+    write_markdown(out / "results.md", result, title)
+    plot_budget_sweep(out / "asr_vs_budget.png", result, title)
+    focus = result["focus"] if any(f"clean_{result['focus']}" in e for e in result["examples"][:1]) else "backdoored"
+    if result["examples"]:
+        plot_examples(
+            out / "examples.png", output.clean_images, output.stamped_images, result["examples"], result["classes"],
+            "backdoored", focus, f"{title}: clean and stamped test images",
+        )  # fmt: skip

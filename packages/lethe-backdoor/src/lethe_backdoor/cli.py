@@ -1,0 +1,266 @@
+"""``lethe-backdoor``: poison and train a backdoored classifier, remove the backdoor by unlearning,
+evaluate and benchmark.
+
+Examples::
+
+    lethe-backdoor train --dataset cifar10 --arch cifar-resnet18 --width 16 --attack badnets --target 0 \\
+        --rate 0.1 --epochs 15 --out runs/badnets.safetensors
+    lethe-backdoor unlearn --checkpoint runs/badnets.safetensors --method delete --budget 0.01 \\
+        --budget-source stamp --out runs/badnets-delete.safetensors
+    lethe-backdoor evaluate --checkpoint runs/badnets-delete.safetensors --json runs/badnets-delete.json
+    lethe-backdoor bench --dataset cifar10 --arch cifar-resnet18 --width 16 --attack blended --epochs 15 \\
+        --methods delete,svd,finetune,fine_pruning,random_label,gradient_ascent \\
+        --budgets 0.01,0.005,0.002,0.001 --out runs/bench-blended
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lethe._registry import parse_assignments
+from lethe.engine import Engine
+from lethe.errors import ConfigError, LetheError
+from lethe.io import write_json_atomic
+from lethe_backdoor.attacks import build_attack, list_attacks
+from lethe_backdoor.bench import (
+    DEFAULT_BUDGETS,
+    DEFAULT_METHODS,
+    BackdoorBenchConfig,
+    run_backdoor_bench,
+    write_backdoor_bench,
+)
+from lethe_backdoor.budget import SOURCES, check_source, make_budget, parse_budget, parse_budgets
+from lethe_backdoor.checkpoints import load_backdoored, save_backdoored
+from lethe_backdoor.defences import defence_settings, list_defences, run_defence
+from lethe_backdoor.metrics import evaluate_backdoor
+from lethe_backdoor.poison import make_backdoor_splits
+from lethe_classification.bench import parse_method_overrides
+from lethe_classification.checkpoints import save_model
+from lethe_classification.datasets import DATASETS, load_dataset
+from lethe_classification.models import MODELS
+from lethe_classification.pipeline import TrainRecipe, model_spec, train_model
+
+PROG = "lethe-backdoor"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    g.add_argument("--seed", type=int, default=0, help="seed for poisoning, splits, initialisation and order")
+    g.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _poisoning(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS.names())}")
+    p.add_argument("--attack", default="badnets", help=f"one of: {', '.join(list_attacks())}")
+    p.add_argument("--target", type=int, default=None, help="the attack's target label (default 0)")
+    p.add_argument("--rate", type=float, default=None, help="poisoning rate in (0, 1] (default 0.1)")
+    p.add_argument("--attack-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an attack setting, e.g. size=4, position=random, pattern=white, alpha=0.1")  # fmt: skip
+    p.add_argument("--val-fraction", type=float, default=0.05,
+                   help="share of training data held out of training: the defender's clean pool")  # fmt: skip
+
+
+def _recipe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True, help=f"one of: {', '.join(MODELS.names())}")
+    p.add_argument("--width", type=int, default=None, help="base width (cifar-resnet18: 64 is the paper's)")
+    p.add_argument("--epochs", type=int, default=TrainRecipe.epochs, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=TrainRecipe.batch_size)
+    p.add_argument("--lr", type=float, default=TrainRecipe.lr, help="peak SGD learning rate (cosine decay)")
+    p.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", aliases=["poison"], help="poison a dataset and train a backdoored classifier")
+    _poisoning(p)
+    _recipe(p)
+    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    _common(p)
+
+    p = sub.add_parser("unlearn", help="remove the backdoor of a checkpoint with the defender's budget")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
+    p.add_argument("--method", default="delete", help=f"one of: {', '.join(list_defences())}")
+    p.add_argument("--budget", default="0.01",
+                   help="stamped samples the defender has: a share of the training set (0.01) or a count")  # fmt: skip
+    p.add_argument("--budget-source", default="stamp", choices=SOURCES,
+                   help="stamp: clean images stamped with the known trigger; poisoned: identified poisoned "
+                        "training samples")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method setting, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--out", required=True, help="new checkpoint file for the defended model")
+    p.add_argument("--record", default=None, help="also write the run record (JSON) here")
+    _common(p)
+
+    p = sub.add_parser("evaluate", help="clean_acc, asr and robust_acc of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    _common(p)
+
+    p = sub.add_parser("bench", help="backdoored model, every defence and a budget sweep, evaluated together")
+    _poisoning(p)
+    _recipe(p)
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated defences")
+    p.add_argument("--budget", default="0.01", help="the defender's budget of the main table")
+    p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="budgets swept (comma separated)")
+    p.add_argument("--sweep-methods", default="delete", help="defences run at every budget (comma separated)")
+    p.add_argument("--budget-source", default="stamp", choices=SOURCES)
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="override a method setting, e.g. --set delete.epochs=5 (repeatable)")  # fmt: skip
+    p.add_argument("--unlearn-batch-size", type=int, default=128)
+    p.add_argument("--examples", type=int, default=4, help="test images in the example figure")
+    p.add_argument("--out", required=True, help="output folder: results.json, results.md, two PNGs")
+    _common(p)
+    return parser
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    kwargs = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed}
+    if args.device:
+        kwargs["device"] = args.device
+    return Engine(**kwargs)
+
+
+def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not args.lr > 0:
+        raise ConfigError(f"--lr must be positive, got {args.lr}")
+    if args.weight_decay < 0:
+        raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
+    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def _attack_overrides(args: argparse.Namespace) -> dict[str, object]:
+    overrides: dict[str, object] = dict(parse_assignments(args.attack_set))
+    for key in ("target", "rate"):
+        value = getattr(args, key)
+        if value is not None:
+            if key in overrides:
+                raise ConfigError(f"--{key} and --attack-set {key}=... both given; give one")
+            overrides[key] = value
+    return overrides
+
+
+def _check_new_output(out: str, *inputs: str | None) -> None:
+    target = Path(out).resolve()
+    for item in inputs:
+        if item and Path(item).resolve() == target:
+            raise ConfigError(f"--out {out} would overwrite an input; choose a new file")
+
+
+def _check_batch(value: int, flag: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{flag} must be at least 1, got {value}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    _check_new_output(args.out)
+    engine = _engine(args)
+    recipe = _recipe_from(args)
+    attack = build_attack(args.attack, _attack_overrides(args))
+    bundle = load_dataset(args.dataset, args.data_root)
+    splits = make_backdoor_splits(bundle, attack, args.val_fraction, args.seed)
+    spec = model_spec(args.arch, bundle, args.width)
+    model, seconds, log = train_model(spec, splits.train, bundle, recipe, engine, "backdoored")
+    info = {
+        "model": spec.to_dict(), "dataset": args.dataset, "classes": bundle.classes,
+        "split": {"val_fraction": args.val_fraction, "seed": args.seed}, "excluded_classes": [],
+        "recipe": vars(recipe), "train_seconds": seconds, "train_log": log,
+    }  # fmt: skip
+    save_backdoored(model, args.out, info, splits)
+    print(
+        f"trained {args.arch} on {args.dataset} poisoned by {attack.describe()} "
+        f"({splits.num_poisoned} of {len(splits.train)} samples) in {seconds:.1f}s; saved {args.out}"
+    )
+
+
+def cmd_unlearn(args: argparse.Namespace) -> None:
+    _check_new_output(args.out, args.checkpoint)
+    if args.record:
+        _check_new_output(args.record, args.checkpoint, args.out)
+    _check_batch(args.batch_size, "--batch-size")
+    engine = _engine(args)
+    overrides = parse_assignments(args.set)
+    defence_settings(args.method, overrides)
+    spec = parse_budget(args.budget)
+    check_source(args.budget_source)
+    model, info, splits = load_backdoored(args.checkpoint, args.data_root)
+    budget = make_budget(splits, spec, args.budget_source)
+    defended, record = run_defence(model, args.method, budget, splits.bundle, engine, overrides, args.batch_size)
+    info = {**info, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
+                                  "settings": record.settings, "seconds": record.seconds,
+                                  "budget": budget.describe(), "source": str(args.checkpoint)}}  # fmt: skip
+    save_model(defended, args.out, info)
+    if args.record:
+        write_json_atomic(args.record, record.to_dict())
+    print(
+        f"{args.method} on {budget.size} stamped / {len(budget.clean)} clean images ({args.budget_source}) "
+        f"in {record.seconds:.1f}s; saved {args.out}"
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.json:
+        _check_new_output(args.json, args.checkpoint)
+    engine = _engine(args)
+    model, info, splits = load_backdoored(args.checkpoint, args.data_root)
+    metrics = evaluate_backdoor(model, splits, engine)
+    output = {"checkpoint": str(args.checkpoint), "attack": splits.attack.to_dict(), "target": splits.target,
+              "metrics": metrics, "unlearned": info.get("unlearned")}  # fmt: skip
+    if args.json:
+        write_json_atomic(args.json, output)
+    for key, value in metrics.items():
+        print(f"{key:>10}: {value:.2f}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    _check_batch(args.unlearn_batch_size, "--unlearn-batch-size")
+    engine = _engine(args)
+    config = BackdoorBenchConfig(
+        arch=args.arch, attack=args.attack, attack_overrides=_attack_overrides(args),
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        budget=parse_budget(args.budget).text, budgets=tuple(b.text for b in parse_budgets(args.budgets)),
+        sweep_methods=tuple(m.strip() for m in args.sweep_methods.split(",") if m.strip()),
+        budget_source=args.budget_source, width=args.width, recipe=_recipe_from(args),
+        val_fraction=args.val_fraction, seed=args.seed, batch_size=args.unlearn_batch_size,
+        method_overrides=parse_method_overrides(args.set, parse_assignments), examples=args.examples,
+    )  # fmt: skip
+    build_attack(config.attack, config.attack_overrides)  # bad settings fail before the dataset loads
+    bundle = load_dataset(args.dataset, args.data_root)
+    output = run_backdoor_bench(bundle, config, engine)
+    title = f"Backdoor removal on {bundle.name} with {args.arch}, {config.attack} attack"
+    write_backdoor_bench(output, args.out, title)
+    print((Path(args.out) / "results.md").read_text())
+
+
+COMMANDS = {"train": cmd_train, "poison": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate,
+            "bench": cmd_bench}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except LetheError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""``bench``: the original model, and for each forget set the retrain oracle (forgotten class
+relabelled as ignore, same recipe) and every method, evaluated on one confusion matrix each.
+
+Writes ``results.json`` (everything, confusion matrices included), ``results.md`` (settings header
+and tables) and, per forget set, ``overlays_<classes>.png`` and ``iou_<classes>.png``. With a
+``cache`` folder the original and oracle checkpoints are kept there and reused by a later run
+with the same dataset, model, resolution, recipe and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import lethe
+from lethe.engine import Engine
+from lethe.errors import ConfigError
+from lethe.io import write_json_atomic
+from lethe_segmentation.checkpoints import load_model, save_model
+from lethe_segmentation.confusion import predict
+from lethe_segmentation.datasets import SegBundle, load_dataset, parse_classes
+from lethe_segmentation.metrics import METRICS, distribution_gap
+from lethe_segmentation.models import ModelSpec, build_model
+from lethe_segmentation.pipeline import (
+    PIXEL_METHODS,
+    SegSplits,
+    TrainRecipe,
+    check_forget,
+    evaluate_model,
+    make_splits,
+    resolve_resolution,
+    train_model,
+    unlearn_model,
+)
+from lethe_segmentation.report import plot_iou, plot_overlays, write_report
+from lethe_segmentation.transforms import Resolution, denormalize, parse_size
+
+
+@dataclass
+class BenchConfig:
+    """One benchmark run (one original model, one oracle per forget set)."""
+
+    spec: ModelSpec
+    forget_sets: list[tuple[int, ...]]
+    methods: tuple[str, ...] = ("delete", "svd", "finetune", "random_label")
+    resolution: Resolution = field(default_factory=Resolution)
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    val_fraction: float = 0.1
+    seed: int = 0
+    unlearn_batch_size: int = 8
+    retain_images: int = 32
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    overlays: int = 4
+    cache: str | None = None
+
+
+def environment(engine: Engine) -> dict[str, str]:
+    """Versions and device, recorded with every result."""
+    import albumentations
+    import segmentation_models_pytorch as smp
+
+    device = str(engine.device)
+    if engine.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(engine.device)})"
+    else:
+        device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {
+        "device": device, "torch": torch.__version__, "segmentation_models_pytorch": smp.__version__,
+        "albumentations": albumentations.__version__, "python": platform.python_version(),
+        "lethe": lethe.__version__, "date": time.strftime("%Y-%m-%d"),
+    }  # fmt: skip
+
+
+def _cached_train(
+    config: BenchConfig, splits: SegSplits, engine: Engine, dataset: str, ignore: tuple[int, ...], name: str, log
+) -> tuple[nn.Module, float, list]:
+    """Train (original: ``ignore=()``; oracle: the forgotten classes) or reuse a cached checkpoint."""
+    key = {"dataset": dataset, "model": config.spec.to_dict(), "resolution": splits.resolution.to_dict(),
+           "recipe": asdict(config.recipe), "seed": config.seed, "val_fraction": config.val_fraction,
+           "ignored_classes": list(ignore)}  # fmt: skip
+    path = Path(config.cache) / f"{name}.safetensors" if config.cache else None
+    if path is not None and path.is_file():
+        model, info = load_model(path)
+        if json.loads(json.dumps(info.get("bench_key"))) == json.loads(json.dumps(key)):
+            log(f"{name}: reusing {path}")
+            return model, float(info["train_seconds"]), info.get("train_log", [])
+    model, seconds, train_log = train_model(config.spec, splits, config.recipe, engine, ignore, desc=name)
+    if path is not None:
+        info = {"model": config.spec.to_dict(), "dataset": dataset, "classes": splits.bundle.classes,
+                "resolution": splits.resolution.to_dict(), "split": {"val_fraction": config.val_fraction,
+                "seed": config.seed}, "ignored_classes": list(ignore), "recipe": asdict(config.recipe),
+                "train_seconds": seconds, "train_log": train_log, "bench_key": key}  # fmt: skip
+        save_model(model, path, info)
+    return model, seconds, train_log
+
+
+def _row(name: str, model: nn.Module, splits: SegSplits, forget, engine: Engine, seconds: float, **extra) -> dict:
+    metrics = evaluate_model(model, splits, forget, engine)
+    return {"method": name, **metrics, "seconds": seconds, **extra}
+
+
+def _overlay_data(models: Mapping[str, nn.Module], splits: SegSplits, forget, engine: Engine, count: int) -> dict:
+    """The ``count`` test images with the largest share of forgotten pixels, with predictions."""
+    test = splits.test
+    if count < 1 or not len(test):
+        return {}
+    order = np.argsort(-test.share_of(forget), kind="stable")[:count]
+    data = splits.dataset(test.subset(order), augment=False)
+    items = [data[i] for i in range(len(data))]
+    x = torch.stack([i[0] for i in items])
+    truth = [np.where(i[1].numpy() < 0, 255, i[1].numpy()).astype(np.uint8) for i in items]
+    preds = {name: list(predict(model, x, engine)) for name, model in models.items()}
+    return {"images": [denormalize(i[0]) for i in items], "truth": truth, "predictions": preds}
+
+
+def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engine,
+              log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+    """Train the original and each oracle, run each method per forget set, evaluate everything."""
+    for method in config.methods:
+        lethe.get_method(method)
+        if method not in PIXEL_METHODS:
+            choices = ", ".join(PIXEL_METHODS.names())
+            raise ConfigError(f"method {method!r} has no per-pixel form; choose from {choices}")
+    for method, overrides in config.method_overrides.items():
+        lethe.method_settings(method, overrides)
+    if not config.forget_sets:
+        raise ConfigError("name at least one forget set")
+    splits = make_splits(bundle, config.resolution, config.val_fraction, config.seed)
+    splits.resolution = resolve_resolution(build_model(config.spec), config.spec, config.resolution, splits.native)
+    forget_sets = [check_forget(splits, f) for f in config.forget_sets]
+
+    original, train_seconds, train_log = _cached_train(config, splits, engine, dataset, (), "original", log)
+    runs = []
+    for forget in forget_sets:
+        names = "_".join(bundle.classes[c].lower() for c in forget)
+        log(f"forget {[bundle.classes[c] for c in forget]}")
+        rows = [_row("original", original, splits, forget, engine, train_seconds, train_log=train_log)]
+        oracle, seconds, oracle_log = _cached_train(config, splits, engine, dataset, forget, f"retrain_{names}", log)
+        oracle_row = _row("retrain", oracle, splits, forget, engine, seconds, train_log=oracle_log)
+        models = {"original": original}
+        for method in config.methods:
+            model, record = unlearn_model(original, method, splits, forget, engine,
+                                          config.method_overrides.get(method, {}), config.unlearn_batch_size,
+                                          config.retain_images)  # fmt: skip
+            extra = {k: v for k, v in record.extra.items() if k != "grid"}
+            rows.append(_row(method, model, splits, forget, engine, record.seconds, settings=record.settings,
+                             log=record.log, extra=extra))  # fmt: skip
+            models[method] = model
+            log(f"{method:>13}: " + ", ".join(f"{k} {rows[-1][k]:.2f}" for k in METRICS[:4]))
+        rows.append(oracle_row)
+        models["retrain"] = oracle
+        for row in rows:
+            row["miou_retain_drop"] = rows[0]["miou_retain"] - row["miou_retain"]
+            row["forget_to_gap"] = distribution_gap(row["forget_to"], oracle_row["forget_to"])
+            oracle_seconds = oracle_row["seconds"]
+            row["seconds_vs_retrain"] = row["seconds"] / oracle_seconds if oracle_seconds else float("nan")
+        overlays = _overlay_data(models, splits, forget, engine, config.overlays)
+        runs.append({"forget": list(forget), "name": names, "rows": rows, "_overlays": overlays})
+        log(f"forget {names} done")
+
+    spec = config.spec
+    res = splits.resolution
+    header = {
+        "dataset": bundle.name,
+        "model": f"{spec.arch}, encoder {spec.encoder}"
+        + (f", encoder_depth {spec.encoder_depth}" if spec.encoder_depth else "")
+        + (f", decoder_channels {spec.decoder_channels}" if spec.decoder_channels else "")
+        + (f", {spec.kwargs}" if spec.kwargs else "")
+        + f", encoder weights {spec.encoder_weights or 'none (random init)'}",
+        "resolution": (f"resized to {res.size[0]}x{res.size[1]}" if res.size else
+                       f"native (evaluation padded to {splits.largest[0]}x{splits.largest[1]} rounded up to "
+                       f"/{res.divisor}, padding ignored)")
+        + f", training crop {'x'.join(map(str, res.train_crop(splits.native)))}, random scale {res.scale}",
+        "recipe": asdict(config.recipe),
+        "forget sets": [[f"{c} ({bundle.classes[c]})" for c in f] for f in forget_sets],
+        "methods": list(config.methods), "method overrides": config.method_overrides,
+        "unlearn batch size": config.unlearn_batch_size, "svd retain images": config.retain_images,
+        "train images": len(splits.train), "validation images (tuning only)": f"{len(splits.validation)}, "
+        f"{splits.val_source}", "test images": len(splits.test), "seed": config.seed,
+        **environment(engine),
+    }  # fmt: skip
+    return {"header": header, "classes": bundle.classes, "runs": runs}
+
+
+def write_bench(result: Mapping[str, Any], out: str | Path, title: str, notes: Sequence[str] = ()) -> None:
+    """Write ``results.json``, ``results.md``, overlays and IoU plots under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = result["classes"]
+    runs = result["runs"]
+    for run in runs:
+        names = ", ".join(classes[c] for c in run["forget"])
+        overlays = run.get("_overlays") or {}
+        if overlays:
+            plot_overlays(out / f"overlays_{run['name']}.png", overlays["images"], overlays["truth"],
+                          overlays["predictions"], classes, f"{title}: forgetting {names}")  # fmt: skip
+        plot_iou(out / f"iou_{run['name']}.png", run, classes, f"{title}: forgetting {names}")
+    clean = {**result, "runs": [{k: v for k, v in run.items() if not k.startswith("_")} for run in runs]}
+    write_json_atomic(out / "results.json", clean)
+    write_report(out / "results.md", title, result["header"], runs, classes, notes)
+
+
+def run_config(cfg: Mapping[str, Any], out: str | Path, engine: Engine | None = None) -> dict[str, Any]:
+    """Run a benchmark described by a plain mapping (a ``benchmarks/configs`` YAML) and write it."""
+    cfg = dict(cfg)
+    dataset = cfg["dataset"]
+    bundle = load_dataset(dataset, cfg.get("data_root"))
+    sets = cfg.get("forget_sets", [cfg.get("forget")])
+    forget_sets = [parse_classes(str(f), bundle.classes, bundle.name) for f in sets]
+    spec = ModelSpec(
+        arch=cfg.get("arch", "Unet"), encoder=cfg.get("encoder", "resnet18"), num_classes=bundle.num_classes,
+        encoder_depth=cfg.get("encoder_depth"), decoder_channels=cfg.get("decoder_channels"),
+        kwargs=dict(cfg.get("model_kwargs", {})), encoder_weights=cfg.get("encoder_weights"),
+    )  # fmt: skip
+    resolution = Resolution(parse_size(cfg.get("size")), parse_size(cfg.get("crop"), "crop"),
+                            scale=tuple(cfg.get("scale", (0.75, 1.5))))  # fmt: skip
+    config = BenchConfig(
+        spec=spec, forget_sets=forget_sets, methods=tuple(cfg.get("methods", BenchConfig.methods)),
+        resolution=resolution, recipe=lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe"),
+        val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0),
+        unlearn_batch_size=cfg.get("batch_size", 8), retain_images=cfg.get("retain_images", 32),
+        method_overrides=cfg.get("overrides", {}), overlays=cfg.get("overlays", 4), cache=cfg.get("cache"),
+    )  # fmt: skip
+    engine = engine or Engine(seed=config.seed, num_workers=cfg.get("workers", 0), progress=cfg.get("progress", False))
+    result = run_bench(bundle, dataset, config, engine)
+    if cfg.get("_path"):
+        result["header"]["config"] = cfg["_path"]
+    notes = [cfg["note"]] if cfg.get("note") else []
+    title = cfg.get("title", f"Class forgetting in segmentation: {bundle.name}, {spec.arch} {spec.encoder}")
+    write_bench(result, out, title, notes)
+    return result

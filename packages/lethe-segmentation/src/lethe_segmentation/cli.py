@@ -1,0 +1,331 @@
+"""``lethe-segment``: train, unlearn, evaluate and benchmark class forgetting in semantic segmentation.
+
+Examples (CamVid at 96x128 on a CPU)::
+
+    lethe-segment train --dataset camvid --arch Unet --encoder resnet18 --size 96x128 --epochs 40 \\
+        --out runs/cv.safetensors
+    lethe-segment train --dataset camvid --arch Unet --encoder resnet18 --size 96x128 --epochs 40 \\
+        --forget-as-ignore Car --out runs/cv-oracle-car.safetensors
+    lethe-segment unlearn --checkpoint runs/cv.safetensors --forget Car --method delete --out runs/cv-car.safetensors
+    lethe-segment evaluate --checkpoint runs/cv-car.safetensors --forget Car --oracle runs/cv-oracle-car.safetensors
+    lethe-segment bench --dataset camvid --size 96x128 --epochs 40 --forget Car --forget Pedestrian --out runs/bench
+
+Errors in the input (unknown class, bad label values, image/label size mismatch, ...) are one
+line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import lethe
+from lethe._registry import parse_assignments
+from lethe.engine import Engine
+from lethe.errors import ConfigError, LetheError
+from lethe.io import write_json_atomic
+from lethe_segmentation.bench import BenchConfig, run_bench, write_bench
+from lethe_segmentation.checkpoints import load_model, save_model
+from lethe_segmentation.datasets import DATASETS, load_dataset, parse_classes
+from lethe_segmentation.metrics import METRICS, distribution_gap
+from lethe_segmentation.models import MODELS, ModelSpec, build_model
+from lethe_segmentation.pipeline import (
+    PIXEL_METHODS,
+    TrainRecipe,
+    check_forget,
+    evaluate_model,
+    make_splits,
+    resolve_resolution,
+    train_model,
+    unlearn_model,
+)
+from lethe_segmentation.transforms import Resolution, parse_size
+
+PROG = "lethe-segment"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    g.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and order")
+    g.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _recipe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS.names())}")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of train held out for tuning when the dataset has no val split")  # fmt: skip
+    g = p.add_argument_group("model (segmentation-models-pytorch)")
+    g.add_argument("--arch", default="Unet", help=f"one of: {', '.join(MODELS.names())}")
+    g.add_argument("--encoder", default="resnet18", help="an smp encoder name, or tu-<any timm model>")
+    g.add_argument("--encoder-depth", type=int, default=None, help="encoder stages (smp default 5)")
+    g.add_argument("--decoder-channels", default=None, help="Unet-family decoder widths, e.g. 128,64,32,16,8")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other smp argument, value as JSON (e.g. decoder_pyramid_channels=64)")  # fmt: skip
+    g.add_argument("--encoder-weights", default="none", help="none (offline, random init) or imagenet")
+    g = p.add_argument_group("resolution and recipe")
+    g.add_argument("--size", default=None, help="resize images to HEIGHTxWIDTH (e.g. 96x128); default native")
+    g.add_argument("--crop", default=None, help="training crop HEIGHTxWIDTH (default: --size, or native)")
+    g.add_argument("--epochs", type=int, default=TrainRecipe.epochs)
+    g.add_argument("--batch-size", type=int, default=TrainRecipe.batch_size)
+    g.add_argument("--lr", type=float, default=TrainRecipe.lr, help="peak SGD learning rate (cosine decay)")
+    g.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
+    g.add_argument("--warmup-epochs", type=int, default=TrainRecipe.warmup_epochs, help="linear warm-up epochs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a segmentation model (or the retrain oracle with --forget-as-ignore)")
+    _recipe(p)
+    p.add_argument("--forget-as-ignore", default="",
+                   help="classes relabelled as ignore (the retrain oracle): names or indices")  # fmt: skip
+    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    _common(p)
+
+    p = sub.add_parser("unlearn", help="make a trained checkpoint stop labelling classes")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
+    p.add_argument("--forget", required=True, help="classes to forget: names or indices, comma separated")
+    p.add_argument("--method", default="delete", help=f"one of: {', '.join(PIXEL_METHODS.names())}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method setting, e.g. --set lr=1e-3 or --set forget_pixel_weight=5")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
+    p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
+    p.add_argument("--record", default=None, help="also write the run record (JSON) here")
+    _common(p)
+
+    p = sub.add_parser("evaluate", help="per-class IoU, miou_retain, iou_forget, recall_forget of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--forget", default=None, help="forgotten classes (default: those recorded in the checkpoint)")
+    p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds forget_to_gap")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    _common(p)
+
+    p = sub.add_parser("bench", help="original, retrain oracle and methods per forget set, with overlays")
+    _recipe(p)
+    p.add_argument("--forget", action="append", required=True,
+                   help="one forget set (comma-separated classes); repeat for several sets")  # fmt: skip
+    p.add_argument("--methods", default="delete,svd,finetune,random_label", help="comma-separated method names")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="override a method setting, e.g. --set delete.epochs=10 (repeatable)")  # fmt: skip
+    p.add_argument("--unlearn-batch-size", type=int, default=8)
+    p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
+    p.add_argument("--overlays", type=int, default=4, help="test images in each overlay figure")
+    p.add_argument("--cache", default=None, help="folder keeping original/oracle checkpoints for reuse")
+    p.add_argument("--title", default=None)
+    p.add_argument("--out", required=True, help="output folder: results.json, results.md, overlays_*.png")
+    _common(p)
+    return parser
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    kwargs: dict[str, Any] = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed}
+    if args.device:
+        kwargs["device"] = args.device
+    return Engine(**kwargs)
+
+
+def _positive(value: float, flag: str) -> None:
+    if not value > 0:
+        raise ConfigError(f"{flag} must be positive, got {value}")
+
+
+def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
+    _positive(args.epochs, "--epochs")
+    _positive(args.batch_size, "--batch-size")
+    _positive(args.lr, "--lr")
+    if args.weight_decay < 0:
+        raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
+    if not 0 <= args.warmup_epochs <= args.epochs:
+        raise ConfigError(f"--warmup-epochs must lie in 0..--epochs, got {args.warmup_epochs}")
+    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       warmup_epochs=args.warmup_epochs)  # fmt: skip
+
+
+def _spec_from(args: argparse.Namespace, num_classes: int) -> ModelSpec:
+    kwargs = {}
+    for key, value in parse_assignments(args.model_arg).items():
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    decoder = None
+    if args.decoder_channels:
+        try:
+            decoder = [int(v) for v in args.decoder_channels.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--decoder-channels must be integers, got {args.decoder_channels!r}") from None
+    weights = None if str(args.encoder_weights).lower() in ("none", "", "null") else args.encoder_weights
+    return ModelSpec(args.arch, args.encoder, num_classes, args.encoder_depth, decoder, kwargs, weights)
+
+
+def _resolution_from(args: argparse.Namespace) -> Resolution:
+    return Resolution(parse_size(args.size), parse_size(args.crop, "--crop"))
+
+
+def _check_new_output(out: str, *inputs: str | None) -> None:
+    target = Path(out).resolve()
+    for item in inputs:
+        if item and Path(item).resolve() == target:
+            raise ConfigError(f"--out {out} would overwrite an input; choose a new file")
+
+
+def _splits_from_checkpoint(info: dict, args: argparse.Namespace):
+    bundle = load_dataset(info["dataset"], args.data_root)
+    if list(bundle.classes) != list(info.get("classes", bundle.classes)):
+        raise ConfigError(f"the checkpoint's classes differ from those of dataset {info['dataset']}")
+    split = info.get("split", {})
+    resolution = Resolution.from_dict(info.get("resolution", {}))
+    return make_splits(bundle, resolution, split.get("val_fraction", 0.1), split.get("seed", 0))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    _check_new_output(args.out)
+    engine = _engine(args)
+    recipe = _recipe_from(args)
+    bundle = load_dataset(args.dataset, args.data_root)
+    spec = _spec_from(args, bundle.num_classes)
+    splits = make_splits(bundle, _resolution_from(args), args.val_fraction, args.seed)
+    ignore = parse_classes(args.forget_as_ignore, bundle.classes, bundle.name)
+    if ignore:
+        ignore = check_forget(splits, ignore)
+    splits.resolution = resolve_resolution(build_model(spec), spec, splits.resolution, splits.native)
+    model, seconds, log = train_model(spec, splits, recipe, engine, ignore, desc="retrain" if ignore else "train")
+    info = {
+        "model": spec.to_dict(), "dataset": args.dataset, "classes": bundle.classes,
+        "resolution": splits.resolution.to_dict(), "split": {"val_fraction": args.val_fraction, "seed": args.seed},
+        "ignored_classes": list(ignore), "recipe": vars(recipe), "train_seconds": seconds, "train_log": log,
+    }  # fmt: skip
+    save_model(model, args.out, info)
+    print(f"trained {spec.arch} ({spec.encoder}) on {args.dataset} in {seconds:.1f}s; saved {args.out}")
+
+
+def cmd_unlearn(args: argparse.Namespace) -> None:
+    _check_new_output(args.out, args.checkpoint)
+    if args.record:
+        _check_new_output(args.record, args.checkpoint, args.out)
+    _positive(args.batch_size, "--batch-size")
+    engine = _engine(args)
+    overrides = parse_assignments(args.set)
+    lethe.method_settings(args.method, overrides)
+    model, info = load_model(args.checkpoint)
+    splits = _splits_from_checkpoint(info, args)
+    forget = parse_classes(args.forget, splits.bundle.classes, splits.bundle.name)
+    unlearned, record = unlearn_model(model, args.method, splits, forget, engine, overrides, args.batch_size,
+                                      args.retain_images)  # fmt: skip
+    info = {**info, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
+                                  "settings": record.settings, "seconds": record.seconds,
+                                  "source": str(args.checkpoint)}}  # fmt: skip
+    save_model(unlearned, args.out, info)
+    if args.record:
+        write_json_atomic(args.record, record.to_dict())
+    names = ", ".join(splits.bundle.classes[c] for c in record.forget_classes)
+    print(f"{args.method} forgot {names} in {record.seconds:.1f}s; saved {args.out}")
+
+
+def _recorded_forget(info: dict) -> list[int]:
+    unlearned = info.get("unlearned") or {}
+    return list(unlearned.get("forget_classes") or info.get("ignored_classes") or [])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.json:
+        _check_new_output(args.json, args.checkpoint, args.oracle)
+    _positive(args.batch_size, "--batch-size")
+    engine = _engine(args)
+    model, info = load_model(args.checkpoint)
+    splits = _splits_from_checkpoint(info, args)
+    classes = splits.bundle.classes
+    if args.forget is not None:
+        forget = parse_classes(args.forget, classes, splits.bundle.name)
+    else:
+        forget = tuple(_recorded_forget(info))
+    if forget:
+        forget = check_forget(splits, forget)
+    metrics = evaluate_model(model, splits, forget, engine, batch_size=args.batch_size)
+    if args.oracle:
+        oracle, _ = load_model(args.oracle)
+        oracle_metrics = evaluate_model(oracle, splits, forget, engine, batch_size=args.batch_size)
+        metrics["forget_to_gap"] = distribution_gap(metrics["forget_to"], oracle_metrics["forget_to"])
+        metrics["oracle"] = {k: v for k, v in oracle_metrics.items() if k != "confusion"}
+    output = {"checkpoint": str(args.checkpoint), "forget": list(forget), "classes": classes, "metrics": metrics}
+    if args.json:
+        write_json_atomic(args.json, output)
+    for key in (*METRICS, "recall_forget_train", "forget_to_gap"):
+        if key in metrics:
+            print(f"{key:>22}: {metrics[key]:.2f}")
+    print("iou: " + ", ".join(f"{c} {v:.1f}" for c, v in zip(classes, metrics["iou"], strict=True)))
+    if forget:
+        went = zip(classes, metrics["forget_to"], strict=True)
+        print("forgotten pixels predicted as: " + ", ".join(f"{c} {v:.1f}%" for c, v in went if v >= 0.05))
+
+
+def parse_method_overrides(items: list[str]) -> dict[str, dict[str, str]]:
+    """``["delete.lr=1e-2"]`` -> ``{"delete": {"lr": "1e-2"}}``."""
+    result: dict[str, dict[str, str]] = {}
+    for key, value in parse_assignments(items).items():
+        method, sep, name = key.partition(".")
+        if not sep or not name:
+            raise ConfigError(f"bench --set needs METHOD.KEY=VALUE, got {key}={value}")
+        result.setdefault(method, {})[name] = value
+    return result
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    engine = _engine(args)
+    recipe = _recipe_from(args)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    overrides = parse_method_overrides(args.set)
+    bundle = load_dataset(args.dataset, args.data_root)
+    forget_sets = [parse_classes(f, bundle.classes, bundle.name) for f in args.forget]
+    config = BenchConfig(
+        spec=_spec_from(args, bundle.num_classes), forget_sets=forget_sets, methods=methods,
+        resolution=_resolution_from(args), recipe=recipe, val_fraction=args.val_fraction, seed=args.seed,
+        unlearn_batch_size=args.unlearn_batch_size, retain_images=args.retain_images,
+        method_overrides=overrides, overlays=args.overlays, cache=args.cache,
+    )  # fmt: skip
+    result = run_bench(bundle, args.dataset, config, engine)
+    title = args.title or f"Class forgetting in segmentation: {bundle.name}, {config.spec.arch} {config.spec.encoder}"
+    write_bench(result, args.out, title)
+    print((Path(args.out) / "results.md").read_text())
+
+
+COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}
+
+
+def one_line(err: BaseException) -> str:
+    """The error as one line (errors re-raised from data-loader workers carry a traceback)."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    line = lines[-1] if len(lines) > 1 else lines[0]
+    prefix, sep, rest = line.partition(": ")
+    if sep and prefix.startswith("lethe.errors."):
+        line = rest
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except LetheError as err:
+        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Model registry: every segmentation-models-pytorch architecture by name (``Unet``, ``FPN``,
+``DeepLabV3Plus``, ...) with any of its encoders (``resnet18``, ``tu-<timm name>``, ...).
+
+``encoder_weights=None`` builds offline (random initialisation); ``"imagenet"`` downloads the
+encoder's ImageNet weights through smp when the user has internet. A checkpoint always rebuilds
+its model with ``encoder_weights=None``: the weights come from the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from lethe import Registry
+from lethe.errors import ConfigError
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("architecture")
+
+
+@dataclass
+class ModelSpec:
+    """How to rebuild a model: stored in every checkpoint."""
+
+    arch: str
+    encoder: str
+    num_classes: int
+    encoder_depth: int | None = None
+    decoder_channels: list[int] | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder_weights: str | None = None  # the initialisation of the ORIGINAL model (informative)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def smp_kwargs(self) -> dict[str, Any]:
+        kwargs = dict(self.kwargs)
+        if self.encoder_depth is not None:
+            kwargs["encoder_depth"] = self.encoder_depth
+        if self.decoder_channels is not None:
+            kwargs["decoder_channels"] = list(self.decoder_channels)
+        return kwargs
+
+
+def _smp():
+    import segmentation_models_pytorch as smp
+
+    return smp
+
+
+def _register_smp() -> None:
+    smp = _smp()
+    for _, cls in sorted(smp.MODEL_ARCHITECTURES_MAPPING.items()):
+
+        def builder(spec: ModelSpec, weights: str | None, _cls=cls) -> nn.Module:
+            return _cls(encoder_name=spec.encoder, encoder_weights=weights, classes=spec.num_classes,
+                        **spec.smp_kwargs())  # fmt: skip
+
+        MODELS.add(cls.__name__, builder)
+
+
+_register_smp()
+
+
+def canonical_arch(arch: str) -> str:
+    """Case-insensitive architecture name -> registered name (``unet`` -> ``Unet``)."""
+    names = {n.lower(): n for n in MODELS.names()}
+    return names.get(arch.lower(), arch)
+
+
+def encoder_names() -> list[str]:
+    """smp's own encoder names (any timm model is also available as ``tu-<name>``)."""
+    return sorted(_smp().encoders.get_encoder_names())
+
+
+def build_model(spec: ModelSpec, weights: str | None = None) -> nn.Module:
+    """Build the model of ``spec``; ``weights``: ``None`` (random) or an smp weight name (``imagenet``)."""
+    builder, _ = MODELS.get(canonical_arch(spec.arch))
+    if spec.num_classes < 2:
+        raise ConfigError(f"a segmentation model needs at least 2 classes, got {spec.num_classes}")
+    encoder = spec.encoder
+    if not encoder.startswith(("tu-", "timm-")) and encoder not in encoder_names():
+        raise ConfigError(
+            f"unknown encoder {encoder!r}; smp encoders include {', '.join(encoder_names()[:12])}, ... "
+            "or any timm model as tu-<name>"
+        )
+    try:
+        return builder(spec, weights)
+    except (KeyError, ValueError, TypeError, AssertionError, RuntimeError) as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot build {spec.arch} with encoder {encoder}: {text[:300]}") from None
+    except OSError as err:  # weights not downloadable (offline)
+        raise ConfigError(
+            f"cannot load {weights} weights for encoder {encoder} ({str(err).splitlines()[0][:200]}); "
+            "use --encoder-weights none offline"
+        ) from None
+
+
+def output_stride(model: nn.Module) -> int:
+    """The factor input height and width must be divisible by (smp's check), default 32."""
+    encoder = getattr(model, "encoder", None)
+    if not getattr(model, "requires_divisible_input_shape", True):
+        return 1
+    return int(getattr(encoder, "output_stride", 32) or 32)
+
+
+def check_model(model: nn.Module, spec: ModelSpec, height: int, width: int) -> None:
+    """Run a dummy ``[1, 3, height, width]`` batch: the output must be ``[1, C, height, width]``."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, height, width))
+    except RuntimeError as err:
+        raise ConfigError(
+            f"{spec.arch} with encoder {spec.encoder} cannot take {height}x{width} inputs "
+            f"({str(err).splitlines()[0][:200]})"
+        ) from None
+    finally:
+        model.train(was)
+    if tuple(out.shape) != (1, spec.num_classes, height, width):
+        raise ConfigError(
+            f"{spec.arch} gives outputs {tuple(out.shape)} for {height}x{width} inputs, "
+            f"not [1, {spec.num_classes}, {height}, {width}]"
+        )

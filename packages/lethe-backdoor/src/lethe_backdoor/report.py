@@ -27,7 +27,8 @@ def _pyplot():
 
 def _save(fig, path: str | os.PathLike) -> None:
     """Save ``fig`` as PNG atomically and close it."""
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     _pyplot().close(fig)
@@ -82,7 +83,7 @@ def write_markdown(path: str | os.PathLike, result: Mapping[str, Any], title: st
 def plot_budget_sweep(path: str | os.PathLike, result: Mapping[str, Any], title: str) -> None:
     """ASR (and clean accuracy) after each swept defence against the number of stamped samples."""
     plt = _pyplot()
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     backdoored = next((r for r in result["rows"] if r["method"] == "backdoored"), None)
     for method in dict.fromkeys(row["method"] for row in result["sweep"]):
         rows = sorted((r for r in result["sweep"] if r["method"] == method), key=lambda r: r["stamped"])
@@ -102,7 +103,7 @@ def plot_budget_sweep(path: str | os.PathLike, result: Mapping[str, Any], title:
     ax.set_ylim(-2, 102)
     ax.set_title("attack success rate after unlearning")
     ax2.set_title("clean accuracy after unlearning")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=9, wrap=True)
     _save(fig, path)
 
 
@@ -130,7 +131,7 @@ def plot_examples(
     predictions by the ``before`` and ``after`` models (class names)."""
     plt = _pyplot()
     n = len(examples)
-    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 6), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(max(6.0, 2.6 * n), 6.8), squeeze=False, layout="constrained")
     for i, ex in enumerate(examples):
         for row, (images, kind) in enumerate(((clean, "clean"), (stamped, "stamped"))):
             ax = axes[row][i]
@@ -138,5 +139,5 @@ def plot_examples(
             b, a = classes[ex[f"{kind}_{before}"]], classes[ex[f"{kind}_{after}"]]
             head = f"{kind}, true: {classes[ex['true']]}\n" if row == 0 else f"{kind}\n"
             ax.set_title(f"{head}{before}: {b}\n{after}: {a}", fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=9, wrap=True)
     _save(fig, path)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from lethe._registry import parse_assignments
-from lethe.engine import Engine
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args
 from lethe.errors import ConfigError, LetheError
 from lethe.io import write_json_atomic
 from lethe_backdoor.attacks import build_attack, list_attacks
@@ -43,15 +43,6 @@ from lethe_classification.models import MODELS
 from lethe_classification.pipeline import TrainRecipe, model_spec, train_model
 
 PROG = "lethe-backdoor"
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("runtime")
-    g.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
-    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    g.add_argument("--seed", type=int, default=0, help="seed for poisoning, splits, initialisation and order")
-    g.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _poisoning(p: argparse.ArgumentParser) -> None:
@@ -84,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _poisoning(p)
     _recipe(p)
     p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
-    _common(p)
+    add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
     p = sub.add_parser("unlearn", help="remove the backdoor of a checkpoint with the defender's budget")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
@@ -99,12 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--out", required=True, help="new checkpoint file for the defended model")
     p.add_argument("--record", default=None, help="also write the run record (JSON) here")
-    _common(p)
+    add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
     p = sub.add_parser("evaluate", help="clean_acc, asr and robust_acc of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--json", default=None, help="write the metrics here (JSON)")
-    _common(p)
+    add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
     p = sub.add_parser("bench", help="backdoored model, every defence and a budget sweep, evaluated together")
     _poisoning(p)
@@ -119,15 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unlearn-batch-size", type=int, default=128)
     p.add_argument("--examples", type=int, default=4, help="test images in the example figure")
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, two PNGs")
-    _common(p)
+    add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
     return parser
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    kwargs = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed}
-    if args.device:
-        kwargs["device"] = args.device
-    return Engine(**kwargs)
 
 
 def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
@@ -153,21 +137,14 @@ def _attack_overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
-def _check_new_output(out: str, *inputs: str | None) -> None:
-    target = Path(out).resolve()
-    for item in inputs:
-        if item and Path(item).resolve() == target:
-            raise ConfigError(f"--out {out} would overwrite an input; choose a new file")
-
-
 def _check_batch(value: int, flag: str) -> None:
     if value < 1:
         raise ConfigError(f"{flag} must be at least 1, got {value}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    _check_new_output(args.out)
-    engine = _engine(args)
+    check_new_output(args.out)
+    engine = engine_from_args(args)
     recipe = _recipe_from(args)
     attack = build_attack(args.attack, _attack_overrides(args))
     bundle = load_dataset(args.dataset, args.data_root)
@@ -187,11 +164,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
-    _check_new_output(args.out, args.checkpoint)
+    check_new_output(args.out, args.checkpoint)
     if args.record:
-        _check_new_output(args.record, args.checkpoint, args.out)
+        check_new_output(args.record, args.checkpoint, args.out)
     _check_batch(args.batch_size, "--batch-size")
-    engine = _engine(args)
+    engine = engine_from_args(args)
     overrides = parse_assignments(args.set)
     defence_settings(args.method, overrides)
     spec = parse_budget(args.budget)
@@ -213,8 +190,8 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
-        _check_new_output(args.json, args.checkpoint)
-    engine = _engine(args)
+        check_new_output(args.json, args.checkpoint)
+    engine = engine_from_args(args)
     model, info, splits = load_backdoored(args.checkpoint, args.data_root)
     metrics = evaluate_backdoor(model, splits, engine)
     output = {"checkpoint": str(args.checkpoint), "attack": splits.attack.to_dict(), "target": splits.target,
@@ -227,7 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     _check_batch(args.unlearn_batch_size, "--unlearn-batch-size")
-    engine = _engine(args)
+    engine = engine_from_args(args)
     config = BackdoorBenchConfig(
         arch=args.arch, attack=args.attack, attack_overrides=_attack_overrides(args),
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.engine import Engine
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args
 from lethe.errors import ConfigError, LetheError
 from lethe.io import write_json_atomic
 from lethe.metrics import avg_gap
@@ -36,15 +36,6 @@ from lethe_classification.pipeline import (
 )
 
 PROG = "lethe-classify"
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("runtime")
-    g.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
-    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    g.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and order")
-    g.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _data(p: argparse.ArgumentParser, with_dataset: bool = True) -> None:
@@ -90,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe(p)
     p.add_argument("--exclude", default="", help="classes left out of training (e.g. the retrain oracle: --exclude 3)")
     p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
-    _common(p)
+    add_runtime_args(p)
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint forget classes")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
@@ -101,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
     p.add_argument("--record", default=None, help="also write the run record (JSON) here")
-    _common(p)
+    add_runtime_args(p)
 
     p = sub.add_parser("evaluate", help="forget/retain accuracies and MIA of a checkpoint")
     p.add_argument("--checkpoint", required=True)
@@ -109,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds avg_gap")
     p.add_argument("--json", default=None, help="write the metrics here (JSON)")
     _evaluation(p)
-    _common(p)
+    add_runtime_args(p)
 
     p = sub.add_parser("bench", help="original, retrain oracle and methods, evaluated together")
     _data(p)
@@ -120,15 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a method setting, e.g. --set delete.lr=1e-2 (repeatable)")  # fmt: skip
     _evaluation(p)
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, per_class.png")
-    _common(p)
+    add_runtime_args(p)
     return parser
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    kwargs = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed}
-    if args.device:
-        kwargs["device"] = args.device
-    return Engine(**kwargs)
 
 
 def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
@@ -143,13 +127,6 @@ def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
     return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)
 
 
-def _check_new_output(out: str, *inputs: str | None) -> None:
-    target = Path(out).resolve()
-    for item in inputs:
-        if item and Path(item).resolve() == target:
-            raise ConfigError(f"--out {out} would overwrite an input; choose a new file")
-
-
 def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: str):
     bundle = load_dataset(info["dataset"], args.data_root)
     split = info.get("split", {})
@@ -160,8 +137,8 @@ def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: s
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    _check_new_output(args.out)
-    engine = _engine(args)
+    check_new_output(args.out)
+    engine = engine_from_args(args)
     recipe = _recipe_from(args)
     bundle = load_dataset(args.dataset, args.data_root)
     exclude = parse_classes(args.exclude, bundle.classes)
@@ -180,10 +157,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
-    _check_new_output(args.out, args.checkpoint)
+    check_new_output(args.out, args.checkpoint)
     if args.record:
-        _check_new_output(args.record, args.checkpoint, args.out)
-    engine = _engine(args)
+        check_new_output(args.record, args.checkpoint, args.out)
+    engine = engine_from_args(args)
     overrides = parse_assignments(args.set)
     lethe.method_settings(args.method, overrides)
     model, info = load_model(args.checkpoint)
@@ -200,8 +177,8 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
-        _check_new_output(args.json, args.checkpoint, args.oracle)
-    engine = _engine(args)
+        check_new_output(args.json, args.checkpoint, args.oracle)
+    engine = engine_from_args(args)
     model, info = load_model(args.checkpoint)
     splits = _splits_from_checkpoint(info, args, args.forget)
     options = _eval_options_from(args)
@@ -222,7 +199,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    engine = _engine(args)
+    engine = engine_from_args(args)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     overrides = parse_method_overrides(args.set, parse_assignments)
     recipe = _recipe_from(args)

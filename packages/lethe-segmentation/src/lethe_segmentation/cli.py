@@ -20,11 +20,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.engine import Engine
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args
 from lethe.errors import ConfigError, LetheError
 from lethe.io import write_json_atomic
 from lethe_segmentation.bench import BenchConfig, run_bench, write_bench
@@ -45,15 +44,6 @@ from lethe_segmentation.pipeline import (
 from lethe_segmentation.transforms import Resolution, parse_size
 
 PROG = "lethe-segment"
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("runtime")
-    g.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
-    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    g.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and order")
-    g.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _recipe(p: argparse.ArgumentParser) -> None:
@@ -88,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forget-as-ignore", default="",
                    help="classes relabelled as ignore (the retrain oracle): names or indices")  # fmt: skip
     p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
-    _common(p)
+    add_runtime_args(p)
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint stop labelling classes")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
@@ -100,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
     p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
     p.add_argument("--record", default=None, help="also write the run record (JSON) here")
-    _common(p)
+    add_runtime_args(p)
 
     p = sub.add_parser("evaluate", help="per-class IoU, miou_retain, iou_forget, recall_forget of a checkpoint")
     p.add_argument("--checkpoint", required=True)
@@ -108,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds forget_to_gap")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", default=None, help="write the metrics here (JSON)")
-    _common(p)
+    add_runtime_args(p)
 
     p = sub.add_parser("bench", help="original, retrain oracle and methods per forget set, with overlays")
     _recipe(p)
@@ -123,15 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="folder keeping original/oracle checkpoints for reuse")
     p.add_argument("--title", default=None)
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, overlays_*.png")
-    _common(p)
+    add_runtime_args(p)
     return parser
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    kwargs: dict[str, Any] = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed}
-    if args.device:
-        kwargs["device"] = args.device
-    return Engine(**kwargs)
 
 
 def _positive(value: float, flag: str) -> None:
@@ -172,13 +155,6 @@ def _resolution_from(args: argparse.Namespace) -> Resolution:
     return Resolution(parse_size(args.size), parse_size(args.crop, "--crop"))
 
 
-def _check_new_output(out: str, *inputs: str | None) -> None:
-    target = Path(out).resolve()
-    for item in inputs:
-        if item and Path(item).resolve() == target:
-            raise ConfigError(f"--out {out} would overwrite an input; choose a new file")
-
-
 def _splits_from_checkpoint(info: dict, args: argparse.Namespace):
     bundle = load_dataset(info["dataset"], args.data_root)
     if list(bundle.classes) != list(info.get("classes", bundle.classes)):
@@ -189,8 +165,8 @@ def _splits_from_checkpoint(info: dict, args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    _check_new_output(args.out)
-    engine = _engine(args)
+    check_new_output(args.out)
+    engine = engine_from_args(args)
     recipe = _recipe_from(args)
     bundle = load_dataset(args.dataset, args.data_root)
     spec = _spec_from(args, bundle.num_classes)
@@ -210,11 +186,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
-    _check_new_output(args.out, args.checkpoint)
+    check_new_output(args.out, args.checkpoint)
     if args.record:
-        _check_new_output(args.record, args.checkpoint, args.out)
+        check_new_output(args.record, args.checkpoint, args.out)
     _positive(args.batch_size, "--batch-size")
-    engine = _engine(args)
+    engine = engine_from_args(args)
     overrides = parse_assignments(args.set)
     lethe.method_settings(args.method, overrides)
     model, info = load_model(args.checkpoint)
@@ -239,9 +215,9 @@ def _recorded_forget(info: dict) -> list[int]:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
-        _check_new_output(args.json, args.checkpoint, args.oracle)
+        check_new_output(args.json, args.checkpoint, args.oracle)
     _positive(args.batch_size, "--batch-size")
-    engine = _engine(args)
+    engine = engine_from_args(args)
     model, info = load_model(args.checkpoint)
     splits = _splits_from_checkpoint(info, args)
     classes = splits.bundle.classes
@@ -281,7 +257,7 @@ def parse_method_overrides(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    engine = _engine(args)
+    engine = engine_from_args(args)
     recipe = _recipe_from(args)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     overrides = parse_method_overrides(args.set)

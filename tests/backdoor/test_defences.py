@@ -9,10 +9,11 @@ from bd_helpers import colour_bundle
 
 import lethe
 from lethe.errors import ConfigError
+from lethe.metrics import per_class_accuracy
 from lethe_backdoor.attacks import build_attack
 from lethe_backdoor.budget import make_budget
 from lethe_backdoor.defences import DEFENCES, defence_settings, list_defences, prune_until, run_defence
-from lethe_backdoor.metrics import evaluate_backdoor
+from lethe_backdoor.metrics import evaluate_backdoor, outputs_on
 from lethe_backdoor.poison import make_backdoor_splits
 from lethe_classification.pipeline import TrainRecipe, model_spec, train_model
 
@@ -49,25 +50,48 @@ def test_defence_settings():
         defence_settings("fine_pruning", {"depth": "2"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known open problem (issue 5): DELETE on the stamped budget alone removes the backdoor "
-    "(asr 0, robust_acc 100) but also suppresses clean images of the target class on this tiny "
-    "problem (clean_acc 100 -> 75); strict, so it fails CI once fixed and the marker must go",
-)
-def test_delete_removes_the_backdoor(backdoored):
+def per_class(model, splits) -> list[float]:
+    return per_class_accuracy(outputs_on(model, splits.test, splits.bundle, quiet_engine()), splits.bundle.num_classes)
+
+
+@pytest.fixture(scope="module")
+def deleted(backdoored):
+    """DELETE with its published defaults on 32 stamped images (classes 1-3, labelled 0)."""
+    model, splits, _ = backdoored
+    budget = make_budget(splits, "0.1")
+    return run_defence(model, "delete", budget, splits.bundle, quiet_engine(), batch_size=32)
+
+
+def test_delete_removes_the_backdoor(backdoored, deleted):
     model, splits, before = backdoored
-    assert before["asr"] >= 95.0 and before["clean_acc"] >= 95.0
-    budget = make_budget(splits, "0.1")  # 32 stamped images of classes 1-3, labelled 0
-    engine = quiet_engine()
-    defended, record = run_defence(model, "delete", budget, splits.bundle, engine, batch_size=32)
-    after = evaluate_backdoor(defended, splits, engine)
+    assert before["asr"] >= 95.0 and before["clean_acc"] >= 95.0  # the attack worked
+    defended, record = deleted
+    after = evaluate_backdoor(defended, splits, quiet_engine())
     assert after["asr"] <= 5.0, after
-    assert after["clean_acc"] >= before["clean_acc"] - 5.0, after
-    assert after["robust_acc"] >= 60.0, after
+    assert after["robust_acc"] >= 90.0, after  # stamped images go back to their true class
+    assert min(per_class(defended, splits)[1:]) >= 95.0  # the other classes are kept
     assert record.method == "delete" and record.forget_classes == [0]
     assert record.extra["budget"] == {"budget": "0.1", "source": "stamp", "stamped": 32, "clean": 32}
-    assert evaluate_backdoor(model, splits, engine) == before  # the original model is untouched
+    assert evaluate_backdoor(model, splits, quiet_engine()) == before  # the original model is untouched
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DELETE sees stamped images only: its retention term KL(p || q~) does not involve the target logit, "
+    "so nothing keeps the target class on clean images, and here it is forgotten with the trigger"
+))  # fmt: skip
+def test_delete_keeps_the_clean_target_class(deleted, backdoored):
+    _, splits, _ = backdoored
+    assert per_class(deleted[0], splits)[0] >= 90.0
+
+
+def test_svd_removes_the_backdoor_and_keeps_clean_accuracy(backdoored):
+    model, splits, before = backdoored
+    budget = make_budget(splits, "0.1")
+    defended, record = run_defence(model, "svd", budget, splits.bundle, quiet_engine(), batch_size=32)
+    after = evaluate_backdoor(defended, splits, quiet_engine())
+    assert after["asr"] <= 5.0 and after["robust_acc"] >= 90.0, after
+    assert after["clean_acc"] >= before["clean_acc"] - 5.0, after
+    assert record.extra["tuned"] is True  # alphas chosen on the held-out part of the budget
 
 
 @pytest.mark.parametrize("method", ["svd", "finetune", "fine_pruning", "random_label", "gradient_ascent"])

@@ -213,8 +213,13 @@ def _line(name: str, row: Mapping[str, Any]) -> str:
 
 
 def _examples(
-    before: nn.Module, after: nn.Module | None, splits: BackdoorSplits, stamped: ImageData, engine: Engine,
-    config: BackdoorBenchConfig, bundle: DatasetBundle,
+    before: nn.Module,
+    after: nn.Module | None,
+    splits: BackdoorSplits,
+    stamped: ImageData,
+    engine: Engine,
+    config: BackdoorBenchConfig,
+    bundle: DatasetBundle,
 ) -> tuple[list[dict[str, Any]], torch.Tensor, torch.Tensor]:
     """The first stamped test image of each of ``config.examples`` classes, with predictions."""
     test = splits.test.of_classes([splits.target], keep=False)  # the same order as ``stamped``

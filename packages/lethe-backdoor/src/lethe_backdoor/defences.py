@@ -129,7 +129,12 @@ def run_defence(
 
 
 def _run_unlearning(
-    model: nn.Module, name: str, settings: Any, budget: DefenderBudget, bundle: DatasetBundle, engine: Engine,
+    model: nn.Module,
+    name: str,
+    settings: Any,
+    budget: DefenderBudget,
+    bundle: DatasetBundle,
+    engine: Engine,
     batch_size: int,
 ) -> tuple[nn.Module, lethe.UnlearnRecord]:
     """A ``lethe`` method: stamped samples (target labels) forget the target; clean ones are retained."""
@@ -204,8 +209,12 @@ def pruning_order(features: torch.Tensor) -> torch.Tensor:
 
 
 def prune_until(
-    features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-    acc_ratio: float, max_ratio: float,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    acc_ratio: float,
+    max_ratio: float,
 ) -> tuple[torch.Tensor, list[float]]:
     """Liu et al.'s pruning loop on head inputs ``features`` ``[N, D]``: returns the boolean keep
     mask ``[D]`` and the clean accuracy (percent) after each pruned channel (index 0: none pruned).

@@ -32,6 +32,7 @@ from lethe_segmentation.datasets import DATASETS, load_dataset, parse_classes
 from lethe_segmentation.metrics import METRICS, distribution_gap
 from lethe_segmentation.models import MODELS, ModelSpec, build_model
 from lethe_segmentation.pipeline import (
+    CLASS_WEIGHTS,
     PIXEL_METHODS,
     TrainRecipe,
     check_forget,
@@ -66,6 +67,8 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=TrainRecipe.lr, help="peak SGD learning rate (cosine decay)")
     g.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
     g.add_argument("--warmup-epochs", type=int, default=TrainRecipe.warmup_epochs, help="linear warm-up epochs")
+    g.add_argument("--class-weights", default=TrainRecipe.class_weights, choices=CLASS_WEIGHTS,
+                   help="loss weights per class: none, or median_frequency (SegNet's CamVid recipe)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +134,7 @@ def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
     if not 0 <= args.warmup_epochs <= args.epochs:
         raise ConfigError(f"--warmup-epochs must lie in 0..--epochs, got {args.warmup_epochs}")
     return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup_epochs=args.warmup_epochs)  # fmt: skip
+                       warmup_epochs=args.warmup_epochs, class_weights=args.class_weights)  # fmt: skip
 
 
 def _spec_from(args: argparse.Namespace, num_classes: int) -> ModelSpec:

@@ -15,6 +15,7 @@ per-pixel form needs (``PIXEL_METHODS``), so no code branches on method names.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,12 @@ EVAL_BATCH = 16
 @dataclass
 class TrainRecipe:
     """Supervised recipe: SGD momentum 0.9, weight decay 1e-4, per-batch cosine decay after a
-    linear warm-up, pixel-wise cross-entropy over valid pixels (ignore excluded)."""
+    linear warm-up, pixel-wise cross-entropy over valid pixels (ignore excluded).
+
+    ``class_weights``: ``"none"``, or ``"median_frequency"`` -- median frequency balancing
+    (Eigen & Fergus, ICCV 2015; SegNet's CamVid recipe, Badrinarayanan et al., TPAMI 2017):
+    ``w_c = median(f) / f_c`` with ``f_c`` = pixels of class c / pixels of the training images
+    that contain c, counted on the training labels (ignored classes excluded)."""
 
     epochs: int = 40
     batch_size: int = 8
@@ -50,6 +56,7 @@ class TrainRecipe:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_epochs: int = 1
+    class_weights: str = "none"
 
 
 @dataclass
@@ -145,12 +152,41 @@ def resolve_resolution(
     return res
 
 
-def pixel_cross_entropy_step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict]:
-    """Cross-entropy averaged over valid pixels (a batch with none gives 0, not NaN)."""
+CLASS_WEIGHTS = ("none", "median_frequency")
+
+
+def class_weights(split: SegSplit, num_classes: int, kind: str, ignore: Sequence[int] = ()) -> torch.Tensor | None:
+    """Per-class loss weights of ``kind`` (see ``TrainRecipe``); ``None`` for ``"none"``."""
+    if kind not in CLASS_WEIGHTS:
+        raise ConfigError(f"unknown class weighting {kind!r}; choose from {', '.join(CLASS_WEIGHTS)}")
+    if kind == "none":
+        return None
+    counts = split.counts.astype(np.float64).copy()
+    counts[:, list(ignore)] = 0.0
+    image_pixels = counts.sum(axis=1, keepdims=True)
+    present = counts > 0
+    area = (present * image_pixels).sum(axis=0)
+    freq = np.divide(counts.sum(axis=0), area, out=np.zeros(num_classes), where=area > 0)
+    seen = freq > 0
+    weights = np.zeros(num_classes)
+    weights[seen] = np.median(freq[seen]) / freq[seen]
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def pixel_cross_entropy_step(
+    model: nn.Module, batch: Any, weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict]:
+    """Cross-entropy averaged over valid pixels (weighted mean with ``weight``; a batch without a
+    valid pixel gives 0, not NaN)."""
     x, y = batch[0], batch[1]
     logits = model(x).float()
-    loss = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss / (y != IGNORE_INDEX).sum().clamp_min(1), {}
+    if weight is None:
+        loss = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX, reduction="sum")
+        return loss / (y != IGNORE_INDEX).sum().clamp_min(1), {}
+    weight = weight.to(logits.device)
+    loss = F.cross_entropy(logits, y, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
+    valid = y != IGNORE_INDEX
+    return loss / weight[y[valid]].sum().clamp_min(1e-12), {}
 
 
 def train_model(
@@ -163,6 +199,7 @@ def train_model(
 ) -> tuple[nn.Module, float, list[dict]]:
     """Train a fresh model on the training images (``ignore_classes`` relabelled as ignore: the
     retrain oracle). Returns (model, seconds, per-epoch log); ``splits.resolution`` must be resolved."""
+    weight = class_weights(splits.train, splits.bundle.num_classes, recipe.class_weights, ignore_classes)
     seed_everything(engine.seed)
     model = build_model(spec, spec.encoder_weights)
     data = splits.dataset(splits.train, augment=True, label_map=LabelMap(ignore=tuple(ignore_classes)))
@@ -172,8 +209,8 @@ def train_model(
     scheduler = cosine_schedule(optimizer, recipe.epochs * steps, recipe.warmup_epochs * steps)
     synchronize(engine.device)
     start = time.perf_counter()
-    log = engine.fit(model, train_loader, pixel_cross_entropy_step, optimizer, recipe.epochs,
-                     scheduler=scheduler, desc=desc)  # fmt: skip
+    step = functools.partial(pixel_cross_entropy_step, weight=weight)
+    log = engine.fit(model, train_loader, step, optimizer, recipe.epochs, scheduler=scheduler, desc=desc)
     synchronize(engine.device)
     return model.eval(), time.perf_counter() - start, log
 

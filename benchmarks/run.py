@@ -19,18 +19,41 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def forget_set(entry, classes):
+    """A ``forget_sets`` entry: classes (``3``, ``"cat,dog"``) or a mapping with ``classes`` and
+    optionally ``methods`` and ``strongest_baselines``."""
+    from lethe.errors import ConfigError
+    from lethe_classification.bench import ForgetSet
+    from lethe_classification.data import parse_classes
+
+    if not isinstance(entry, dict):
+        return ForgetSet(parse_classes(str(entry), classes))
+    unknown = set(entry) - {"classes", "methods", "strongest_baselines", "seeds"}
+    if unknown or "classes" not in entry:
+        raise ConfigError(f"a forget set takes classes, methods, strongest_baselines, seeds; got {sorted(entry)}")
+    methods, seeds = entry.get("methods"), entry.get("seeds")
+    return ForgetSet(parse_classes(str(entry["classes"]), classes), tuple(methods) if methods else None,
+                     int(entry.get("strongest_baselines", 0)), tuple(seeds) if seeds is not None else None)  # fmt: skip
+
+
 def run_classification(cfg: dict, out: Path) -> None:
     from lethe.engine import Engine
-    from lethe_classification.bench import BenchConfig, environment, run_bench, run_suite, write_bench, write_suite
-    from lethe_classification.data import parse_classes
+    from lethe_classification.bench import (
+        BenchConfig,
+        environment,
+        run_bench,
+        run_suite,
+        write_bench,
+        write_suite,
+    )
     from lethe_classification.datasets import load_dataset
     from lethe_classification.pipeline import TrainRecipe, eval_options
 
     bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
-    forget_sets = [parse_classes(str(f), bundle.classes) for f in cfg.get("forget_sets", [cfg.get("forget")])]
+    forget_sets = [forget_set(f, bundle.classes) for f in cfg.get("forget_sets", [cfg.get("forget")])]
     config = BenchConfig(
         arch=cfg["arch"],
-        forget=forget_sets[0],
+        forget=forget_sets[0].classes,
         methods=tuple(cfg.get("methods", ["delete", "svd"])),
         width=cfg.get("width"),
         recipe=TrainRecipe(**cfg.get("recipe", {})),
@@ -42,11 +65,19 @@ def run_classification(cfg: dict, out: Path) -> None:
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
     title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")
     if "forget_sets" in cfg or "seeds" in cfg:
-        runs = run_suite(bundle, config, forget_sets, cfg.get("seeds", [config.seed]), engine)
-        header = {k: v for k, v in runs[0]["header"].items() if k not in ("forget", "seed")}
-        header.update(forget_sets=[list(f) for f in forget_sets], seeds=cfg.get("seeds", [config.seed]),
-                      config=cfg.get("_path"), note=cfg.get("note", ""), **environment(engine))  # fmt: skip
-        write_suite(runs, out, title, header)
+        seeds = cfg.get("seeds", [config.seed])
+
+        def write(runs: list) -> None:
+            header = {k: v for k, v in runs[0]["header"].items() if k not in ("forget", "seed")}
+            strongest = {", ".join(map(str, r["forget"])): r["header"]["strongest_baselines"]
+                         for r in runs if "strongest_baselines" in r["header"]}  # fmt: skip
+            if strongest:
+                header["strongest baselines (lowest mean avg_gap on the first seed's earlier sets)"] = strongest
+            header.update(forget_sets=[list(f.classes) for f in forget_sets], seeds=seeds, config=cfg.get("_path"),
+                          note=cfg.get("note", ""), **environment(engine))  # fmt: skip
+            write_suite(runs, out, title, header)
+
+        run_suite(bundle, config, forget_sets, seeds, engine, on_run=write)
         print((out / "results.md").read_text())
         return
     result = run_bench(bundle, config, engine)

@@ -75,12 +75,11 @@ def test_delete_removes_the_backdoor(backdoored, deleted):
     assert evaluate_backdoor(model, splits, quiet_engine()) == before  # the original model is untouched
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DELETE sees stamped images only: its retention term KL(p || q~) does not involve the target logit, "
-    "so nothing keeps the target class on clean images, and here it is forgotten with the trigger"
-))  # fmt: skip
 def test_delete_keeps_the_clean_target_class(deleted, backdoored):
+    """The backdoor package's DELETE anchors on the clean budget (``use_retain``); without it the
+    target class is forgotten on clean images too (its retention term never sees the target logit)."""
     _, splits, _ = backdoored
+    assert deleted[1].settings["use_retain"] is True
     assert per_class(deleted[0], splits)[0] >= 90.0
 
 

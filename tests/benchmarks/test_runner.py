@@ -84,3 +84,24 @@ def test_bad_config_exits_2(tmp_path, folder, capsys):
     assert _runner().main([str(cfg), "--out", str(tmp_path / "bad")]) == 2
     assert "unknown method" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_suite_runs_per_set_methods_and_picks_the_strongest_baselines(tmp_path, folder):
+    out = tmp_path / "picked"
+    sets = [1, {"classes": "1,2", "methods": ["delete"], "strongest_baselines": 1}, {"classes": 2, "seeds": [5]}]
+    cfg = _config(tmp_path, folder, forget_sets=sets, methods=["delete", "gradient_ascent", "finetune"],
+                  evaluation={"relearn_per_class": 0, "probe": False, "train_per_class": 5},
+                  overrides={m: {"epochs": 1} for m in ("delete", "finetune", "gradient_ascent")})  # fmt: skip
+    assert _runner().main([str(cfg), "--out", str(out)]) == 0
+    single, multi = json.loads((out / "runs.json").read_text())
+    gaps = {r["method"]: r["avg_gap"] for r in single["rows"]}
+    best = min(("gradient_ascent", "finetune"), key=lambda m: (gaps[m], m))
+    assert [r["method"] for r in multi["rows"]] == ["original", "retrain", "delete", best]
+    assert multi["header"]["strongest_baselines"] == [best]
+    assert "strongest baselines" in (out / "results.md").read_text()
+
+
+def test_bad_forget_set_entry_exits_2(tmp_path, folder, capsys):
+    cfg = _config(tmp_path, folder, forget_sets=[{"classes": 1, "method": ["delete"]}])
+    assert _runner().main([str(cfg), "--out", str(tmp_path / "x")]) == 2
+    assert "a forget set takes classes" in capsys.readouterr().err

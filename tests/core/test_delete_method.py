@@ -146,3 +146,14 @@ def test_forget_pixel_weight_changes_training():
 def test_empty_forget_classes_raise(toy):
     with pytest.raises(lethe.ConfigError):
         lethe.unlearn(toy.model, "delete", forget=toy.loader([1]), forget_classes=[])
+
+
+def test_delete_use_retain_adds_unmasked_distillation_on_retained_batches(toy):
+    before = toy.accuracies(toy.model, [1])
+    model, record = toy.unlearn("delete", [1], retain=True, overrides={"use_retain": True})
+    toy.assert_forgets(before, toy.accuracies(model, [1]), forget_at_most=5, retain_drop=5)
+    assert record.settings["use_retain"] is True
+    for row in record.log:  # one retained batch per forget batch, its plain KL logged and added
+        assert row["loss"] == pytest.approx(row["forget_term"] + row["retain_term"] + row["anchor_term"], rel=1e-4)
+    with pytest.raises(lethe.DataError, match="needs retained data"):
+        toy.unlearn("delete", [1], retain=False, overrides={"use_retain": True})

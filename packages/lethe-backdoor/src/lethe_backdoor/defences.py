@@ -95,7 +95,14 @@ def defence_settings(name: str, overrides: Mapping[str, Any] | None = None) -> A
         return build_settings(DEFENCES.get(name)[0].settings_cls, overrides or {}, context=f"defence {name!r}")
     if name not in lethe.list_methods():
         raise ConfigError(f"unknown defence {name!r}; choose from {', '.join(list_defences())}")
-    return lethe.method_settings(name, overrides)
+    return lethe.method_settings(name, {**METHOD_DEFAULTS.get(name, {}), **(overrides or {})})
+
+
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    # The target class must survive on clean images: DELETE anchors on the clean budget too
+    # (lethe.methods.delete, ``use_retain``); ``delete.use_retain=false`` gives the paper's form.
+    "delete": {"use_retain": True},
+}
 
 
 def _loader(budget_data, bundle: DatasetBundle, engine: Engine, batch_size: int, augment: bool):

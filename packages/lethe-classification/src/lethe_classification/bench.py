@@ -14,6 +14,7 @@ from torch import nn
 
 import lethe
 from lethe.engine import Engine
+from lethe.errors import ConfigError
 from lethe.io import write_json_atomic, write_text_atomic
 from lethe.metrics import avg_gap
 from lethe_classification.data import DatasetBundle
@@ -118,23 +119,75 @@ def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine) -
     return train_model(spec, splits.train, bundle, config.recipe, engine, "original")
 
 
+@dataclass(frozen=True)
+class ForgetSet:
+    """Classes forgotten together in a suite, and the methods run on them (``None``: the config's).
+
+    ``strongest_baselines`` adds that many baselines, the ones with the lowest mean ``avg_gap`` over
+    the first seed's earlier runs (the issue's "two strongest baselines"), chosen once for all seeds.
+    ``seeds`` limits the set to some of the suite's seeds (``None``: all).
+    """
+
+    classes: tuple[int, ...]
+    methods: tuple[str, ...] | None = None
+    strongest_baselines: int = 0
+    seeds: tuple[int, ...] | None = None
+
+
+NOT_BASELINES = ("original", "retrain", "delete", "svd")
+
+
+def strongest_baselines(runs: Sequence[Mapping[str, Any]], count: int, exclude: Sequence[str] = ()) -> list[str]:
+    """The ``count`` baselines with the lowest mean ``avg_gap`` over ``runs`` (ties by name)."""
+    gaps: dict[str, list[float]] = {}
+    for run in runs:
+        for row in run["rows"]:
+            if row["method"] not in (*NOT_BASELINES, *exclude):
+                gaps.setdefault(row["method"], []).append(row["avg_gap"])
+    if len(gaps) < count:
+        raise ConfigError(
+            f"asked for the {count} strongest baselines but earlier forget sets ran only {len(gaps)}: "
+            "list the sets that run the baselines first"
+        )
+    return sorted(gaps, key=lambda m: (sum(gaps[m]) / len(gaps[m]), m))[:count]
+
+
 def run_suite(
     bundle: DatasetBundle,
     config: BenchConfig,
-    forget_sets: Sequence[Sequence[int]],
+    forget_sets: Sequence[Sequence[int] | ForgetSet],
     seeds: Sequence[int],
     engine: Engine,
     log=print,
+    on_run=None,
 ) -> list[dict[str, Any]]:
-    """``run_bench`` for every forget set and seed; one original model per seed is shared."""
-    runs = []
+    """``run_bench`` for every forget set and seed; one original model per seed is shared.
+    ``on_run(runs)`` is called after each run (the runner writes partial results with it)."""
+    sets = [s if isinstance(s, ForgetSet) else ForgetSet(tuple(s)) for s in forget_sets]
+    for fs in sets:
+        for method in fs.methods or ():
+            lethe.get_method(method)  # unknown names fail before hours of training
+    chosen: dict[int, tuple[str, ...]] = {}
+    runs: list[dict[str, Any]] = []
     for seed in seeds:
         engine.seed = seed
         seeded = replace(config, seed=seed)
         original = train_original(bundle, seeded, engine)
-        for forget in forget_sets:
-            log(f"seed {seed}, forget {list(forget)}")
-            runs.append(run_bench(bundle, replace(seeded, forget=tuple(forget)), engine, log, original))
+        for i, fs in enumerate(sets):
+            if fs.seeds is not None and seed not in fs.seeds:
+                continue
+            if i not in chosen:
+                methods = tuple(fs.methods or config.methods)
+                if fs.strongest_baselines:
+                    methods += tuple(strongest_baselines(runs, fs.strongest_baselines, methods))
+                chosen[i] = methods
+            log(f"seed {seed}, forget {list(fs.classes)}: {', '.join(chosen[i])}")
+            run = run_bench(bundle, replace(seeded, forget=fs.classes, methods=chosen[i]), engine, log, original)
+            if fs.strongest_baselines:
+                run["header"]["strongest_baselines"] = list(chosen[i][-fs.strongest_baselines :])
+            runs.append(run)
+            if on_run is not None:
+                on_run(runs)
     return runs
 
 

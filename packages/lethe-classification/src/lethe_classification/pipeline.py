@@ -174,9 +174,13 @@ class Evaluation:
 
 @dataclass
 class EvalOptions:
-    """Which extra metrics to compute: ``probe_forget`` and ``relearn_steps`` (methods.md s.3)."""
+    """Which extra metrics to compute: ``probe_forget`` and ``relearn_steps`` (methods.md s.3).
+
+    ``train_per_class`` caps the training images evaluated (forget_train, retain_train, the MIA's
+    and the probe's training side) at a seeded sample per class; ``None`` evaluates all of them."""
 
     probe: bool = True
+    train_per_class: int | None = None
     probe_per_class: int = 500
     relearn_per_class: int = 10
     relearn_settings: RelearnSettings = field(default_factory=RelearnSettings)
@@ -187,7 +191,10 @@ def eval_options(values: Mapping[str, Any] | None) -> EvalOptions:
     """``EvalOptions`` from a plain mapping (a YAML config); ``relearn`` holds RelearnSettings."""
     values = dict(values or {})
     relearn = lethe.build_settings(RelearnSettings, values.pop("relearn", {}), "relearn")
-    return lethe.build_settings(EvalOptions, {**values, "relearn_settings": relearn}, "evaluation")
+    options = lethe.build_settings(EvalOptions, {**values, "relearn_settings": relearn}, "evaluation")
+    if options.train_per_class is not None and options.train_per_class < 1:
+        raise ConfigError(f"evaluation.train_per_class must be at least 1, got {options.train_per_class}")
+    return options
 
 
 def evaluate_model(model: nn.Module, splits: Splits, engine: Engine, options: EvalOptions | None = None) -> Evaluation:
@@ -200,7 +207,10 @@ def evaluate_model(model: nn.Module, splits: Splits, engine: Engine, options: Ev
     def outputs(data: ImageData) -> Outputs:
         return collect_outputs(model, loader(engine, data, bundle, EVAL_BATCH, train=False), engine, layer)
 
-    train, test = outputs(splits.train), outputs(splits.test)
+    train_data = splits.train
+    if opts.train_per_class is not None:
+        train_data = per_class_sample(train_data, opts.train_per_class, splits.seed)
+    train, test = outputs(train_data), outputs(splits.test)
     metrics = split_accuracies(train, test, splits.forget_classes)
     f_train = forget_mask(train.labels, splits.forget_classes)
     f_test = forget_mask(test.labels, splits.forget_classes)

@@ -2,6 +2,12 @@
 
 The student, initialised from the original model, learns the frozen teacher's distribution with
 every forgotten class masked out, on the forget data alone (methods.md s.1).
+
+``use_retain`` (off by default, not in the paper) adds plain distillation on retained batches, one
+per forget batch, with no class masked. It is for forgetting that is conditional on the input, as in
+backdoor removal: there the target class is forgotten under the trigger, and the retention term
+``KL(p || q~)`` never sees the target logit. Without clean anchors, the target class can also drop
+on clean images.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from torch import nn
 from lethe._registry import register_method
 from lethe.engine import sgd
 from lethe.losses import class_mask, masked_distillation_loss
+from lethe.methods._common import cycle
 
 
 @dataclass
@@ -31,6 +38,7 @@ class DeleteSettings:
     freeze_bn: bool = False
     ignore_index: int | None = None
     forget_pixel_weight: float = 1.0
+    use_retain: bool = False
 
 
 def _bn_eval(model: nn.Module) -> None:
@@ -40,7 +48,7 @@ def _bn_eval(model: nn.Module) -> None:
             m.eval()
 
 
-@register_method("delete", DeleteSettings, paper="Zhou et al., CVPR 2025 (arXiv 2503.23751)")
+@register_method("delete", DeleteSettings, needs_retain=True, paper="Zhou et al., CVPR 2025 (arXiv 2503.23751)")
 def delete(model: nn.Module, s: DeleteSettings, ctx) -> tuple[list[dict], dict]:
     """Train ``model`` in place with the masked-distillation loss over ``ctx.forget``.
 
@@ -50,12 +58,24 @@ def delete(model: nn.Module, s: DeleteSettings, ctx) -> tuple[list[dict], dict]:
     engine = ctx.engine
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
     forgotten = torch.as_tensor(ctx.forget_classes, device=engine.device)
+    retained = cycle(ctx.retain, engine) if s.use_retain else None
 
     def step(student: nn.Module, batch) -> tuple[torch.Tensor, dict]:
         x, y = batch[0], batch[1]
+        n = x.shape[0]
+        if retained is not None:  # one forward pass, so BatchNorm normalises both kinds together
+            x = torch.cat([x, next(retained)[0]])
         with torch.no_grad():
             t = teacher(x)
         out = student(x)
+        parts = forget_loss(out[:n], t[:n], y)
+        logs = {"forget_term": parts.forget_term, "retain_term": parts.retain_term}
+        if retained is None:
+            return parts.loss, logs
+        anchor = masked_distillation_loss(out[n:], t[n:], (), temperature=s.temperature).loss
+        return parts.loss + anchor, {**logs, "anchor_term": anchor.detach()}
+
+    def forget_loss(out: torch.Tensor, t: torch.Tensor, y: torch.Tensor):
         valid = weight = None
         if out.dim() > 2 and y.dim() == out.dim() - 1:
             if s.ignore_index is not None:
@@ -63,10 +83,7 @@ def delete(model: nn.Module, s: DeleteSettings, ctx) -> tuple[list[dict], dict]:
             if s.forget_pixel_weight != 1.0:
                 weight = 1.0 + (s.forget_pixel_weight - 1.0) * torch.isin(y, forgotten).float()
         mask = class_mask(ctx.forget_classes, out.shape[1], out.device)
-        parts = masked_distillation_loss(
-            out, t, mask, temperature=s.temperature, valid=valid, weight=weight
-        )
-        return parts.loss, {"forget_term": parts.forget_term, "retain_term": parts.retain_term}
+        return masked_distillation_loss(out, t, mask, temperature=s.temperature, valid=valid, weight=weight)
 
     optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
     log = engine.fit(

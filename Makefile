@@ -13,7 +13,8 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: install demo test lint data fashion-mnist cifar10 bench-fashion-mnist bench-cifar10 clean
+.PHONY: install demo test lint data fashion-mnist cifar10 camvid bench-fashion-mnist bench-cifar10 \
+	bench-classification bench-backdoor bench-segmentation clean
 
 install: $(STAMP)
 
@@ -43,7 +44,16 @@ $(DATA)/cifar10/.extracted:
 	tar xzf $(SHARED)/cifar10-jpg.tar.gz -C $(DATA)/cifar10.tmp
 	rm -rf $(DATA)/cifar10 && mv $(DATA)/cifar10.tmp $(DATA)/cifar10 && touch $@
 
-data: fashion-mnist cifar10
+# CamVid (SegNet's 367/101/233 split) from the shared archive, checksum verified.
+camvid: $(DATA)/camvid/.extracted
+$(DATA)/camvid/.extracted:
+	@test -f $(SHARED)/camvid.tar || { echo "$(SHARED)/camvid.tar not found: put CamVid under $(DATA)/camvid (see lethe_segmentation.datasets)"; exit 0; }
+	cd $(SHARED) && grep ' camvid.tar$$' SHA256SUMS | sha256sum -c --quiet
+	rm -rf $(DATA)/camvid.tmp && mkdir -p $(DATA)/camvid.tmp
+	tar xf $(SHARED)/camvid.tar -C $(DATA)/camvid.tmp
+	rm -rf $(DATA)/camvid && mv $(DATA)/camvid.tmp/camvid $(DATA)/camvid && rmdir $(DATA)/camvid.tmp && touch $@
+
+data: fashion-mnist cifar10 camvid
 
 # The main job: Fashion-MNIST, small CNN, forget one class with DELETE and SVD.
 demo: install fashion-mnist
@@ -53,6 +63,17 @@ bench-fashion-mnist: demo
 
 bench-cifar10: install cifar10
 	$(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-resnet18-cpu.yaml
+
+# Issue 3's comparison: every method, 3 classes x 2 seeds, 2- and 4-class forgetting (about 2 h on 2 cores).
+bench-classification: install cifar10
+	$(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-resnet18-suite-cpu.yaml
+
+bench-backdoor: install cifar10
+	$(BIN)/python benchmarks/run.py benchmarks/configs/backdoor-cifar10-badnets-cpu.yaml
+	$(BIN)/python benchmarks/run.py benchmarks/configs/backdoor-cifar10-blended-cpu.yaml
+
+bench-segmentation: install camvid
+	$(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-resnet18-cpu.yaml
 
 test: install
 	$(BIN)/ruff check packages tests benchmarks

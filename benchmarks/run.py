@@ -88,21 +88,92 @@ def run_classification(cfg: dict, out: Path) -> None:
     print((out / "results.md").read_text())
 
 
-TASKS = {"classification": run_classification}
+def run_backdoor(cfg: dict, out: Path) -> None:
+    from lethe_backdoor.bench import run_config
+
+    run_config(cfg, out)
+    print((out / "results.md").read_text())
+
+
+def run_segmentation(cfg: dict, out: Path) -> None:
+    from lethe.engine import Engine
+    from lethe_segmentation.bench import run_config
+
+    engine = Engine(seed=cfg.get("seed", 0), progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
+    run_config(cfg, out, engine)
+    print((out / "results.md").read_text())
+
+
+def _check_methods(methods, overrides: dict, settings=None) -> None:
+    """Every method is registered and every override names a setting of it."""
+    import lethe
+
+    settings = settings or lethe.method_settings
+    for method in methods:
+        settings(method)
+    for method, values in (overrides or {}).items():
+        settings(method, values)
+
+
+def check_classification(cfg: dict) -> None:
+    import lethe
+    from lethe_classification.pipeline import TrainRecipe, eval_options
+
+    lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
+    eval_options(cfg.get("evaluation"))
+    per_set = [m for f in cfg.get("forget_sets", []) if isinstance(f, dict) for m in f.get("methods") or []]
+    _check_methods([*cfg.get("methods", []), *per_set], cfg.get("overrides"))
+
+
+def check_backdoor(cfg: dict) -> None:
+    from lethe_backdoor.attacks import build_attack
+    from lethe_backdoor.bench import config_from_mapping
+    from lethe_backdoor.defences import defence_settings
+
+    config = config_from_mapping(cfg)
+    build_attack(config.attack, config.attack_overrides)
+    _check_methods(config.methods, config.method_overrides, defence_settings)
+
+
+def check_segmentation(cfg: dict) -> None:
+    import lethe
+    from lethe_segmentation.pipeline import TrainRecipe
+    from lethe_segmentation.transforms import parse_size
+
+    lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
+    parse_size(cfg.get("size"))
+    parse_size(cfg.get("crop"), "crop")
+    _check_methods(cfg.get("methods", []), cfg.get("overrides"))
+
+
+#: task name -> (run the config, check the config without running it)
+TASKS = {
+    "classification": (run_classification, check_classification),
+    "backdoor": (run_backdoor, check_backdoor),
+    "segmentation": (run_segmentation, check_segmentation),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", help="YAML config under benchmarks/configs/")
     parser.add_argument("--out", default=None, help="output folder (default: results/<config out>)")
+    parser.add_argument("--check", action="store_true", help="validate the config's settings and stop")
     args = parser.parse_args(argv)
     from lethe.errors import LetheError
 
     cfg = yaml.safe_load(Path(args.config).read_text())
     cfg["_path"] = str(Path(args.config))
     out = Path(args.out) if args.out else RESULTS / cfg["out"]
+    task = cfg.get("task", "classification")
+    if task not in TASKS:
+        print(f"benchmarks/run.py: error: unknown task {task!r}; tasks are {', '.join(TASKS)}", file=sys.stderr)
+        return 2
+    run, check = TASKS[task]
     try:
-        TASKS[cfg.get("task", "classification")](cfg, out)
+        check(cfg)
+        if not args.check:
+            run(cfg, out)
     except LetheError as err:
         print(f"benchmarks/run.py: error: {err}", file=sys.stderr)
         return 2

@@ -105,3 +105,21 @@ def test_bad_forget_set_entry_exits_2(tmp_path, folder, capsys):
     cfg = _config(tmp_path, folder, forget_sets=[{"classes": 1, "method": ["delete"]}])
     assert _runner().main([str(cfg), "--out", str(tmp_path / "x")]) == 2
     assert "a forget set takes classes" in capsys.readouterr().err
+
+
+CONFIGS = sorted((RUNNER.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_committed_config_checks(config):
+    assert _runner().main([str(config), "--check"]) == 0
+
+
+def test_check_rejects_a_bad_override(tmp_path, capsys):
+    cfg = yaml.safe_load((RUNNER.parent / "configs" / "cifar10-resnet18-suite-cpu.yaml").read_text())
+    cfg["overrides"]["delete"] = {"epochz": 3}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert _runner().main([str(path), "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "epochz" in err[0]

@@ -19,6 +19,8 @@ from lethe_classification.data import (
     check_forget_classes,
     parse_classes,
     per_class_sample,
+    random_crop,
+    random_flip,
     stratified_holdout,
 )
 from lethe_classification.datasets import DATASETS, _read_idx, load_dataset, read_image_folder
@@ -334,3 +336,35 @@ def test_read_idx_shorter_than_its_header_is_a_data_error(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(lethe.DataError, match=str(path)):
         _read_idx(path)
+
+
+def test_random_crop_cuts_a_window_of_the_zero_padded_image():
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, 3, 4, 4)
+    gen = torch.Generator().manual_seed(0)
+    out = random_crop(images, 2, gen)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for b in range(2):  # each output is one of the 5 x 5 windows of its own padded image
+        windows = [padded[b, :, i : i + 4, j : j + 4] for i in range(5) for j in range(5)]
+        assert any(torch.equal(out[b], w) for w in windows)
+    assert torch.equal(random_crop(images, 0), images)
+
+
+def test_random_flip_flips_about_half_of_a_batch():
+    images = torch.arange(200 * 4, dtype=torch.float32).view(200, 1, 1, 4)
+    out = random_flip(images, torch.Generator().manual_seed(0))
+    flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, images, strict=True)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, images, strict=True)])
+    assert bool((flipped ^ kept).all()) and 70 < int(flipped.sum()) < 130
+
+
+def test_dataset_fetches_batches_like_single_items():
+    data = ImageData(torch.randint(0, 255, (6, 3, 8, 8), dtype=torch.uint8), torch.arange(6))
+    bundle = DatasetBundle("t", [str(i) for i in range(6)], data, data, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
+    plain = TensorImageDataset(data, bundle)
+    batch = plain.__getitems__([4, 1])
+    assert [y for _, y in batch] == [4, 1]
+    assert torch.equal(batch[0][0], plain[4][0]) and torch.equal(batch[1][0], plain[1][0])
+    loader = torch.utils.data.DataLoader(TensorImageDataset(data, bundle, augment=True), batch_size=4)
+    x, y = next(iter(loader))
+    assert x.shape == (4, 3, 8, 8) and y.tolist() == [0, 1, 2, 3]

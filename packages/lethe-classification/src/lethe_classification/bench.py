@@ -43,6 +43,7 @@ class BenchConfig:
     val_fraction: float = 0.05
     seed: int = 0
     unlearn_batch_size: int = 128
+    retain_per_class: int | None = None
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluation: EvalOptions = field(default_factory=EvalOptions)
 
@@ -92,7 +93,8 @@ def run_bench(
     add_row("retrain", oracle, seconds, {"train_log": train_log})
     for method in config.methods:
         overrides = config.method_overrides.get(method, {})
-        model, record = unlearn_model(original, method, splits, engine, overrides, config.unlearn_batch_size)
+        model, record = unlearn_model(original, method, splits, engine, overrides, config.unlearn_batch_size,
+                                      config.retain_per_class)  # fmt: skip
         extra = {k: v for k, v in record.extra.items() if k != "grid"}
         add_row(method, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
     oracle_row = rows[1]
@@ -107,6 +109,7 @@ def run_bench(
         "train samples": len(splits.train), "validation samples (held out of train)": len(splits.validation),
         "test samples": len(splits.test), "seed": config.seed,
         "evaluation": asdict(config.evaluation), "method_overrides": config.method_overrides,
+        "retained images per class given to methods": config.retain_per_class or "all",
         **environment(engine),
     }  # fmt: skip
     return {"header": header, "classes": bundle.classes, "forget": list(splits.forget_classes), "rows": rows}

@@ -139,9 +139,12 @@ def train_model(
 
 def unlearn_model(
     model: nn.Module, method: str, splits: Splits, engine: Engine,
-    overrides: Mapping[str, Any] | None = None, batch_size: int = 128,
+    overrides: Mapping[str, Any] | None = None, batch_size: int = 128, retain_per_class: int | None = None,
 ) -> tuple[nn.Module, lethe.UnlearnRecord]:
-    """Run a registered method with the protocol's forget, retain and validation loaders."""
+    """Run a registered method with the protocol's forget, retain and validation loaders.
+
+    ``retain_per_class`` gives methods that read retained data a seeded sample of that many
+    training images per kept class instead of all of them (a smaller retained-data budget)."""
     entry = lethe.get_method(method)
     forget = splits.forget_train
     if len(forget) == 0:
@@ -149,9 +152,10 @@ def unlearn_model(
     retain = None
     if entry.needs_retain:
         augment = not entry.training_free  # gradient methods train on retained data as on any data
-        retain = engine.loader(
-            TensorImageDataset(splits.retain_train, splits.bundle, augment=augment), batch_size, shuffle=True
-        )
+        kept = splits.retain_train
+        if retain_per_class is not None:
+            kept = per_class_sample(kept, retain_per_class, splits.seed)
+        retain = engine.loader(TensorImageDataset(kept, splits.bundle, augment=augment), batch_size, shuffle=True)
     validation = None
     if len(splits.validation):
         validation = loader(engine, splits.validation, splits.bundle, EVAL_BATCH, train=False)

@@ -7,6 +7,8 @@ overrides; results (JSON, Markdown, plots) go to ``benchmarks/results/<out>``.
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -36,15 +38,43 @@ def forget_set(entry, classes):
                      int(entry.get("strongest_baselines", 0)), tuple(seeds) if seeds is not None else None)  # fmt: skip
 
 
+def write_classification_suite(cfg: dict, runs: list, out: Path, title: str) -> None:
+    """Mean ± std tables, scatter and per-class plot of ``runs`` (every run's header holds its
+    device and versions; the suite header takes the first run's)."""
+    from lethe_classification.bench import write_suite
+
+    header = {k: v for k, v in runs[0]["header"].items() if k not in ("forget", "seed")}
+    strongest = {", ".join(map(str, r["forget"])): r["header"]["strongest_baselines"]
+                 for r in runs if "strongest_baselines" in r["header"]}  # fmt: skip
+    if strongest:
+        header["strongest baselines (lowest mean avg_gap on the same seed's earlier sets)"] = strongest
+    header.update(forget_sets=sorted({tuple(r["forget"]) for r in runs}, key=lambda f: (len(f), f)),
+                  seeds=sorted({r["header"]["seed"] for r in runs}), config=cfg.get("_path"),
+                  note=cfg.get("note", ""))  # fmt: skip
+    write_suite(runs, out, title, header)
+
+
+def merge_classification(cfg: dict, parts: list[Path], out: Path) -> None:
+    """One suite from the ``runs.json`` of runs split across processes (``--seeds``)."""
+    from lethe.errors import DataError
+
+    runs = []
+    for part in parts:
+        if not (part / "runs.json").is_file():
+            raise DataError(f"{part} has no runs.json")
+        runs += json.loads((part / "runs.json").read_text())
+    runs.sort(key=lambda r: (r["header"]["seed"], len(r["forget"]), r["forget"]))
+    write_classification_suite(cfg, runs, out, cfg.get("title", "Class forgetting"))
+    print((out / "results.md").read_text())
+
+
 def run_classification(cfg: dict, out: Path) -> None:
     from lethe.engine import Engine
     from lethe_classification.bench import (
         BenchConfig,
-        environment,
         run_bench,
         run_suite,
         write_bench,
-        write_suite,
     )
     from lethe_classification.datasets import load_dataset
     from lethe_classification.pipeline import TrainRecipe, eval_options
@@ -61,22 +91,13 @@ def run_classification(cfg: dict, out: Path) -> None:
         seed=cfg.get("seed", 0),
         method_overrides=cfg.get("overrides", {}),
         evaluation=eval_options(cfg.get("evaluation")),
+        retain_per_class=cfg.get("retain_per_class"),
     )
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
     title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")
     if "forget_sets" in cfg or "seeds" in cfg:
         seeds = cfg.get("seeds", [config.seed])
-
-        def write(runs: list) -> None:
-            header = {k: v for k, v in runs[0]["header"].items() if k not in ("forget", "seed")}
-            strongest = {", ".join(map(str, r["forget"])): r["header"]["strongest_baselines"]
-                         for r in runs if "strongest_baselines" in r["header"]}  # fmt: skip
-            if strongest:
-                header["strongest baselines (lowest mean avg_gap on the first seed's earlier sets)"] = strongest
-            header.update(forget_sets=[list(f.classes) for f in forget_sets], seeds=seeds, config=cfg.get("_path"),
-                          note=cfg.get("note", ""), **environment(engine))  # fmt: skip
-            write_suite(runs, out, title, header)
-
+        write = functools.partial(write_classification_suite, cfg, out=out, title=title)
         run_suite(bundle, config, forget_sets, seeds, engine, on_run=write)
         print((out / "results.md").read_text())
         return
@@ -146,11 +167,45 @@ def check_segmentation(cfg: dict) -> None:
     _check_methods(cfg.get("methods", []), cfg.get("overrides"))
 
 
+def run_face(cfg: dict, out: Path) -> None:
+    from lethe_face.bench import run_config
+
+    run_config(cfg, out)
+    print((out / "results.md").read_text())
+
+
+def check_face(cfg: dict) -> None:
+    from lethe_face.bench import check_config, config_from_mapping
+
+    check_config(config_from_mapping(cfg))
+
+
+def _speed():
+    """``benchmarks/speed.py``, however this runner was loaded (script or imported by tests)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import speed
+
+    return speed
+
+
+def run_speed(cfg: dict, out: Path) -> None:
+    _speed().run_config(cfg, out)
+    print((out / "results.md").read_text())
+
+
+def check_speed(cfg: dict) -> None:
+    _speed().check(cfg)
+
+
 #: task name -> (run the config, check the config without running it)
 TASKS = {
     "classification": (run_classification, check_classification),
     "backdoor": (run_backdoor, check_backdoor),
     "segmentation": (run_segmentation, check_segmentation),
+    "face": (run_face, check_face),
+    "speed": (run_speed, check_speed),
 }
 
 
@@ -159,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="YAML config under benchmarks/configs/")
     parser.add_argument("--out", default=None, help="output folder (default: results/<config out>)")
     parser.add_argument("--check", action="store_true", help="validate the config's settings and stop")
+    parser.add_argument("--seeds", default=None, help="run only these seeds of a suite, e.g. 1 (comma-separated)")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="DIR",
+                        help="write one suite from the runs.json of these output folders (runs split by --seeds)")
     args = parser.parse_args(argv)
     from lethe.errors import LetheError
 
@@ -171,8 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run, check = TASKS[task]
     try:
+        if args.seeds is not None:
+            cfg["seeds"] = [int(v) for v in args.seeds.split(",") if v.strip()]
         check(cfg)
-        if not args.check:
+        if args.merge:
+            merge_classification(cfg, args.merge, out)
+        elif not args.check:
             run(cfg, out)
     except LetheError as err:
         print(f"benchmarks/run.py: error: {err}", file=sys.stderr)

@@ -123,3 +123,19 @@ def test_check_rejects_a_bad_override(tmp_path, capsys):
     assert _runner().main([str(path), "--check"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "epochz" in err[0]
+
+
+def test_seeds_split_across_processes_merge_into_one_suite(tmp_path, folder):
+    cfg = _config(tmp_path, folder, forget_sets=[1], seeds=[0, 1], retain_per_class=4,
+                  evaluation={"relearn_per_class": 0, "probe": False})  # fmt: skip
+    parts = [tmp_path / "s0", tmp_path / "s1"]
+    for seed, part in enumerate(parts):
+        assert _runner().main([str(cfg), "--seeds", str(seed), "--out", str(part)]) == 0
+        assert [r["header"]["seed"] for r in json.loads((part / "runs.json").read_text())] == [seed]
+    out = tmp_path / "merged"
+    assert _runner().main([str(cfg), "--merge", *map(str, parts), "--out", str(out)]) == 0
+    runs = json.loads((out / "runs.json").read_text())
+    assert [r["header"]["seed"] for r in runs] == [0, 1]
+    assert runs[0]["header"]["retained images per class given to methods"] == 4
+    assert json.loads((out / "summary.json").read_text())["1 class"]["delete"]["forget_test"][2] == 2
+    assert _runner().main([str(cfg), "--merge", str(tmp_path / "nothing"), "--out", str(out)]) == 2

@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared/data
 DATA ?= data
-PACKAGES := packages/lethe-core packages/lethe-classification packages/lethe-backdoor packages/lethe-segmentation
+PACKAGES := packages/lethe-core packages/lethe-classification packages/lethe-backdoor packages/lethe-segmentation \
+	packages/lethe-face
 
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
@@ -14,7 +15,7 @@ export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
 .PHONY: install demo test lint data fashion-mnist cifar10 camvid bench-fashion-mnist bench-cifar10 \
-	bench-classification bench-backdoor bench-segmentation clean
+	bench-classification bench-backdoor bench-segmentation faces bench-face bench-speed clean
 
 install: $(STAMP)
 
@@ -22,6 +23,7 @@ $(STAMP): requirements/ci.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	set -o pipefail; $(BIN)/python -m pip install -q -r requirements/ci.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	set -o pipefail; $(BIN)/python -m pip install -q --no-deps facenet-pytorch==2.6.0 2>&1 | { grep -v '^WARNING: Location' || true; }
 	set -o pipefail; $(BIN)/python -m pip install -q --no-deps $(addprefix -e ,$(PACKAGES)) 2>&1 | { grep -v '^WARNING: Location' || true; }
 	touch $@
 
@@ -53,7 +55,23 @@ $(DATA)/camvid/.extracted:
 	tar xf $(SHARED)/camvid.tar -C $(DATA)/camvid.tmp
 	rm -rf $(DATA)/camvid && mv $(DATA)/camvid.tmp/camvid $(DATA)/camvid && rmdir $(DATA)/camvid.tmp && touch $@
 
-data: fashion-mnist cifar10 camvid
+# LFW (deep-funneled, people with >= 10 images) and ORL / AT&T faces from the shared archives,
+# checksum verified; users with internet may use sklearn's fetch_lfw_people cache instead.
+faces: $(DATA)/lfw/.extracted $(DATA)/att_faces/.extracted
+$(DATA)/lfw/.extracted:
+	@test -f $(SHARED)/lfw-deepfunneled-10.tar || { echo "$(SHARED)/lfw-deepfunneled-10.tar not found: lethe-face falls back to sklearn's fetch_lfw_people cache (~/scikit_learn_data/lfw_home)"; exit 0; }
+	cd $(SHARED) && grep ' lfw-deepfunneled-10.tar$$' SHA256SUMS | sha256sum -c --quiet
+	rm -rf $(DATA)/lfw.tmp && mkdir -p $(DATA)/lfw.tmp
+	tar xf $(SHARED)/lfw-deepfunneled-10.tar -C $(DATA)/lfw.tmp
+	rm -rf $(DATA)/lfw && mv $(DATA)/lfw.tmp/lfw $(DATA)/lfw && rmdir $(DATA)/lfw.tmp && touch $@
+$(DATA)/att_faces/.extracted:
+	@test -f $(SHARED)/att-faces.tar.gz || { echo "$(SHARED)/att-faces.tar.gz not found: put the ORL faces under $(DATA)/att_faces/s<k>/"; exit 0; }
+	cd $(SHARED) && grep ' att-faces.tar.gz$$' SHA256SUMS | sha256sum -c --quiet
+	rm -rf $(DATA)/att_faces.tmp && mkdir -p $(DATA)/att_faces.tmp
+	tar xzf $(SHARED)/att-faces.tar.gz -C $(DATA)/att_faces.tmp
+	rm -rf $(DATA)/att_faces && mv $(DATA)/att_faces.tmp/att_faces $(DATA)/att_faces && rmdir $(DATA)/att_faces.tmp && touch $@
+
+data: fashion-mnist cifar10 camvid faces
 
 # The main job: Fashion-MNIST, small CNN, forget one class with DELETE and SVD.
 demo: install fashion-mnist
@@ -74,6 +92,14 @@ bench-backdoor: install cifar10
 
 bench-segmentation: install camvid
 	$(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-resnet18-cpu.yaml
+
+bench-face: install faces
+	$(BIN)/python benchmarks/run.py benchmarks/configs/face-lfw62-cpu.yaml
+	$(BIN)/python benchmarks/run.py benchmarks/configs/face-att-cpu.yaml
+
+# Issue 7: the SVD step and DELETE against the papers' procedures (benchmarks/reference/).
+bench-speed: install cifar10
+	$(BIN)/python benchmarks/run.py benchmarks/configs/speed-cifar10-resnet18-cpu.yaml
 
 test: install
 	$(BIN)/ruff check packages tests benchmarks

@@ -1,0 +1,247 @@
+"""``lethe-face``: train, unlearn, evaluate and benchmark identity forgetting in face recognition.
+
+Examples::
+
+    lethe-face train --dataset att --embedder light-resnet --head cosine --epochs 30 --out runs/att.safetensors
+    lethe-face unlearn --checkpoint runs/att.safetensors --forget s1 --method delete --out runs/att-s1.safetensors
+    lethe-face evaluate --checkpoint runs/att-s1.safetensors --forget s1 --json runs/att-s1.json
+    lethe-face bench benchmarks/configs/face-att-cpu.yaml --out runs/face-att
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import lethe
+from lethe._registry import parse_assignments
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args
+from lethe.errors import ConfigError, LetheError
+from lethe.io import write_json_atomic
+from lethe_classification.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
+from lethe_face.checkpoints import load_face_model, save_face_model
+from lethe_face.datasets import FACE_DATASETS, FaceData, FaceOptions, load_faces
+from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs
+from lethe_face.models import EMBEDDERS, HEADS, FaceModelSpec, build_face_model
+from lethe_face.pipeline import evaluate_face, train_face
+
+PROG = "lethe-face"
+
+
+def _data(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", required=True, help=f"one of: {', '.join(FACE_DATASETS.names())}")
+    g.add_argument("--min-images", type=int, default=None, help="drop identities with fewer images (lfw: 20)")
+    g.add_argument("--size", type=int, default=None, help="image side in pixels (lfw 112, att 96)")
+    g.add_argument("--test-fraction", type=float, default=FaceOptions.test_fraction, help="per-identity test share")
+    g.add_argument("--align", action="store_true", help="crop faces with MTCNN (cached under the data root)")
+    g.add_argument("--val-fraction", type=float, default=0.1, help="training share held out for tuning (SVD)")
+
+
+def _model(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--embedder", default="light-resnet", help=f"one of: {', '.join(EMBEDDERS.names())}")
+    g.add_argument("--head", default="cosine", help=f"one of: {', '.join(HEADS.names())}")
+    g.add_argument("--width", type=int, default=None, help="light-resnet base width (default 16)")
+    g.add_argument("--embedding-dim", type=int, default=None, help="embedding size (128; inception-resnet-v1: 512)")
+    g.add_argument("--scale", type=float, default=FaceModelSpec.scale, help="cosine head scale s")
+    g.add_argument("--margin", type=float, default=FaceModelSpec.margin, help="cosine head additive angular margin m")
+    g.add_argument("--pretrained", default=None, choices=["vggface2"],
+                   help="inception-resnet-v1: VGGFace2 weights found locally (never downloaded)")  # fmt: skip
+    g.add_argument("--weights", default=None, help="local VGGFace2 state dict (default: facenet-pytorch's cache)")
+    g.add_argument("--epochs", type=int, default=20)
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--lr", type=float, default=0.1, help="peak SGD learning rate (cosine decay)")
+    g.add_argument("--weight-decay", type=float, default=5e-4)
+
+
+def _evaluation(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--no-probe", action="store_true", help="skip probe_forget (linear probe on embeddings)")
+    g.add_argument("--relearn-per-class", type=int, default=0, help="forget images for relearn_steps (0 skips)")
+    g.add_argument("--pairs-per-identity", type=int, default=VerifyOptions.pairs_per_identity,
+                   help="genuine verification pairs per identity (and as many impostor pairs)")  # fmt: skip
+    g.add_argument("--pairs", default=None, help="official LFW pairs.txt: adds its 10-fold accuracy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train embedder + identity head (the original, or an oracle with --exclude)")
+    _data(p)
+    _model(p)
+    p.add_argument("--exclude", default="", help="identities left out of training (the retrain oracle)")
+    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    add_runtime_args(p)
+
+    p = sub.add_parser("unlearn", help="make a trained checkpoint forget identities")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
+    p.add_argument("--forget", required=True, help="identities to forget: names or indices, comma separated")
+    p.add_argument("--method", default="delete", help=f"one of: {', '.join(lethe.list_methods())}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a method setting")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
+    p.add_argument("--record", default=None, help="also write the run record (JSON) here")
+    add_runtime_args(p)
+
+    p = sub.add_parser("evaluate", help="identification, MIA, probe and verification metrics of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--forget", required=True, help="the forgotten identities to evaluate")
+    p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    _evaluation(p)
+    add_runtime_args(p)
+
+    p = sub.add_parser("bench", help="run a face benchmark config (YAML): original, oracle and methods")
+    p.add_argument("config", help="YAML config, e.g. benchmarks/configs/face-att-cpu.yaml")
+    p.add_argument("--out", required=True, help="output folder: results.json, results.md, faces.png")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
+    return parser
+
+
+def _options_from(args: argparse.Namespace) -> FaceOptions:
+    return FaceOptions(min_images=args.min_images, size=args.size, test_fraction=args.test_fraction,
+                       seed=args.seed, align=args.align)  # fmt: skip
+
+
+def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not args.lr > 0 or args.weight_decay < 0:
+        raise ConfigError(f"--lr must be positive and --weight-decay not negative; got {args.lr}, {args.weight_decay}")
+    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       warmup_epochs=min(1, args.epochs - 1))  # fmt: skip
+
+
+def _data_from_checkpoint(info: dict, args: argparse.Namespace) -> FaceData:
+    try:
+        options = FaceOptions(**info.get("data", {}))
+    except TypeError as err:
+        raise ConfigError(f"the checkpoint's data options are invalid: {err}") from None
+    data = load_faces(info["dataset"], args.data_root, options)
+    if data.bundle.classes != info.get("classes"):
+        raise ConfigError(
+            f"the identities of {info['dataset']} under this data root differ from the checkpoint's "
+            f"({data.bundle.num_classes} vs {len(info.get('classes') or [])})"
+        )
+    return data
+
+
+def _splits(data: FaceData, info: dict, forget: str):
+    split = info.get("split", {})
+    return make_splits(data.bundle, data.identities(forget), split.get("val_fraction", 0.1), split.get("seed", 0))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    check_new_output(args.out)
+    recipe = _recipe_from(args)
+    dim = args.embedding_dim or (512 if args.embedder == "inception-resnet-v1" else FaceModelSpec.embedding_dim)
+    spec = FaceModelSpec(2, args.embedder, args.head, embedding_dim=dim, width=args.width, scale=args.scale,
+                         margin=args.margin, pretrained=args.pretrained, weights=args.weights)  # fmt: skip
+    build_face_model(spec, load_pretrained=False)  # bad model settings fail before the data loads
+    engine = engine_from_args(args)
+    data = load_faces(args.dataset, args.data_root, _options_from(args))
+    bundle = data.bundle
+    exclude = data.identities(args.exclude) if args.exclude.strip() else ()
+    splits = make_splits(bundle, exclude, args.val_fraction, args.seed)
+    spec.num_classes, spec.image_size = bundle.num_classes, bundle.image_size
+    model = build_face_model(spec)
+    train = splits.retain_train if exclude else splits.train
+    model, seconds, log = train_face(model, train, bundle, recipe, engine)
+    info = {
+        "model": spec.to_dict(), "dataset": args.dataset, "data": _options_from(args).to_dict(),
+        "data_record": data.record, "classes": bundle.classes,
+        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
+        "excluded": [bundle.classes[c] for c in exclude], "recipe": asdict(recipe), "train_seconds": seconds,
+        "train_log": log,
+    }  # fmt: skip
+    save_face_model(model, args.out, info)
+    print(f"trained {args.embedder} + {args.head} head on {bundle.num_classes} identities of {args.dataset} "
+          f"in {seconds:.1f}s; saved {args.out}")  # fmt: skip
+
+
+def cmd_unlearn(args: argparse.Namespace) -> None:
+    check_new_output(args.out, args.checkpoint)
+    if args.record:
+        check_new_output(args.record, args.checkpoint, args.out)
+    overrides = parse_assignments(args.set)
+    lethe.method_settings(args.method, overrides)
+    engine = engine_from_args(args)
+    model, info = load_face_model(args.checkpoint)
+    splits = _splits(_data_from_checkpoint(info, args), info, args.forget)
+    unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
+    names = [splits.bundle.classes[c] for c in record.forget_classes]
+    info = {**info, "unlearned": {"method": record.method, "forget": names, "settings": record.settings,
+                                  "seconds": record.seconds, "source": str(args.checkpoint)}}  # fmt: skip
+    save_face_model(unlearned, args.out, info)
+    if args.record:
+        write_json_atomic(args.record, record.to_dict())
+    print(f"{args.method} forgot {', '.join(names)} in {record.seconds:.1f}s; saved {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.json:
+        check_new_output(args.json, args.checkpoint)
+    if args.relearn_per_class < 0 or args.pairs_per_identity < 1:
+        raise ConfigError("--relearn-per-class must be >= 0 and --pairs-per-identity >= 1")
+    engine = engine_from_args(args)
+    model, info = load_face_model(args.checkpoint)
+    data = _data_from_checkpoint(info, args)
+    splits = _splits(data, info, args.forget)
+    pairs = read_pairs(args.pairs) if args.pairs else None
+    evaluation = EvalOptions(probe=not args.no_probe, relearn_per_class=args.relearn_per_class)
+    metrics = evaluate_face(
+        model, splits, engine, evaluation, VerifyOptions(pairs_per_identity=args.pairs_per_identity)
+    )
+    if pairs is not None:
+        metrics.update(official_pairs_accuracy(model, Path(data.folder), pairs, data.bundle, engine,
+                                               data.record["size"], data.record["crop"]))  # fmt: skip
+    output = {"checkpoint": str(args.checkpoint), "forget": [splits.bundle.classes[c] for c in splits.forget_classes],
+              "metrics": metrics, "data": data.record}  # fmt: skip
+    if args.json:
+        write_json_atomic(args.json, output)
+    for key, value in metrics.items():
+        print(f"{key:>22}: {value:.2f}" if isinstance(value, float) else f"{key:>22}: {value}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    import yaml
+
+    from lethe_face.bench import run_config
+
+    try:
+        cfg = yaml.safe_load(Path(args.config).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config {args.config}: {str(err).splitlines()[0]}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{args.config} is not a mapping")
+    cfg["_path"] = args.config
+    if args.data_root:
+        cfg["data_root"] = args.data_root
+    run_config(cfg, Path(args.out), log=lambda line: print(line, file=sys.stderr))
+    print((Path(args.out) / "results.md").read_text())
+
+
+COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except LetheError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Face benchmark reports: the Markdown tables (one per head type) and the picture grid."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from lethe.io import write_text_atomic
+from lethe_classification.report import _pyplot, _save, markdown_table
+
+COLUMNS = (
+    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap", "probe_forget",
+    "verif_acc", "tar_kept", "tar_forget", "far_forget", "tar_forget_far1", "seconds", "seconds_vs_retrain",
+)  # fmt: skip
+
+LEGEND = (
+    "Identification accuracies (%): `forget_*` on the forgotten identities' train / test images, `retain_*` on "
+    "everyone else's. `mia_efficacy`: share of forget-train images the confidence attacker calls non-member. "
+    "`probe_forget`: linear probe on the embedding, accuracy on forget-test images. Verification: cosine "
+    "similarity of L2-normalised embeddings; `verif_acc` is LFW-style 10-fold pair accuracy on pairs of kept "
+    "identities (threshold chosen on 9 folds); `tar_kept` / `tar_forget` are the shares of genuine pairs of kept / "
+    "forgotten identities accepted at the threshold with the best accuracy on all kept pairs; `far_forget` the "
+    "share of forgotten-vs-kept impostor pairs accepted there; `tar_forget_far1` forgotten genuine pairs accepted "
+    "at the threshold giving FAR 1 % on kept impostor pairs. `seconds`: unlearning (or training) wall time."
+)
+
+
+def criteria_lines(rows: Sequence[Mapping[str, Any]], methods: Sequence[str] = ("delete", "svd")) -> list[str]:
+    """The issue's targets per head: forget_test <= 5 % with retain_test within 2 points of the original."""
+    lines = []
+    for head in dict.fromkeys(r["head"] for r in rows):
+        original = next(r for r in rows if r["head"] == head and r["method"] == "original")
+        for r in rows:
+            if r["head"] == head and r["method"] in methods:
+                drop = original["retain_test"] - r["retain_test"]
+                ok = r["forget_test"] <= 5.0 and drop <= 2.0
+                lines.append(f"- {head} head, {r['method']}: forget_test {r['forget_test']:.2f} % (target <= 5), "
+                             f"retain_test {-drop:+.2f} points against the original (target >= -2): "
+                             f"{'met' if ok else 'NOT met'}")  # fmt: skip
+    return lines
+
+
+def write_face_report(path: str | os.PathLike, title: str, header: Mapping[str, Any], rows: Sequence[dict]) -> str:
+    """Settings list, one table per head type, the legend and the targets; written atomically."""
+    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in header.items()), ""]
+    for head in dict.fromkeys(r["head"] for r in rows):
+        lines += [f"## {head} head", "", markdown_table([r for r in rows if r["head"] == head], COLUMNS)]
+    lines += ["## Targets (issue 4)", "", *criteria_lines(rows), "", LEGEND, ""]
+    text = "\n".join(lines)
+    write_text_atomic(path, text)
+    return text
+
+
+def _short(name: str, n: int = 16) -> str:
+    return name if len(name) <= n else name[: n - 1] + "."
+
+
+def plot_face_grid(
+    path: str | os.PathLike,
+    images: torch.Tensor,
+    truth: Sequence[str],
+    forgotten: Sequence[bool],
+    predictions: Mapping[str, Mapping[str, Sequence[str]]],
+    title: str,
+) -> None:
+    """A grid of test faces (columns) per head type (rows): the true identity and each model's top
+    prediction; forgotten identities titled in red."""
+    plt = _pyplot()
+    heads = list(predictions)
+    cols = len(truth)
+    fig, axes = plt.subplots(len(heads), cols, figsize=(2.1 * cols, 2.9 * len(heads)), squeeze=False)
+    for r, head in enumerate(heads):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.imshow(images[c].permute(1, 2, 0).numpy())
+            ax.set_xticks([]), ax.set_yticks([])
+            text = [f"{'FORGOTTEN' if forgotten[c] else 'kept'}: {_short(truth[c])}"]
+            text += [f"{m}: {_short(p[c])}" for m, p in predictions[head].items()]
+            ax.set_title("\n".join(text), fontsize=6.5, color="firebrick" if forgotten[c] else "black", loc="left")
+            if c == 0:
+                ax.set_ylabel(f"{head} head", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)

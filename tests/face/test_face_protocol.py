@@ -1,0 +1,99 @@
+"""The protocols end to end on generated identities: DELETE and SVD forget, the bench writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lethe.engine import Engine
+from lethe.errors import ConfigError
+from lethe_classification.pipeline import EvalOptions, TrainRecipe, unlearn_model
+from lethe_face import FaceModelSpec, FaceOptions, ProtocolOptions, evaluate_face, load_faces
+from lethe_face.bench import run_config
+from lethe_face.metrics import VerifyOptions
+from lethe_face.pipeline import PROTOCOLS
+
+RECIPE = TrainRecipe(epochs=10, batch_size=8, lr=0.01, warmup_epochs=0)
+SPEC = FaceModelSpec(2, head="linear", embedding_dim=32, width=8)
+EVAL = EvalOptions(relearn_per_class=0)
+VERIFY = VerifyOptions(pairs_per_identity=10)
+
+
+@pytest.fixture(scope="module")
+def run_all(faces_spec):
+    bundle = load_faces(faces_spec, options=FaceOptions(size=32)).bundle
+    engine = Engine(device="cpu", progress=False)
+    protocol, _ = PROTOCOLS.get("all")
+    return protocol(bundle, (1,), SPEC, RECIPE, engine, 0.1), engine
+
+
+def test_delete_and_svd_forget_the_identity(run_all):
+    run, engine = run_all
+    before = evaluate_face(run.original, run.splits, engine, EVAL, VERIFY)
+    assert before["forget_test"] == 100.0 and before["retain_test"] >= 75.0
+    assert {"verif_acc", "tar_forget", "tar_kept", "probe_forget", "mia_efficacy"} <= set(before)
+    for method, overrides in (("delete", {"lr": 0.01, "epochs": 10}), ("svd", {})):
+        model, record = unlearn_model(run.original, method, run.splits, engine, overrides, 16)
+        after = evaluate_face(model, run.splits, engine, EVAL, VERIFY)
+        assert after["forget_test"] < before["forget_test"], method
+        assert after["forget_train"] < before["forget_train"], method
+        assert record.seconds > 0
+
+
+def test_retrain_oracle_never_saw_the_identity(run_all):
+    run, engine = run_all
+    oracle, seconds, _ = run.retrain()
+    metrics = evaluate_face(oracle, run.splits, engine, EVAL, VERIFY)
+    assert metrics["forget_test"] == 0.0 and seconds > 0
+
+
+def test_two_stage_protocol(faces_spec):
+    bundle = load_faces(faces_spec, options=FaceOptions(size=32)).bundle
+    engine = Engine(device="cpu", progress=False)
+    protocol, _ = PROTOCOLS.get("two-stage")
+    options = ProtocolOptions(head_identities=3, head_recipe=RECIPE)
+    run = protocol(bundle, (2,), SPEC, TrainRecipe(epochs=2, batch_size=8, lr=0.01), engine, 0.0, options)
+    assert run.splits.bundle.num_classes == 3 and "person_2" in run.splits.bundle.classes
+    assert run.info["pretrain_identities"] == 3
+    oracle, _, _ = run.retrain()
+    frozen = [k for k, v in run.original.embedder.state_dict().items() if v.is_floating_point()]
+    assert all(torch.equal(run.original.embedder.state_dict()[k], oracle.embedder.state_dict()[k]) for k in frozen)
+    with pytest.raises(ConfigError, match="head_identities"):
+        protocol(bundle, (2,), SPEC, RECIPE, engine, 0.0, ProtocolOptions(head_identities=5))
+
+
+def test_run_config_writes_results(faces_spec, tmp_path):
+    cfg = {
+        "dataset": faces_spec, "forget": "person_3", "data": {"size": 32}, "heads": ["linear", "cosine"],
+        "model": {"embedding_dim": 32, "width": 8, "scale": 16, "margin": 0.2},
+        "recipe": {"epochs": 4, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0}, "examples": 2,
+        "evaluation": {"relearn_per_class": 0, "probe": False}, "verification": {"pairs_per_identity": 5},
+        "overrides": {"delete": {"epochs": 2, "lr": 0.01}}, "progress": False,
+    }  # fmt: skip
+    result = run_config(cfg, tmp_path / "out", log=lambda _: None)
+    names = [(r["head"], r["method"]) for r in result["rows"]]
+    assert names == [(h, m) for h in ("linear", "cosine") for m in ("original", "retrain", "delete", "svd")]
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["header"]["forget"] == ["person_3"] and saved["header"]["data"]["skipped_undecodable"] == 1
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "## cosine head" in text and "tar_forget" in text and "Targets" in text
+    assert (tmp_path / "out" / "faces.png").stat().st_size > 1000
+    with pytest.raises(ConfigError, match="unknown face config keys"):
+        run_config({**cfg, "epochz": 3}, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("name", ["face-lfw62-cpu", "face-att-cpu"])
+def test_shipped_configs_parse(name):
+    from pathlib import Path
+
+    import yaml
+
+    from lethe_face.bench import check_config, config_from_mapping
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / f"{name}.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["task"] == "face" and cfg["out"].startswith("face/")
+    check_config(config_from_mapping(cfg))

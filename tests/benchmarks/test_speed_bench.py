@@ -1,0 +1,111 @@
+"""benchmarks/speed.py end to end on a tiny generated image folder, and its pieces."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from lethe.errors import ConfigError
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import speed  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():  # tiny tensors: one thread takes seconds where two contending threads take minutes
+    threads, _ = torch.get_num_threads(), torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    """Three classes of 12x12 images: a bright square at a class-specific corner over noise."""
+    root = tmp_path_factory.mktemp("speed-images")
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 14), ("test", 5)):
+        for c in range(3):
+            folder = root / split / f"k{c}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 90, (12, 12, 3))
+                pixels[4 * c : 4 * c + 4, 4 * c : 4 * c + 4] = 240
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def _cfg(folder: Path, cache: Path, **extra) -> dict:
+    return {
+        "task": "speed", "out": "unused", "dataset": f"imagefolder:{folder}", "arch": "small-cnn", "width": 4,
+        "forget": 1, "val_fraction": 0.1, "recipe": {"epochs": 1, "batch_size": 8, "lr": 0.05, "warmup_epochs": 0},
+        "cache": str(cache), "svd_samples": [6, 20], "svd_batch_size": 4, "max_patches": 30, "isolate": False,
+        "delete_epochs": 3, "delete_batch_size": 8, "target_forget_train": 100.0, "published_epochs": 10, **extra,
+    }  # fmt: skip
+
+
+def test_speed_run_writes_tables_and_reuses_the_cached_original(tmp_path, tiny_folder):
+    out = tmp_path / "out"
+    result = speed.run_config(_cfg(tiny_folder, tmp_path / "cache"), out, log=lambda _: None)
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.md"]
+    saved = json.loads((out / "results.json").read_text())
+    svd = saved["svd"]
+    assert [(r["method"], r["samples"]) for r in svd] == [(m, n) for n in (6, 20) for m in ("ours", "reference")]
+    assert all(r["retain_samples"] == r["forget_samples"] == r["samples"] for r in svd)
+    assert svd[-1]["forget_distinct"] == 13 < 20  # 13 forget-class training images, 7 flipped copies
+    assert all(r["seconds"] > 0 and r["peak_bytes"] >= 0 and 0 <= r["forget_test"] <= 100 for r in svd)
+    delete = saved["delete"]
+    assert [r["method"] for r in delete] == ["ours", "reference"]
+    # target 100 % is reached after the first epoch, which stops both loops
+    assert all(r["epochs_run"] == 1 and r["epochs_to_target"] == 1 and r["images"] == 13 for r in delete)
+    assert all(r["images_per_s"] > 0 and r["time_basis"] == "seconds_to_target" for r in delete)
+    retrain = saved["retrain"]
+    assert retrain["recipe_seconds_is"] == "measured" and retrain["published_seconds_is"] == "extrapolated"
+    assert retrain["published_seconds"] == pytest.approx(10 * retrain["seconds_per_epoch"])
+    first = delete[0]
+    assert first["vs_retrain_published"] == pytest.approx(first["seconds_to_target"] / retrain["published_seconds"])
+    assert [t["met"] for t in saved["targets"]].count(None) == 0 and len(saved["targets"]) == 4
+    text = (out / "results.md").read_text()
+    assert "## SVD step" in text and "## DELETE" in text and "extrapolated" in text
+    assert result["header"]["original"] == "trained in this run"
+    again = speed.run_config(_cfg(tiny_folder, tmp_path / "cache", svd_samples=[4], delete_epochs=1), tmp_path / "b",
+                             log=lambda _: None)  # fmt: skip
+    assert again["header"]["original"].startswith(str(tmp_path / "cache"))
+    assert again["original"] == result["original"]
+
+
+def test_isolated_svd_steps_run_in_fresh_processes(tmp_path, tiny_folder):
+    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], isolate=True, delete_epochs=1)
+    result = speed.run_config(cfg, tmp_path / "iso", log=lambda _: None)
+    assert {r["method"] for r in result["svd"]} == {"ours", "reference"}
+    assert all(r["memory_method"].startswith(("peak RSS", "ru_maxrss")) for r in result["svd"])
+
+
+def test_rss_probe_sees_a_large_allocation():
+    probe = speed.RssProbe()
+    probe.start()
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    assert probe.peak() >= 48 * 2**20
+    del block
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"svd_samplez": [9]}, "svd_samplez"), ({"svd_samples": [900, 0]}, "svd_samples"),
+     ({"retrain_epochs": 5}, "retrain_epochs"), ({"arch": "nope"}, "nope")],
+)  # fmt: skip
+def test_check_rejects_bad_configs(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        speed.check({**_cfg(tmp_path, tmp_path), **change})
+
+
+@pytest.mark.parametrize("config", sorted(BENCHMARKS.glob("configs/speed-*.yaml")), ids=lambda p: p.stem)
+def test_committed_speed_configs_check(config):
+    cfg = yaml.safe_load(config.read_text())
+    assert cfg["task"] == "speed" and speed.check(cfg).svd_samples == (900, 9000)

@@ -19,8 +19,9 @@ from safetensors.torch import load_file
 from seg_helpers import CLASSES, TINY_MODEL, make_seg_folder, train_args
 
 from lethe.checkpoint import read_spec
+from lethe.cli_support import one_line
 from lethe.errors import DataError
-from lethe_segmentation.cli import build_parser, one_line
+from lethe_segmentation.cli import build_parser
 
 SVD_FAST = ("--set", "tune=false", "--set", "num_forget=4", "--retain-images", "4")
 

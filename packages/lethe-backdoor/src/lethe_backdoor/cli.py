@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args
-from lethe.errors import ConfigError, LetheError
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, run_command
+from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_backdoor.attacks import build_attack, list_attacks
 from lethe_backdoor.bench import (
@@ -227,16 +227,7 @@ COMMANDS = {"train": cmd_train, "poison": cmd_train, "unlearn": cmd_unlearn, "ev
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        COMMANDS[args.command](args)
-    except LetheError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_command(PROG, build_parser(), COMMANDS, argv)
 
 
 if __name__ == "__main__":

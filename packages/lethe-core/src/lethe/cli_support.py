@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from lethe.engine import Engine
-from lethe.errors import ConfigError
+from lethe.errors import ConfigError, LetheError
 
 
 def add_runtime_args(p: argparse.ArgumentParser, seed_help: str = "seed for splits, initialisation and order") -> None:
@@ -33,3 +35,35 @@ def check_new_output(out: str, *inputs: str | None) -> None:
     for item in inputs:
         if item and Path(item).resolve() == target:
             raise ConfigError(f"--out {out} would overwrite an input; choose a new file")
+
+
+def one_line(err: BaseException) -> str:
+    """The error as one line (errors re-raised from data-loader workers carry a traceback)."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    line = lines[-1] if len(lines) > 1 else lines[0]
+    prefix, sep, rest = line.partition(": ")
+    if sep and prefix.startswith("lethe.errors."):
+        line = rest
+    return line
+
+
+def run_command(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    commands: Mapping[str, Callable[[argparse.Namespace], None]],
+    argv: list[str] | None = None,
+) -> int:
+    """Parse ``argv`` and run its sub-command: a ``LetheError`` becomes one line on stderr and
+    exit code 2 (no traceback), Ctrl-C exit code 130."""
+    args = parser.parse_args(argv)
+    try:
+        commands[args.command](args)
+    except LetheError as err:
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args
-from lethe.errors import ConfigError, LetheError
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, run_command
+from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_classification.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
 from lethe_face.checkpoints import load_face_model, save_face_model
@@ -231,16 +231,7 @@ COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        COMMANDS[args.command](args)
-    except LetheError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_command(PROG, build_parser(), COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args
-from lethe.errors import ConfigError, LetheError
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, run_command
+from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_segmentation.bench import BenchConfig, run_bench, write_bench
 from lethe_segmentation.checkpoints import load_model, save_model
@@ -281,29 +281,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}
 
 
-def one_line(err: BaseException) -> str:
-    """The error as one line (errors re-raised from data-loader workers carry a traceback)."""
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    if not lines:
-        return type(err).__name__
-    line = lines[-1] if len(lines) > 1 else lines[0]
-    prefix, sep, rest = line.partition(": ")
-    if sep and prefix.startswith("lethe.errors."):
-        line = rest
-    return line
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        COMMANDS[args.command](args)
-    except LetheError as err:
-        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_command(PROG, build_parser(), COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from bd_helpers import RUNTIME, Result, listing, make_image_folder
+from bd_helpers import RUNTIME, listing, make_image_folder
+from cli_testing import Result, cli_runner
 from safetensors.torch import load_file
 
 from lethe.checkpoint import read_spec
@@ -38,14 +39,7 @@ def train_args(spec: str, out: Path, *extra: str) -> list[str]:
 @pytest.fixture
 def cli(capsys):
     """Run ``lethe-backdoor`` in-process with the CPU/quiet options; returns code, stdout, stderr."""
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        code = main([*map(str, args), *RUNTIME])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return cli_runner(main, capsys, RUNTIME)
 
 
 @pytest.fixture(scope="module")

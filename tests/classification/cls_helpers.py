@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,16 +36,6 @@ def make_image_folder(root: Path, counts: dict[str, tuple[int, int]], seed: int 
             write_images(root / "test" / name, colour, n_test, rng)
     return root
 
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.strip()]
 
 
 def train_args(spec: str, out: Path, *extra: str, arch: str = "small-cnn") -> list[str]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cls_helpers import CLASSES, RUNTIME, TEST_PER_CLASS, TRAIN_PER_CLASS, Result, make_image_folder, train_args
+from cli_testing import cli_runner
+from cls_helpers import CLASSES, RUNTIME, TEST_PER_CLASS, TRAIN_PER_CLASS, make_image_folder, train_args
 
 from lethe_classification.cli import main
 
@@ -42,14 +43,7 @@ def gap_spec(tmp_path_factory) -> str:
 @pytest.fixture
 def cli(capsys):
     """Run ``lethe-classify`` in-process with the CPU/quiet options; returns code, stdout, stderr."""
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()  # drop anything printed before
-        code = main([*map(str, args), *RUNTIME])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return cli_runner(main, capsys, RUNTIME)
 
 
 @pytest.fixture(scope="session")

@@ -144,3 +144,13 @@ def test_collect_outputs_restores_mode():
     assert model.training
     torch.testing.assert_close(out.logits, model[0](x).detach())  # eval mode: no dropout
     assert torch.equal(out.labels, y)
+
+
+def test_mia_balances_few_members_against_many_nonmembers():
+    """Fewer retained training samples than test samples: both sides are cut to the same size, so
+    member-like forget samples still read as members (an unbalanced SVC says non-member to all)."""
+    g = torch.Generator().manual_seed(1)
+    members = confidence_outputs(0.6 + 0.39 * torch.rand(40, generator=g))  # [0.6, 0.99]
+    nonmembers = confidence_outputs(0.3 + 0.6 * torch.rand(400, generator=g))  # [0.3, 0.9], overlapping
+    forget = confidence_outputs([0.98] * 10)
+    assert mia_efficacy(members, nonmembers, forget) == 0.0

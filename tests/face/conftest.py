@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from face_helpers import Result, make_identity_folder
+from cli_testing import cli_runner
+from face_helpers import make_identity_folder
 
 from lethe_face.cli import main
 
@@ -36,11 +37,4 @@ def faces_spec(faces_root) -> str:
 @pytest.fixture
 def cli(capsys):
     """Run ``lethe-face`` in-process; returns code, stdout, stderr."""
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        code = main([*map(str, args)])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return cli_runner(main, capsys, ())

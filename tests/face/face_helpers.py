@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +38,3 @@ def make_identity_folder(root: Path, counts: dict[str, int], seed: int = 0, grey
                 Image.fromarray(pixels).save(folder / f"{i:03d}.png")
     return root
 
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.strip()]

@@ -14,7 +14,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from seg_helpers import RUNTIME, Result, make_seg_folder, train_args  # noqa: E402
+from cli_testing import cli_runner  # noqa: E402
+from seg_helpers import RUNTIME, make_seg_folder, train_args  # noqa: E402
 
 from lethe.engine import Engine  # noqa: E402
 from lethe_segmentation.checkpoints import load_model  # noqa: E402
@@ -41,14 +42,7 @@ def tiny_spec(tiny_root) -> str:
 @pytest.fixture
 def cli(capsys):
     """Run ``lethe-segment`` in-process with the CPU/quiet options; returns code, stdout, stderr."""
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        code = main([*map(str, args), *RUNTIME])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return cli_runner(main, capsys, RUNTIME)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ Everything is generated in temporary folders: no download, no real dataset. Each
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +55,6 @@ def make_seg_folder(root: Path, counts: dict[str, int] | None = None, seed: int 
             Image.fromarray(label).save(root / split / "labels" / f"{i:03d}.png")
     return root
 
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.strip()]
 
 
 def train_args(spec: str, out: Path, *extra: str) -> list[str]:

@@ -115,16 +115,18 @@ def mia_efficacy(
     Members: a random subset of retained training samples, as many as retained test samples;
     non-members: the retained test samples. Feature: softmax probability of the true label.
     Attacker: RBF SVC (C=3, gamma="auto"). Score: share of forget-train samples the attacker
-    calls non-member. ``max_samples`` optionally caps each side (stated in reports when used).
+    calls non-member. The two sides are always the same size: when fewer retained training
+    samples are given than test samples, the non-members are subsampled too (an unbalanced
+    attacker would call everything a non-member). ``max_samples`` optionally caps each side.
     """
     from sklearn.svm import SVC
 
     rng = np.random.default_rng(seed)
-    nonmember = retain_test.true_class_probability().numpy()
-    if max_samples is not None and len(nonmember) > max_samples:
-        nonmember = rng.choice(nonmember, max_samples, replace=False)
+    nonmember_all = retain_test.true_class_probability().numpy()
     member_all = retain_train.true_class_probability().numpy()
-    member = rng.choice(member_all, min(len(nonmember), len(member_all)), replace=False)
+    n = min(len(nonmember_all), len(member_all), max_samples if max_samples is not None else len(nonmember_all))
+    nonmember = nonmember_all if n == len(nonmember_all) else rng.choice(nonmember_all, n, replace=False)
+    member = rng.choice(member_all, n, replace=False)
     target = forget_train.true_class_probability().numpy()
     if len(member) == 0 or len(nonmember) == 0 or len(target) == 0:
         return float("nan")

@@ -21,6 +21,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def print_report(path: Path) -> None:
+    from lethe.cli_support import print_report as show
+
+    show(path)
+
+
 def forget_set(entry, classes):
     """A ``forget_sets`` entry: classes (``3``, ``"cat,dog"``) or a mapping with ``classes`` and
     optionally ``methods`` and ``strongest_baselines``."""
@@ -65,7 +71,7 @@ def merge_classification(cfg: dict, parts: list[Path], out: Path) -> None:
         runs += json.loads((part / "runs.json").read_text())
     runs.sort(key=lambda r: (r["header"]["seed"], len(r["forget"]), r["forget"]))
     write_classification_suite(cfg, runs, out, cfg.get("title", "Class forgetting"))
-    print((out / "results.md").read_text())
+    print_report(out / "results.md")
 
 
 def run_classification(cfg: dict, out: Path) -> None:
@@ -99,21 +105,21 @@ def run_classification(cfg: dict, out: Path) -> None:
         seeds = cfg.get("seeds", [config.seed])
         write = functools.partial(write_classification_suite, cfg, out=out, title=title)
         run_suite(bundle, config, forget_sets, seeds, engine, on_run=write)
-        print((out / "results.md").read_text())
+        print_report(out / "results.md")
         return
     result = run_bench(bundle, config, engine)
     result["header"]["config"] = cfg.get("_path")
     if cfg.get("note"):
         result["header"]["note"] = cfg["note"]
     write_bench(result, out, title)
-    print((out / "results.md").read_text())
+    print_report(out / "results.md")
 
 
 def run_backdoor(cfg: dict, out: Path) -> None:
     from lethe_backdoor.bench import run_config
 
     run_config(cfg, out)
-    print((out / "results.md").read_text())
+    print_report(out / "results.md")
 
 
 def run_segmentation(cfg: dict, out: Path) -> None:
@@ -122,7 +128,7 @@ def run_segmentation(cfg: dict, out: Path) -> None:
 
     engine = Engine(seed=cfg.get("seed", 0), progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
     run_config(cfg, out, engine)
-    print((out / "results.md").read_text())
+    print_report(out / "results.md")
 
 
 def _check_methods(methods, overrides: dict, settings=None) -> None:
@@ -171,7 +177,7 @@ def run_face(cfg: dict, out: Path) -> None:
     from lethe_face.bench import run_config
 
     run_config(cfg, out)
-    print((out / "results.md").read_text())
+    print_report(out / "results.md")
 
 
 def check_face(cfg: dict) -> None:
@@ -192,7 +198,7 @@ def _speed():
 
 def run_speed(cfg: dict, out: Path) -> None:
     _speed().run_config(cfg, out)
-    print((out / "results.md").read_text())
+    print_report(out / "results.md")
 
 
 def check_speed(cfg: dict) -> None:

@@ -34,7 +34,7 @@ def main(out_dir: str) -> None:
     net = model()
     loader = engine.loader(data(), batch_size=8, shuffle=True)
     log = engine.fit(net, loader, cross_entropy_step, sgd(net, 0.05), 2)
-    grams = accumulate_grams(model().eval(), engine.loader(data(), batch_size=8, shuffle=False), engine)
+    grams = accumulate_grams(model().eval(), engine.loader(data(), batch_size=8, shuffle=False, shard=True), engine)
     torch.save(
         {"state": net.state_dict(), "log": log, "grams": grams.grams(), "samples": grams.samples},
         os.path.join(out_dir, f"rank{engine.rank}.pt"),

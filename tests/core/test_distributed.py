@@ -32,3 +32,4 @@ def test_two_process_ddp_and_gram_all_reduce(tmp_path):
     for name, gram in single.grams().items():
         assert torch.allclose(ranks[0]["grams"][name], gram, rtol=1e-10, atol=1e-8), name
         assert torch.equal(ranks[0]["grams"][name], ranks[1]["grams"][name])
+    assert ranks[0]["samples"] == ranks[1]["samples"] == len(data())  # counts summed across processes

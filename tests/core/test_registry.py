@@ -39,7 +39,9 @@ def test_svd_published_defaults():
 
 def test_needs_retain_flags():
     assert lethe.get_method("svd").needs_retain is True
-    assert lethe.get_method("delete").needs_retain is False
+    # DELETE can read retained data (use_retain, for backdoor removal) but does not by default
+    assert lethe.get_method("delete").needs_retain is True
+    assert lethe.method_settings("delete").use_retain is False
 
 
 @pytest.mark.parametrize(

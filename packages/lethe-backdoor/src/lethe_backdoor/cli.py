@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, run_command
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, print_report, run_command
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_backdoor.attacks import build_attack, list_attacks
@@ -219,7 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     output = run_backdoor_bench(bundle, config, engine)
     title = f"Backdoor removal on {bundle.name} with {args.arch}, {config.attack} attack"
     write_backdoor_bench(output, args.out, title)
-    print((Path(args.out) / "results.md").read_text())
+    print_report(Path(args.out) / "results.md")
 
 
 COMMANDS = {"train": cmd_train, "poison": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate,

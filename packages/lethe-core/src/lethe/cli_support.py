@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from lethe.engine import Engine
+from lethe.engine import Engine, is_main_process
 from lethe.errors import ConfigError, LetheError
 
 
@@ -67,3 +67,9 @@ def run_command(
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def print_report(path: str | Path) -> None:
+    """Print a written report (``results.md``), on rank 0 only under ``torchrun``."""
+    if is_main_process():
+        print(Path(path).read_text())

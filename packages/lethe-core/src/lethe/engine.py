@@ -35,6 +35,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank under ``torchrun`` (``RANK`` set and not 0)."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
 def default_device() -> torch.device:
     """``cuda:LOCAL_RANK`` when CUDA is available, else CPU."""
     if torch.cuda.is_available():
@@ -115,13 +120,21 @@ class Engine:
         shuffle: bool,
         drop_last: bool = False,
         seed_offset: int = 0,
+        shard: bool | None = None,
     ) -> DataLoader:
-        """A DataLoader (DistributedSampler under torchrun, pinned memory on CUDA), seeded."""
+        """A DataLoader (pinned memory on CUDA), seeded.
+
+        Under ``torchrun``, a ``shard``-ed loader (default: the shuffled, training ones) gives each
+        process its share through a DistributedSampler, and ``batch_size`` is the global batch
+        (each process takes ``ceil(batch_size / world_size)``), so a run on N processes takes the
+        same optimiser steps as on one. Unsharded loaders (evaluation) give every process all data.
+        """
         generator = torch.Generator().manual_seed(self.seed + seed_offset)
         sampler = None
-        if self.distributed:
+        if self.distributed and (shuffle if shard is None else shard):
             sampler = DistributedSampler(dataset, shuffle=shuffle, seed=self.seed + seed_offset)
             shuffle = False
+            batch_size = -(-batch_size // self.world_size)
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -13,7 +13,14 @@ from typing import Any
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    Under ``torchrun`` only rank 0 writes: other ranks get a scratch path that is discarded, so
+    every output of a distributed run is written once."""
+    if int(os.environ.get("RANK", 0)) != 0:
+        with tempfile.TemporaryDirectory(prefix="lethe-rank-") as scratch:
+            yield Path(scratch) / Path(path).name
+        return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

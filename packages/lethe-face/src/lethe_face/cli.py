@@ -17,7 +17,7 @@ from pathlib import Path
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, run_command
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, print_report, run_command
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_classification.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
@@ -224,7 +224,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.data_root:
         cfg["data_root"] = args.data_root
     run_config(cfg, Path(args.out), log=lambda line: print(line, file=sys.stderr))
-    print((Path(args.out) / "results.md").read_text())
+    print_report(Path(args.out) / "results.md")
 
 
 COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}

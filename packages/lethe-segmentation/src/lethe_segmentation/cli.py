@@ -23,7 +23,7 @@ from pathlib import Path
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, run_command
+from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, print_report, run_command
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_segmentation.bench import BenchConfig, run_bench, write_bench
@@ -275,7 +275,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     result = run_bench(bundle, args.dataset, config, engine)
     title = args.title or f"Class forgetting in segmentation: {bundle.name}, {config.spec.arch} {config.spec.encoder}"
     write_bench(result, args.out, title)
-    print((Path(args.out) / "results.md").read_text())
+    print_report(Path(args.out) / "results.md")
 
 
 COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}

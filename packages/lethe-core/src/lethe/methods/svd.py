@@ -66,8 +66,13 @@ def accumulate_grams(
 
     Stops after ``max_samples`` samples, or takes at most ``per_class`` samples of each class
     (stopping early once ``num_classes`` classes are full, when that number is known).
-    Under ``torchrun`` the Gram matrices are summed across processes.
+    Under ``torchrun`` each process takes its share of those counts from its shard of ``loader``,
+    and the Gram matrices and sample counts are summed across processes.
     """
+    if engine.distributed:
+        world = engine.world_size
+        per_class = None if per_class is None else -(-per_class // world)
+        max_samples = None if max_samples is None else -(-max_samples // world)
     model.eval()
     seen = 0
     quota: dict[int, int] = {}
@@ -90,7 +95,7 @@ def accumulate_grams(
     for stats in collector.stats.values():
         if stats.gram is not None:
             engine.all_reduce_(stats.gram)
-    collector.samples = seen
+    collector.samples = int(engine.all_reduce_(torch.tensor(float(seen), device=engine.device)).item())
     return collector
 
 

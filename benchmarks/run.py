@@ -63,6 +63,7 @@ def write_classification_suite(cfg: dict, runs: list, out: Path, title: str) -> 
 def merge_classification(cfg: dict, parts: list[Path], out: Path) -> None:
     """One suite from the ``runs.json`` of runs split across processes (``--seeds``)."""
     from lethe.errors import DataError
+    from lethe_classification.bench import derive_columns
 
     runs = []
     for part in parts:
@@ -70,6 +71,8 @@ def merge_classification(cfg: dict, parts: list[Path], out: Path) -> None:
             raise DataError(f"{part} has no runs.json")
         runs += json.loads((part / "runs.json").read_text())
     runs.sort(key=lambda r: (r["header"]["seed"], len(r["forget"]), r["forget"]))
+    for run in runs:
+        derive_columns(run["rows"])  # recomputed from the stored metrics (and added if a part predates one)
     write_classification_suite(cfg, runs, out, cfg.get("title", "Class forgetting"))
     print_report(out / "results.md")
 

@@ -3,7 +3,7 @@
 import pytest
 
 from lethe.errors import ConfigError
-from lethe_classification.bench import strongest_baselines
+from lethe_classification.bench import derive_columns, strongest_baselines
 
 
 def _run(**gaps):
@@ -20,3 +20,19 @@ def test_strongest_baselines_ranks_by_mean_gap_and_skips_the_papers_methods():
 def test_strongest_baselines_needs_enough_earlier_baselines():
     with pytest.raises(ConfigError, match="ran only 1"):
         strongest_baselines([_run(retrain=0, delete=0.1, scrub=1.0)], 2)
+
+
+def test_derive_columns_against_the_oracle_row():
+    metrics = ("forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy")
+    rows = [{"method": "original", **dict(zip(metrics, (80, 70, 78, 68, 20), strict=True)), "seconds": 30.0},
+            {"method": "retrain", **dict(zip(metrics, (0, 72, 0, 70, 100), strict=True)), "seconds": 60.0},
+            {"method": "delete", **dict(zip(metrics, (1, 71, 2, 69, 0), strict=True)), "seconds": 6.0}]  # fmt: skip
+    derive_columns(rows)
+    original, oracle, delete = rows
+    assert oracle["avg_gap"] == oracle["acc_gap"] == 0.0 and oracle["seconds_vs_retrain"] == 1.0
+    assert delete["acc_gap"] == pytest.approx((1 + 1 + 2 + 1) / 4)  # the four accuracies only
+    assert delete["avg_gap"] == pytest.approx((1 + 1 + 2 + 1 + 100) / 5)  # and the MIA
+    assert original["seconds_vs_retrain"] == 0.5 and delete["seconds_vs_retrain"] == 0.1
+    before = [dict(r) for r in rows]
+    derive_columns(rows)
+    assert rows == before  # recomputing changes nothing

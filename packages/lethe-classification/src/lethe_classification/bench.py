@@ -16,7 +16,7 @@ import lethe
 from lethe.engine import Engine
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic, write_text_atomic
-from lethe.metrics import avg_gap
+from lethe.metrics import ACCURACY_METRICS, avg_gap
 from lethe_classification.data import DatasetBundle
 from lethe_classification.pipeline import (
     EvalOptions,
@@ -97,11 +97,7 @@ def run_bench(
                                       config.retain_per_class)  # fmt: skip
         extra = {k: v for k, v in record.extra.items() if k != "grid"}
         add_row(method, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
-    oracle_row = rows[1]
-    retrain_seconds = oracle_row["seconds"]
-    for row in rows:
-        row["avg_gap"] = avg_gap(row, oracle_row)
-        row["seconds_vs_retrain"] = row["seconds"] / retrain_seconds if retrain_seconds else float("nan")
+    derive_columns(rows)
     header = {
         "dataset": bundle.name, "arch": config.arch, "width": config.width,
         "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
@@ -113,6 +109,16 @@ def run_bench(
         **environment(engine),
     }  # fmt: skip
     return {"header": header, "classes": bundle.classes, "forget": list(splits.forget_classes), "rows": rows}
+
+
+def derive_columns(rows: Sequence[dict[str, Any]]) -> None:
+    """Add ``avg_gap``, ``acc_gap`` and ``seconds_vs_retrain`` to every row, against the row of
+    method ``retrain`` (idempotent: recomputed from the stored metrics)."""
+    oracle = next(row for row in rows if row["method"] == "retrain")
+    for row in rows:
+        row["avg_gap"] = avg_gap(row, oracle)
+        row["acc_gap"] = avg_gap(row, oracle, ACCURACY_METRICS)
+        row["seconds_vs_retrain"] = row["seconds"] / oracle["seconds"] if oracle["seconds"] else float("nan")
 
 
 def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine) -> TrainedModel:

@@ -10,7 +10,7 @@ from typing import Any
 from lethe.io import atomic_path, write_text_atomic
 
 COLUMNS = (
-    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap",
+    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap", "acc_gap",
     "probe_forget", "relearn_steps", "seconds", "seconds_vs_retrain",
 )  # fmt: skip
 

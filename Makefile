@@ -14,7 +14,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: install demo test lint data fashion-mnist cifar10 camvid bench-fashion-mnist bench-cifar10 \
+.PHONY: install demo test lint data fashion-mnist cifar10 camvid bench-fashion-mnist \
 	bench-classification bench-backdoor bench-segmentation faces bench-face bench-speed clean
 
 install: $(STAMP)
@@ -78,9 +78,6 @@ demo: install fashion-mnist
 	$(BIN)/python benchmarks/run.py benchmarks/configs/fashion-mnist-small-cnn.yaml
 
 bench-fashion-mnist: demo
-
-bench-cifar10: install cifar10
-	$(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-resnet18-cpu.yaml
 
 # Issue 3's comparison: every method, 3 classes x 2 seeds, 2- and 4-class forgetting (about 2 h on 2 cores).
 bench-classification: install cifar10

@@ -54,7 +54,7 @@ def write_classification_suite(cfg: dict, runs: list, out: Path, title: str) -> 
                  for r in runs if "strongest_baselines" in r["header"]}  # fmt: skip
     if strongest:
         header["strongest baselines (lowest mean avg_gap on the same seed's earlier sets)"] = strongest
-    header.update(forget_sets=sorted({tuple(r["forget"]) for r in runs}, key=lambda f: (len(f), f)),
+    header.update(forget_sets=[list(f) for f in sorted({tuple(r["forget"]) for r in runs}, key=lambda f: (len(f), f))],
                   seeds=sorted({r["header"]["seed"] for r in runs}), config=cfg.get("_path"),
                   note=cfg.get("note", ""))  # fmt: skip
     write_suite(runs, out, title, header)

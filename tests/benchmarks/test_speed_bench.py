@@ -109,3 +109,11 @@ def test_check_rejects_bad_configs(tmp_path, change, message):
 def test_committed_speed_configs_check(config):
     cfg = yaml.safe_load(config.read_text())
     assert cfg["task"] == "speed" and speed.check(cfg).svd_samples == (900, 9000)
+
+
+def test_fast_svd_row_uses_its_settings(tmp_path, tiny_folder):
+    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], delete_epochs=1,
+               svd_fast={"positions_per_sample": 2, "gram_precision": "float32"})  # fmt: skip
+    saved = speed.run_config(cfg, tmp_path / "out", log=lambda _: None)
+    assert [r["method"] for r in saved["svd"]] == ["ours", "ours-fast", "reference"]
+    assert any(t["method"].startswith("SVD ours-fast >= 3x faster") for t in saved["targets"])

@@ -266,3 +266,45 @@ def test_conv_features_reproduce_conv_output(spec):
     expected = out.permute(1, 0, 2, 3).reshape(conv.out_channels, -1)
     got = (w @ feats).reshape(conv.out_channels, -1)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_position_sampling_keeps_a_subset_of_each_samples_patches():
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    x = torch.randn(4, 2, 6, 6)
+    full = _conv_features(conv, x)  # [1, 18, 4 * 36]
+    torch.manual_seed(0)
+    sampled = _conv_features(conv, x, positions=5)
+    assert sampled.shape == (1, 18, 4 * 5)
+    per_sample_full = full.view(18, 4, 36)
+    for i, column in enumerate(sampled[0].t()):  # each kept patch is one of its own sample's patches
+        sample = i // 5
+        assert (per_sample_full[:, sample, :] - column[:, None]).abs().sum(0).min() < 1e-6
+    assert torch.equal(_conv_features(conv, x, positions=36), full)  # all positions: unchanged
+
+
+def test_position_sampling_estimates_the_normalised_gram():
+    """Sampled positions give an unbiased estimate: Gram / rows approaches the exact one."""
+    model = small_net().eval()
+    x = torch.randn(1024, 3, 8, 8)
+    with GramCollector(model) as exact:
+        model(x)
+    torch.manual_seed(0)
+    with GramCollector(model, positions_per_sample=8) as sampled:
+        model(x)
+    for name in ("0", "2"):
+        a = exact.grams()[name] / exact.stats[name].rows
+        b = sampled.grams()[name] / sampled.stats[name].rows
+        assert sampled.stats[name].rows < exact.stats[name].rows or name == "2"  # layer 2 has 9 positions
+        assert (a - b).norm() / a.norm() < 0.1, name  # 8,192 of 65,536 patches (layer 0)
+
+
+def test_float32_products_match_float64_grams():
+    model = small_net().eval()
+    x = torch.randn(32, 3, 8, 8)
+    with GramCollector(model) as exact:
+        model(x)
+    with GramCollector(model, product_dtype=torch.float32) as fast:
+        model(x)
+    for name, gram in exact.grams().items():
+        assert fast.grams()[name].dtype == torch.float64
+        torch.testing.assert_close(fast.grams()[name], gram, rtol=1e-5, atol=1e-4)

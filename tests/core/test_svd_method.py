@@ -241,3 +241,13 @@ def test_weights_match_the_update_computed_by_hand(toy):
         expected = (w_flat @ p.transpose(-1, -2)).reshape(w.shape).float()
         got = dict(model.named_modules())[name].weight.detach()
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_svd_speed_options_are_checked(toy):
+    with pytest.raises(lethe.ConfigError, match="gram_precision"):
+        toy.unlearn("svd", [1], overrides={"gram_precision": "float16", "tune": False})
+    with pytest.raises(lethe.ConfigError, match="positions_per_sample"):
+        toy.unlearn("svd", [1], overrides={"positions_per_sample": 0, "tune": False})
+    _, record = toy.unlearn("svd", [1], overrides={"gram_precision": "float32", "positions_per_sample": 4,
+                                                   "tune": False})  # fmt: skip
+    assert record.settings["gram_precision"] == "float32"

@@ -27,14 +27,16 @@ class LayerStats:
     groups: int
     gram: torch.Tensor | None = None
     rows: int = 0
+    product_dtype: torch.dtype = torch.float64
 
     def add(self, features: torch.Tensor) -> None:
-        """Accumulate ``features`` of shape ``[groups, d, n]``."""
+        """Accumulate ``features`` of shape ``[groups, d, n]``: each chunk's product is taken in
+        ``product_dtype`` and summed into the float64 Gram matrix."""
         n = features.shape[-1]
         step = max(1, CHUNK_ELEMENTS // max(1, features.shape[0] * features.shape[1]))
         for start in range(0, n, step):
-            chunk = features[..., start : start + step].double()
-            g = torch.bmm(chunk, chunk.transpose(1, 2))
+            chunk = features[..., start : start + step].to(self.product_dtype)
+            g = torch.bmm(chunk, chunk.transpose(1, 2)).double()
             self.gram = g if self.gram is None else self.gram + g
         self.rows += n
 
@@ -44,14 +46,19 @@ def weight_of(stats: LayerStats) -> torch.Tensor:
     return stats.module.in_proj_weight if stats.kind == "mha" else stats.module.weight
 
 
-def _conv_features(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+def _conv_features(conv: nn.Conv2d, x: torch.Tensor, positions: int | None = None) -> torch.Tensor:
     """Unfold ``x`` into patches of ``conv`` (its own kernel, stride, padding, dilation).
 
-    Returns ``[groups, C_in/groups * k*k, N*L]``.
+    ``positions`` keeps that many output positions per sample, drawn uniformly at random without
+    replacement (from torch's global generator): an unbiased estimate of the Gram matrix per
+    patch, at ``positions / L`` of the cost. Returns ``[groups, C_in/groups * k*k, N*L]``.
     """
     mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
     x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
     cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=0, stride=conv.stride)
+    if positions is not None and positions < cols.shape[-1]:
+        keep = torch.rand(cols.shape[0], cols.shape[-1], device=cols.device).topk(positions, dim=1).indices
+        cols = cols.gather(2, keep.unsqueeze(1).expand(-1, cols.shape[1], -1))
     n, d, length = cols.shape
     g = conv.groups
     return cols.view(n, g, d // g, length).permute(1, 2, 0, 3).reshape(g, d // g, n * length)
@@ -87,11 +94,15 @@ class GramCollector:
     model: nn.Module
     stats: dict[str, LayerStats] = field(default_factory=dict)
     samples: int = 0  # samples streamed through the model (set by the caller)
+    #: conv output positions kept per sample (None: all; see ``_conv_features``)
+    positions_per_sample: int | None = None
+    #: dtype of each chunk's product (the sum is float64 either way)
+    product_dtype: torch.dtype = torch.float64
 
     def __post_init__(self) -> None:
         self._handles: list = []
         for name, (module, kind, groups) in supported_layers(self.model).items():
-            self.stats[name] = LayerStats(name, module, kind, groups)
+            self.stats[name] = LayerStats(name, module, kind, groups, product_dtype=self.product_dtype)
 
     def __enter__(self) -> GramCollector:
         for stats in self.stats.values():
@@ -105,13 +116,12 @@ class GramCollector:
             handle.remove()
         self._handles.clear()
 
-    @staticmethod
-    def _hook(stats: LayerStats):
+    def _hook(self, stats: LayerStats):
         def hook(module, args, kwargs):
             x = args[0] if args else kwargs.get("query", kwargs.get("input"))
             x = x.detach()
             if stats.kind == "conv":
-                stats.add(_conv_features(module, x.float()))
+                stats.add(_conv_features(module, x.float(), self.positions_per_sample))
             else:
                 stats.add(_token_features(x.float()))
 

@@ -38,6 +38,13 @@ class SVDSettings:
     tune: bool = True
     grid_r: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0)
     grid_f: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)
+    #: speed options, off by default (exact): conv output positions kept per sample, and the
+    #: dtype of each chunk's Gram product ("float32" is about 2x faster on CPU; sums stay float64)
+    positions_per_sample: int | None = None
+    gram_precision: str = "float64"
+
+
+GRAM_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 
 
 def _class_quota_rows(labels: torch.Tensor, quota: dict[int, int], per_class: int) -> torch.Tensor:
@@ -61,6 +68,8 @@ def accumulate_grams(
     max_samples: int | None = None,
     per_class: int | None = None,
     num_classes: int | None = None,
+    positions_per_sample: int | None = None,
+    product_dtype: torch.dtype = torch.float64,
 ) -> GramCollector:
     """Stream ``loader`` through ``model`` (eval mode) and accumulate input Gram matrices.
 
@@ -76,7 +85,7 @@ def accumulate_grams(
     model.eval()
     seen = 0
     quota: dict[int, int] = {}
-    with GramCollector(model) as collector:
+    with GramCollector(model, positions_per_sample=positions_per_sample, product_dtype=product_dtype) as collector:
         for batch in loader:
             x, y = batch[0], batch[1]
             if per_class is not None:
@@ -122,11 +131,16 @@ def _apply(weights: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], p
 def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
     """Project every layer's weight away from the forget-only activation space, in place."""
     engine = ctx.engine
+    if s.gram_precision not in GRAM_PRECISIONS:
+        raise ConfigError(f"gram_precision must be one of {', '.join(GRAM_PRECISIONS)}, got {s.gram_precision!r}")
+    if s.positions_per_sample is not None and s.positions_per_sample < 1:
+        raise ConfigError(f"positions_per_sample must be at least 1, got {s.positions_per_sample}")
+    speed = {"positions_per_sample": s.positions_per_sample, "product_dtype": GRAM_PRECISIONS[s.gram_precision]}
     retained_classes = None if ctx.num_classes is None else ctx.num_classes - len(ctx.forget_classes)
     retain = accumulate_grams(
-        model, ctx.retain, engine, per_class=s.retain_per_class, num_classes=retained_classes
+        model, ctx.retain, engine, per_class=s.retain_per_class, num_classes=retained_classes, **speed
     )
-    forget = accumulate_grams(model, ctx.forget, engine, max_samples=s.num_forget)
+    forget = accumulate_grams(model, ctx.forget, engine, max_samples=s.num_forget, **speed)
     if forget.samples == 0:
         raise DataError("the forget set gave no samples")
     if retain.samples == 0:

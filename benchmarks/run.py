@@ -70,7 +70,7 @@ def merge_classification(cfg: dict, parts: list[Path], out: Path) -> None:
         if not (part / "runs.json").is_file():
             raise DataError(f"{part} has no runs.json")
         runs += json.loads((part / "runs.json").read_text())
-    runs.sort(key=lambda r: (r["header"]["seed"], len(r["forget"]), r["forget"]))
+    runs.sort(key=lambda r: (len(r["forget"]), r["header"]["seed"], r["forget"]))
     for run in runs:
         derive_columns(run["rows"])  # recomputed from the stored metrics (and added if a part predates one)
     write_classification_suite(cfg, runs, out, cfg.get("title", "Class forgetting"))

@@ -135,7 +135,7 @@ def test_seeds_split_across_processes_merge_into_one_suite(tmp_path, folder):
     out = tmp_path / "merged"
     assert _runner().main([str(cfg), "--merge", *map(str, parts), "--out", str(out)]) == 0
     runs = json.loads((out / "runs.json").read_text())
-    assert [r["header"]["seed"] for r in runs] == [0, 1]
+    assert [r["header"]["seed"] for r in runs] == [0, 1]  # by size of the forget set, then seed
     assert runs[0]["header"]["retained images per class given to methods"] == 4
     assert json.loads((out / "summary.json").read_text())["1 class"]["delete"]["forget_test"][2] == 2
     assert _runner().main([str(cfg), "--merge", str(tmp_path / "nothing"), "--out", str(out)]) == 2

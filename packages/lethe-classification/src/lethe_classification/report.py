@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,11 @@ COLUMNS = (
     "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap", "acc_gap",
     "probe_forget", "relearn_steps", "seconds", "seconds_vs_retrain",
 )  # fmt: skip
+
+
+def _wrapped(title: str, width: int = 80) -> str:
+    """A long plot title over several lines, so the figure does not cut it off."""
+    return "\n".join(textwrap.wrap(title, width))
 
 
 def _fmt(value: Any) -> str:
@@ -73,8 +79,8 @@ def plot_per_class(
     ax.set_xticklabels(classes, rotation=30, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(title)
-    ax.legend(fontsize=8, ncol=min(4, len(rows)))
+    ax.set_title(_wrapped(title), fontsize=9)
+    ax.legend(fontsize=8, ncol=min(7, len(rows)), loc="upper center", bbox_to_anchor=(0.5, -0.25))
     _save(fig, path)
 
 
@@ -127,6 +133,6 @@ def plot_scatter(path: str | os.PathLike, runs: Sequence[dict[str, Any]], title:
         ax.scatter(*zip(*pts, strict=True), label=method, color=cmap(i % 20), s=30, alpha=0.8)
     ax.set_xlabel("forget_test accuracy (%)  (lower = more forgotten)")
     ax.set_ylabel("retain_test accuracy (%)")
-    ax.set_title(title)
+    ax.set_title(_wrapped(title), fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     _save(fig, path)

@@ -97,3 +97,11 @@ def test_shipped_configs_parse(name):
     cfg = yaml.safe_load(path.read_text())
     assert cfg["task"] == "face" and cfg["out"].startswith("face/")
     check_config(config_from_mapping(cfg))
+
+
+def test_delete_keeps_batchnorm_frozen_by_default_for_faces():
+    from lethe_face.pipeline import method_overrides
+
+    assert method_overrides("delete") == {"freeze_bn": True}
+    assert method_overrides("delete", {"freeze_bn": False, "lr": 1e-4}) == {"freeze_bn": False, "lr": 1e-4}
+    assert method_overrides("svd", {"tune": False}) == {"tune": False}

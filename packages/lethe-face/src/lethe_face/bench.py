@@ -23,7 +23,7 @@ from lethe_classification.pipeline import EvalOptions, TrainRecipe, eval_options
 from lethe_face.datasets import FaceData, FaceOptions, load_faces
 from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs
 from lethe_face.models import HEADS, FaceModelSpec
-from lethe_face.pipeline import PROTOCOLS, FaceRun, ProtocolOptions, evaluate_face
+from lethe_face.pipeline import PROTOCOLS, FaceRun, ProtocolOptions, evaluate_face, method_overrides
 from lethe_face.report import plot_face_grid, write_face_report
 
 
@@ -132,7 +132,7 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
         oracle, seconds, train_log = run.retrain()
         add("retrain", oracle, seconds, {"train_log": train_log})
         for method in config.methods:
-            overrides = config.method_overrides.get(method, {})
+            overrides = method_overrides(method, config.method_overrides.get(method))
             model, record = unlearn_model(
                 run.original, method, run.splits, engine, overrides, config.unlearn_batch_size
             )

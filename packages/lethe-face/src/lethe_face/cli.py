@@ -25,7 +25,7 @@ from lethe_face.checkpoints import load_face_model, save_face_model
 from lethe_face.datasets import FACE_DATASETS, FaceData, FaceOptions, load_faces
 from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs
 from lethe_face.models import EMBEDDERS, HEADS, FaceModelSpec, build_face_model
-from lethe_face.pipeline import evaluate_face, train_face
+from lethe_face.pipeline import evaluate_face, method_overrides, train_face
 
 PROG = "lethe-face"
 
@@ -169,7 +169,7 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     check_new_output(args.out, args.checkpoint)
     if args.record:
         check_new_output(args.record, args.checkpoint, args.out)
-    overrides = parse_assignments(args.set)
+    overrides = method_overrides(args.method, parse_assignments(args.set))
     lethe.method_settings(args.method, overrides)
     engine = engine_from_args(args)
     model, info = load_face_model(args.checkpoint)

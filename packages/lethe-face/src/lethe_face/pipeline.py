@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -195,3 +195,14 @@ def evaluate_face(
         evaluate_verification(model, splits.bundle, splits.forget_classes, engine, verification, splits.seed)
     )
     return metrics
+
+
+#: Package defaults under the user's overrides. One person's few images are the whole forget set,
+#: so DELETE keeps BatchNorm in eval mode: in train mode its running statistics would be
+#: re-estimated from that one identity and break recognition of everyone else.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"delete": {"freeze_bn": True}}
+
+
+def method_overrides(method: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The face package's defaults for ``method`` updated with ``overrides``."""
+    return {**METHOD_DEFAULTS.get(method, {}), **(overrides or {})}

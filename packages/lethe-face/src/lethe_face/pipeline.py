@@ -106,6 +106,12 @@ class FaceRun:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def fresh_model(spec: FaceModelSpec, engine: Engine) -> FaceModel:
+    """``build_face_model`` after seeding, so the initial weights depend on the seed alone."""
+    lethe.engine.seed_everything(engine.seed)
+    return build_face_model(spec)
+
+
 @PROTOCOLS.register("all")
 def protocol_all(
     bundle: DatasetBundle,
@@ -119,10 +125,10 @@ def protocol_all(
     """Train on every identity, forget ``forget``; the oracle trains from scratch on the rest."""
     splits = make_splits(bundle, forget, val_fraction, engine.seed)
     spec = replace(spec, num_classes=bundle.num_classes, image_size=bundle.image_size)
-    model, seconds, log = train_face(build_face_model(spec), splits.train, bundle, recipe, engine, "original")
+    model, seconds, log = train_face(fresh_model(spec, engine), splits.train, bundle, recipe, engine, "original")
 
     def retrain() -> tuple[FaceModel, float, list]:
-        return train_face(build_face_model(spec), splits.retain_train, bundle, recipe, engine, "retrain")
+        return train_face(fresh_model(spec, engine), splits.retain_train, bundle, recipe, engine, "retrain")
 
     return FaceRun(splits, spec, model, seconds, log, retrain, {"protocol": "all"})
 
@@ -159,14 +165,14 @@ def protocol_two_stage(
     pre_spec = replace(spec, num_classes=len(pre_ids), image_size=bundle.image_size)
     pre_splits = make_splits(pre_bundle, (), val_fraction, engine.seed)
     pretrained, pre_seconds, pre_log = train_face(
-        build_face_model(pre_spec), pre_splits.train, pre_bundle, recipe, engine, "pretrain"
+        fresh_model(pre_spec, engine), pre_splits.train, pre_bundle, recipe, engine, "pretrain"
     )
     forget_b = tuple(head_ids.index(c) for c in forget)
     splits = make_splits(head_bundle, forget_b, val_fraction, engine.seed)
     spec = replace(pre_spec, num_classes=len(head_ids), pretrained=None, weights=None)
 
     def fit_head(data: ImageData, desc: str) -> tuple[FaceModel, float, list]:
-        model = build_face_model(spec)
+        model = fresh_model(spec, engine)
         model.embedder = copy.deepcopy(pretrained.embedder)
         return train_face(
             model, data, head_bundle, o.head_recipe, engine, desc, freeze_embedder=not o.finetune_embedder

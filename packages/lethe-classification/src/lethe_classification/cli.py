@@ -16,7 +16,15 @@ from pathlib import Path
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, print_report, run_command
+from lethe.cli_support import (
+    add_runtime_args,
+    add_unlearn_args,
+    check_new_output,
+    command_parser,
+    engine_from_args,
+    print_report,
+    run_command,
+)
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe.metrics import avg_gap
@@ -71,10 +79,7 @@ def _eval_options_from(args: argparse.Namespace) -> EvalOptions:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, sub = command_parser(PROG, __doc__)
 
     p = sub.add_parser("train", help="train a classifier (the original model, or an oracle with --exclude)")
     _data(p)
@@ -84,14 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_args(p)
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint forget classes")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
-    p.add_argument("--forget", required=True, help="classes to forget: indices or names, comma separated")
-    p.add_argument("--method", default="delete", help=f"one of: {', '.join(lethe.list_methods())}")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a method setting, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
-    p.add_argument("--record", default=None, help="also write the run record (JSON) here")
+    add_unlearn_args(p, "classes", batch_size=128)
     add_runtime_args(p)
 
     p = sub.add_parser("evaluate", help="forget/retain accuracies and MIA of a checkpoint")

@@ -73,3 +73,24 @@ def print_report(path: str | Path) -> None:
     """Print a written report (``results.md``), on rank 0 only under ``torchrun``."""
     if is_main_process():
         print(Path(path).read_text())
+
+
+def command_parser(prog: str, doc: str | None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """A task CLI's parser (its module docstring as description) and its sub-command group."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+
+def add_unlearn_args(p: argparse.ArgumentParser, what: str, batch_size: int) -> None:
+    """``unlearn``'s options shared by the task CLIs: checkpoint, what to forget, method and its
+    settings, batch size, output checkpoint and run record (``what``: "classes", "identities")."""
+    from lethe._registry import list_methods
+
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
+    p.add_argument("--forget", required=True, help=f"{what} to forget: indices or names, comma separated")
+    p.add_argument("--method", default="delete", help=f"one of: {', '.join(list_methods())}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method setting, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
+    p.add_argument("--record", default=None, help="also write the run record (JSON) here")

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, print_report, run_command
+from lethe.cli_support import (
+    add_runtime_args,
+    add_unlearn_args,
+    check_new_output,
+    command_parser,
+    engine_from_args,
+    print_report,
+    run_command,
+)
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_classification.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
@@ -67,10 +75,7 @@ def _evaluation(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, sub = command_parser(PROG, __doc__)
 
     p = sub.add_parser("train", help="train embedder + identity head (the original, or an oracle with --exclude)")
     _data(p)
@@ -80,13 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_args(p)
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint forget identities")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
-    p.add_argument("--forget", required=True, help="identities to forget: names or indices, comma separated")
-    p.add_argument("--method", default="delete", help=f"one of: {', '.join(lethe.list_methods())}")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a method setting")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
-    p.add_argument("--record", default=None, help="also write the run record (JSON) here")
+    add_unlearn_args(p, "identities", batch_size=64)
     add_runtime_args(p)
 
     p = sub.add_parser("evaluate", help="identification, MIA, probe and verification metrics of a checkpoint")

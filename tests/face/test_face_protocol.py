@@ -99,9 +99,10 @@ def test_shipped_configs_parse(name):
     check_config(config_from_mapping(cfg))
 
 
-def test_delete_keeps_batchnorm_frozen_by_default_for_faces():
+def test_delete_defaults_for_faces_freeze_batchnorm_and_anchor_on_kept_people():
     from lethe_face.pipeline import method_overrides
 
-    assert method_overrides("delete") == {"freeze_bn": True}
-    assert method_overrides("delete", {"freeze_bn": False, "lr": 1e-4}) == {"freeze_bn": False, "lr": 1e-4}
+    assert method_overrides("delete") == {"freeze_bn": True, "use_retain": True}
+    assert method_overrides("delete", {"freeze_bn": False, "lr": 1e-4}) == {"freeze_bn": False, "use_retain": True,
+                                                                          "lr": 1e-4}  # fmt: skip
     assert method_overrides("svd", {"tune": False}) == {"tune": False}

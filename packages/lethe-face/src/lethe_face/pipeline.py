@@ -204,9 +204,10 @@ def evaluate_face(
 
 
 #: Package defaults under the user's overrides. One person's few images are the whole forget set,
-#: so DELETE keeps BatchNorm in eval mode: in train mode its running statistics would be
-#: re-estimated from that one identity and break recognition of everyone else.
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"delete": {"freeze_bn": True}}
+#: so DELETE keeps BatchNorm in eval mode (in train mode its running statistics would be
+#: re-estimated from that one identity) and anchors on retained images (``use_retain``): on
+#: ORL, 20 steps on 6 images alone dropped the kept identities from 95 % to 32 %.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"delete": {"freeze_bn": True, "use_retain": True}}
 
 
 def method_overrides(method: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -52,11 +52,10 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lethe  # noqa: E402
-from lethe.engine import Engine, seed_everything, synchronize  # noqa: E402
+from lethe.engine import Engine, environment, seed_everything, synchronize  # noqa: E402
 from lethe.errors import ConfigError  # noqa: E402
 from lethe.io import write_json_atomic, write_text_atomic  # noqa: E402
 from lethe.metrics import accuracy, forget_mask  # noqa: E402
-from lethe_classification.bench import environment  # noqa: E402
 from lethe_classification.checkpoints import load_model, save_model  # noqa: E402
 from lethe_classification.data import (  # noqa: E402
     DatasetBundle,

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lethe.engine import Engine
+from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_backdoor.attacks import build_attack
@@ -26,7 +26,6 @@ from lethe_backdoor.defences import defence_settings, run_defence
 from lethe_backdoor.metrics import evaluate_backdoor, outputs_on
 from lethe_backdoor.poison import BackdoorSplits, make_backdoor_splits, stamped_test
 from lethe_backdoor.report import plot_budget_sweep, plot_examples, write_markdown
-from lethe_classification.bench import environment
 from lethe_classification.data import DatasetBundle, ImageData
 from lethe_classification.pipeline import TrainRecipe, model_spec, train_model
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import platform
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 import lethe
-from lethe.engine import Engine
+from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic, write_text_atomic
 from lethe.metrics import ACCURACY_METRICS, avg_gap
@@ -46,19 +43,6 @@ class BenchConfig:
     retain_per_class: int | None = None
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluation: EvalOptions = field(default_factory=EvalOptions)
-
-
-def environment(engine: Engine) -> dict[str, str]:
-    """Versions and device, recorded with every result."""
-    device = str(engine.device)
-    if engine.device.type == "cuda":
-        device += f" ({torch.cuda.get_device_name(engine.device)})"
-    else:
-        device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    return {
-        "device": device, "torch": torch.__version__, "python": platform.python_version(),
-        "lethe": lethe.__version__, "date": time.strftime("%Y-%m-%d"),
-    }  # fmt: skip
 
 
 TrainedModel = tuple[nn.Module, float, list]

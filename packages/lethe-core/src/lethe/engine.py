@@ -40,6 +40,23 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", 0)) == 0
 
 
+def environment(engine: Engine, **versions: str) -> dict[str, str]:
+    """Device (GPU name, or CPU and thread count), library versions and date, recorded with every
+    benchmark result; ``versions`` adds task libraries (e.g. ``albumentations="2.0.8"``)."""
+    import platform
+    import time
+
+    from lethe import __version__
+
+    device = str(engine.device)
+    if engine.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(engine.device)})"
+    else:
+        device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {"device": device, "torch": torch.__version__, **versions, "python": platform.python_version(),
+            "lethe": __version__, "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+
+
 def default_device() -> torch.device:
     """``cuda:LOCAL_RANK`` when CUDA is available, else CPU."""
     if torch.cuda.is_available():

@@ -14,11 +14,10 @@ from typing import Any
 import torch
 
 import lethe
-from lethe.engine import Engine
+from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe.metrics import avg_gap
-from lethe_classification.bench import environment
 from lethe_classification.pipeline import EvalOptions, TrainRecipe, eval_options, outputs_on, unlearn_model
 from lethe_face.datasets import FaceData, FaceOptions, load_faces
 from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs

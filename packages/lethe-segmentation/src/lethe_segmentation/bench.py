@@ -10,8 +10,6 @@ with the same dataset, model, resolution, recipe and seed.
 from __future__ import annotations
 
 import json
-import platform
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from torch import nn
 
 import lethe
 from lethe.engine import Engine
+from lethe.engine import environment as core_environment
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_segmentation.checkpoints import load_model, save_model
@@ -64,20 +63,12 @@ class BenchConfig:
 
 
 def environment(engine: Engine) -> dict[str, str]:
-    """Versions and device, recorded with every result."""
+    """``lethe.engine.environment`` plus the versions of segmentation-models-pytorch and albumentations."""
     import albumentations
     import segmentation_models_pytorch as smp
 
-    device = str(engine.device)
-    if engine.device.type == "cuda":
-        device += f" ({torch.cuda.get_device_name(engine.device)})"
-    else:
-        device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    return {
-        "device": device, "torch": torch.__version__, "segmentation_models_pytorch": smp.__version__,
-        "albumentations": albumentations.__version__, "python": platform.python_version(),
-        "lethe": lethe.__version__, "date": time.strftime("%Y-%m-%d"),
-    }  # fmt: skip
+    return core_environment(engine, segmentation_models_pytorch=smp.__version__,
+                            albumentations=albumentations.__version__)  # fmt: skip
 
 
 def _cached_train(

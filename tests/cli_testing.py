@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
 
 
 @dataclass
@@ -30,3 +34,29 @@ def cli_runner(main: Callable[[list[str]], int], capsys, extra: Sequence[str] = 
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+def assert_clean_failure(result: Result, *needles: str, prog: str) -> str:
+    """Exit 2 and exactly one stderr line, starting with ``prog``, naming the problem: each needle
+    appears in it (``"a|b"``: either may name it). Returns the line."""
+    assert result.code == 2, (result.code, result.err)
+    lines = result.err_lines
+    assert len(lines) == 1, result.err
+    line = lines[0]
+    assert line.startswith(f"{prog}: error: "), line
+    for needle in needles:
+        assert any(n.lower() in line.lower() for n in needle.split("|")), (needle, line)
+    assert "Traceback" not in result.err
+    return line
+
+
+def listing(folder: Path) -> list[str]:
+    """Every file under ``folder`` (hidden temporaries included), relative names."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def weights_differ(a: Path, b: Path) -> bool:
+    """Whether two safetensors checkpoints with the same tensor names hold different weights."""
+    sa, sb = load_file(str(a)), load_file(str(b))
+    assert sa.keys() == sb.keys()
+    return any(not torch.equal(sa[k], sb[k]) for k in sa)

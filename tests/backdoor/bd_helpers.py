@@ -43,9 +43,3 @@ def make_image_folder(root: Path, train_per_class: int, test_per_class: int, siz
                 pixels = np.asarray(colour, dtype=np.float64)[None, None, :] + rng.normal(0, 25, (size, size, 3))
                 Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
     return root
-
-
-
-def listing(folder: Path) -> list[str]:
-    """Every file under ``folder`` (hidden temporaries included), relative names."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []

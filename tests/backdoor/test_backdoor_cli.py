@@ -6,16 +6,16 @@ output (nor a stray temporary file) behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torch
-from bd_helpers import RUNTIME, listing, make_image_folder
-from cli_testing import Result, cli_runner
-from safetensors.torch import load_file
+from bd_helpers import RUNTIME, make_image_folder
+from cli_testing import assert_clean_failure as clean_failure
+from cli_testing import cli_runner, listing, weights_differ
 
 from lethe.checkpoint import read_spec
 from lethe_backdoor.cli import build_parser, main
@@ -24,7 +24,11 @@ from lethe_classification.cli import main as classify_main
 METRICS = ("clean_acc", "asr", "robust_acc")
 
 
+assert_clean_failure = functools.partial(clean_failure, prog="lethe-backdoor")
+
+
 @pytest.fixture(scope="module")
+
 def spec(tmp_path_factory) -> str:
     """4 colour classes, 40 train and 10 test 16x16 images each."""
     root = make_image_folder(tmp_path_factory.mktemp("bd-data") / "data", 40, 10)
@@ -48,23 +52,6 @@ def trained(tmp_path_factory, spec) -> Path:
     out = tmp_path_factory.mktemp("bd-trained") / "badnets.safetensors"
     assert main([*train_args(spec, out, "--target", "1"), *RUNTIME]) == 0
     return out
-
-
-def assert_clean_failure(result: Result, *needles: str) -> str:
-    """Exit 2 and exactly one stderr line, starting with the program name, naming the problem."""
-    assert result.code == 2, (result.code, result.err)
-    lines = result.err_lines
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("lethe-backdoor: error: "), lines[0]
-    for needle in needles:
-        assert needle.lower() in lines[0].lower(), (needle, lines[0])
-    assert "Traceback" not in result.err
-    return lines[0]
-
-
-def weights_differ(a: Path, b: Path) -> bool:
-    sa, sb = load_file(str(a)), load_file(str(b))
-    return sa.keys() == sb.keys() and any(not torch.equal(sa[k], sb[k]) for k in sa)
 
 
 # --- help -------------------------------------------------------------------------------------

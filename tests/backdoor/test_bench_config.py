@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from bd_helpers import listing, make_image_folder
+from bd_helpers import make_image_folder
+from cli_testing import listing
 
 from lethe.errors import ConfigError
 from lethe_backdoor.bench import DEFAULT_METHODS, config_from_mapping, run_config

@@ -6,6 +6,7 @@ output (nor a stray temporary file) behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_testing import assert_clean_failure as clean_failure
+from cli_testing import listing, weights_differ
 from cls_helpers import CLASSES, train_args
 from safetensors.torch import load_file
 
@@ -26,31 +29,11 @@ METRICS = (
 SVD_FAST = ("--set", "tune=false", "--set", "retain_per_class=10", "--set", "num_forget=20")
 
 
-def weights_differ(a: Path, b: Path) -> bool:
-    sa, sb = load_file(str(a)), load_file(str(b))
-    assert sa.keys() == sb.keys()
-    return any(not torch.equal(sa[k], sb[k]) for k in sa)
-
-
-def listing(folder: Path) -> list[str]:
-    """Every file under ``folder`` (hidden temporaries included), relative names."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
-
-
-def assert_clean_failure(result, *needles: str) -> str:
-    """Exit 2 and exactly one stderr line, starting with the program name, naming the problem."""
-    assert result.code == 2, (result.code, result.err)
-    lines = result.err_lines
-    assert len(lines) == 1, result.err
-    line = lines[0]
-    assert line.startswith("lethe-classify: error: "), line
-    for needle in needles:  # "a|b": either may name it
-        assert any(n.lower() in line.lower() for n in needle.split("|")), (needle, line)
-    assert "Traceback" not in result.err
-    return line
-
-
 # --- help -----------------------------------------------------------------------------------
+
+
+
+assert_clean_failure = functools.partial(clean_failure, prog="lethe-classify")
 
 
 def test_console_script_help():

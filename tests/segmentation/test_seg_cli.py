@@ -6,6 +6,7 @@ output (nor a stray temporary file) behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from cli_testing import assert_clean_failure as clean_failure
+from cli_testing import listing, weights_differ
 from PIL import Image
-from safetensors.torch import load_file
 from seg_helpers import CLASSES, TINY_MODEL, make_seg_folder, train_args
 
 from lethe.checkpoint import read_spec
@@ -26,27 +27,8 @@ from lethe_segmentation.cli import build_parser
 SVD_FAST = ("--set", "tune=false", "--set", "num_forget=4", "--retain-images", "4")
 
 
-def weights_differ(a: Path, b: Path) -> bool:
-    sa, sb = load_file(str(a)), load_file(str(b))
-    assert sa.keys() == sb.keys()
-    return any(not torch.equal(sa[k], sb[k]) for k in sa)
 
-
-def listing(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
-
-
-def assert_clean_failure(result, *needles: str) -> str:
-    """Exit 2 and exactly one stderr line, starting with the program name, naming the problem."""
-    assert result.code == 2, (result.code, result.err)
-    lines = result.err_lines
-    assert len(lines) == 1, result.err
-    line = lines[0]
-    assert line.startswith("lethe-segment: error: "), line
-    for needle in needles:
-        assert needle.lower() in line.lower(), (needle, line)
-    assert "Traceback" not in result.err
-    return line
+assert_clean_failure = functools.partial(clean_failure, prog="lethe-segment")
 
 
 def test_console_script_help():

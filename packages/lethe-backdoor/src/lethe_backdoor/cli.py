@@ -20,7 +20,14 @@ import sys
 from pathlib import Path
 
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, print_report, run_command
+from lethe.cli_support import (
+    add_runtime_args,
+    check_new_output,
+    command_parser,
+    engine_from_args,
+    print_report,
+    run_command,
+)
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe_backdoor.attacks import build_attack, list_attacks
@@ -39,8 +46,8 @@ from lethe_backdoor.poison import make_backdoor_splits
 from lethe_classification.bench import parse_method_overrides
 from lethe_classification.checkpoints import save_model
 from lethe_classification.datasets import DATASETS, load_dataset
-from lethe_classification.models import MODELS
-from lethe_classification.pipeline import TrainRecipe, model_spec, train_model
+from lethe_classification.pipeline import model_spec, train_model
+from lethe_classification.recipe_args import add_recipe_args, recipe_from_args
 
 PROG = "lethe-backdoor"
 
@@ -56,24 +63,12 @@ def _poisoning(p: argparse.ArgumentParser) -> None:
                    help="share of training data held out of training: the defender's clean pool")  # fmt: skip
 
 
-def _recipe(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", required=True, help=f"one of: {', '.join(MODELS.names())}")
-    p.add_argument("--width", type=int, default=None, help="base width (cifar-resnet18: 64 is the paper's)")
-    p.add_argument("--epochs", type=int, default=TrainRecipe.epochs, help="training epochs")
-    p.add_argument("--batch-size", type=int, default=TrainRecipe.batch_size)
-    p.add_argument("--lr", type=float, default=TrainRecipe.lr, help="peak SGD learning rate (cosine decay)")
-    p.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, sub = command_parser(PROG, __doc__)
 
     p = sub.add_parser("train", aliases=["poison"], help="poison a dataset and train a backdoored classifier")
     _poisoning(p)
-    _recipe(p)
+    add_recipe_args(p)
     p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
@@ -99,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="backdoored model, every defence and a budget sweep, evaluated together")
     _poisoning(p)
-    _recipe(p)
+    add_recipe_args(p)
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated defences")
     p.add_argument("--budget", default="0.01", help="the defender's budget of the main table")
     p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="budgets swept (comma separated)")
@@ -112,18 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, two PNGs")
     add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
     return parser
-
-
-def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
-    if args.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not args.lr > 0:
-        raise ConfigError(f"--lr must be positive, got {args.lr}")
-    if args.weight_decay < 0:
-        raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
-    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)
 
 
 def _attack_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -145,7 +128,7 @@ def _check_batch(value: int, flag: str) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     check_new_output(args.out)
     engine = engine_from_args(args)
-    recipe = _recipe_from(args)
+    recipe = recipe_from_args(args)
     attack = build_attack(args.attack, _attack_overrides(args))
     bundle = load_dataset(args.dataset, args.data_root)
     splits = make_backdoor_splits(bundle, attack, args.val_fraction, args.seed)
@@ -210,7 +193,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         budget=parse_budget(args.budget).text, budgets=tuple(b.text for b in parse_budgets(args.budgets)),
         sweep_methods=tuple(m.strip() for m in args.sweep_methods.split(",") if m.strip()),
-        budget_source=args.budget_source, width=args.width, recipe=_recipe_from(args),
+        budget_source=args.budget_source, width=args.width, recipe=recipe_from_args(args),
         val_fraction=args.val_fraction, seed=args.seed, batch_size=args.unlearn_batch_size,
         method_overrides=parse_method_overrides(args.set, parse_assignments), examples=args.examples,
     )  # fmt: skip

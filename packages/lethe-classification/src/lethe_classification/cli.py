@@ -32,16 +32,15 @@ from lethe_classification.bench import BenchConfig, parse_method_overrides, run_
 from lethe_classification.checkpoints import load_model, save_model
 from lethe_classification.data import parse_classes
 from lethe_classification.datasets import DATASETS, load_dataset
-from lethe_classification.models import MODELS
 from lethe_classification.pipeline import (
     EvalOptions,
-    TrainRecipe,
     evaluate_model,
     make_splits,
     model_spec,
     train_model,
     unlearn_model,
 )
+from lethe_classification.recipe_args import add_recipe_args, recipe_from_args
 
 PROG = "lethe-classify"
 
@@ -51,15 +50,6 @@ def _data(p: argparse.ArgumentParser, with_dataset: bool = True) -> None:
         p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS.names())}")
     p.add_argument("--val-fraction", type=float, default=0.05,
                    help="share of training data held out as validation (tuning only)")  # fmt: skip
-
-
-def _recipe(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", required=True, help=f"one of: {', '.join(MODELS.names())}")
-    p.add_argument("--width", type=int, default=None, help="base width (cifar-resnet18: 64 is the paper's)")
-    p.add_argument("--epochs", type=int, default=TrainRecipe.epochs, help="training epochs")
-    p.add_argument("--batch-size", type=int, default=TrainRecipe.batch_size)
-    p.add_argument("--lr", type=float, default=TrainRecipe.lr, help="peak SGD learning rate (cosine decay)")
-    p.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
 
 
 def _evaluation(p: argparse.ArgumentParser) -> None:
@@ -83,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a classifier (the original model, or an oracle with --exclude)")
     _data(p)
-    _recipe(p)
+    add_recipe_args(p)
     p.add_argument("--exclude", default="", help="classes left out of training (e.g. the retrain oracle: --exclude 3)")
     p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p)
@@ -102,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="original, retrain oracle and methods, evaluated together")
     _data(p)
-    _recipe(p)
+    add_recipe_args(p)
     p.add_argument("--forget", required=True, help="classes to forget")
     p.add_argument("--methods", default="delete,svd", help="comma-separated method names")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -111,18 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, per_class.png")
     add_runtime_args(p)
     return parser
-
-
-def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
-    if args.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not args.lr > 0:
-        raise ConfigError(f"--lr must be positive, got {args.lr}")
-    if args.weight_decay < 0:
-        raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
-    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)
 
 
 def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: str):
@@ -137,7 +115,7 @@ def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: s
 def cmd_train(args: argparse.Namespace) -> None:
     check_new_output(args.out)
     engine = engine_from_args(args)
-    recipe = _recipe_from(args)
+    recipe = recipe_from_args(args)
     bundle = load_dataset(args.dataset, args.data_root)
     exclude = parse_classes(args.exclude, bundle.classes)
     splits = make_splits(bundle, exclude, args.val_fraction, args.seed)
@@ -200,7 +178,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     engine = engine_from_args(args)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     overrides = parse_method_overrides(args.set, parse_assignments)
-    recipe = _recipe_from(args)
+    recipe = recipe_from_args(args)
     bundle = load_dataset(args.dataset, args.data_root)
     config = BenchConfig(
         arch=args.arch, forget=parse_classes(args.forget, bundle.classes), methods=methods,

@@ -1,0 +1,33 @@
+"""Command-line options of a classifier's model and training recipe, shared by the CLIs that train
+one (``lethe-classify``, ``lethe-backdoor``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from lethe.errors import ConfigError
+from lethe_classification.models import MODELS
+from lethe_classification.pipeline import TrainRecipe
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """``--arch``, ``--width``, ``--epochs``, ``--batch-size``, ``--lr``, ``--weight-decay``."""
+    p.add_argument("--arch", required=True, help=f"one of: {', '.join(MODELS.names())}")
+    p.add_argument("--width", type=int, default=None, help="base width (cifar-resnet18: 64 is the paper's)")
+    p.add_argument("--epochs", type=int, default=TrainRecipe.epochs, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=TrainRecipe.batch_size)
+    p.add_argument("--lr", type=float, default=TrainRecipe.lr, help="peak SGD learning rate (cosine decay)")
+    p.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
+
+
+def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
+    """The ``TrainRecipe`` those options describe; a ConfigError naming the option if one is out of range."""
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not args.lr > 0:
+        raise ConfigError(f"--lr must be positive, got {args.lr}")
+    if args.weight_decay < 0:
+        raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
+    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from lethe.engine import Engine, is_main_process
+from lethe.engine import Engine
 from lethe.errors import ConfigError, LetheError
+from lethe.io import is_main_process
 
 
 def add_runtime_args(p: argparse.ArgumentParser, seed_help: str = "seed for splits, initialisation and order") -> None:

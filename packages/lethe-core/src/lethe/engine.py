@@ -35,11 +35,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def is_main_process() -> bool:
-    """True unless this is a non-zero rank under ``torchrun`` (``RANK`` set and not 0)."""
-    return int(os.environ.get("RANK", 0)) == 0
-
-
 def environment(engine: Engine, **versions: str) -> dict[str, str]:
     """Device (GPU name, or CPU and thread count), library versions and date, recorded with every
     benchmark result; ``versions`` adds task libraries (e.g. ``albumentations="2.0.8"``)."""

@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any
 
 
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank under ``torchrun`` (``RANK`` set and not 0)."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
     Under ``torchrun`` only rank 0 writes: other ranks get a scratch path that is discarded, so
     every output of a distributed run is written once."""
-    if int(os.environ.get("RANK", 0)) != 0:
+    if not is_main_process():
         with tempfile.TemporaryDirectory(prefix="lethe-rank-") as scratch:
             yield Path(scratch) / Path(path).name
         return

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from lethe.projection import (
+    LayerUpdate,
     importance,
     project_weight,
     removal_projection,
@@ -118,3 +119,24 @@ def test_project_weight_identity_is_noop():
     conv = nn.Conv2d(4, 8, 3, groups=2)
     eye = torch.eye(18, dtype=torch.float64).expand(2, 18, 18)
     torch.testing.assert_close(project_weight(conv.weight, eye), conv.weight.detach())
+
+
+@pytest.mark.parametrize(
+    ("layer", "groups"),
+    [(nn.Linear(24, 5), 1), (nn.Linear(4, 40), 1), (nn.Conv2d(6, 4, 3), 1), (nn.Conv2d(6, 6, 3, groups=3), 3)],
+)
+def test_layer_update_equals_forming_the_projection(layer, groups):
+    """The factored update (narrow layers) and its fallback (wide ones) give ``W_flat P^T``."""
+    torch.manual_seed(0)
+    d = layer.weight[0].numel()  # per group: in_features, or C_in / groups * k * k
+    r_f, r_r = torch.randn(groups, d, 3 * d, dtype=torch.float64), torch.randn(groups, d, 5 * d, dtype=torch.float64)
+    r_f[..., 0, :] *= 10  # a dominant forget direction
+    f, r = spectrum(r_f @ r_f.transpose(1, 2)), spectrum(r_r @ r_r.transpose(1, 2))
+    update = LayerUpdate(layer.weight, f, r)
+    assert update.factored == (layer.weight.shape[0] // groups < 1.5 * d)
+    for alpha_r, alpha_f in ((100.0, 3.0), (10.0, 30.0)):
+        p = removal_projection(scaled_projector(f, alpha_f), scaled_projector(r, alpha_r))
+        want = project_weight(layer.weight, p)
+        got = update(alpha_r, alpha_f)
+        assert got.shape == layer.weight.shape and got.dtype == layer.weight.dtype
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

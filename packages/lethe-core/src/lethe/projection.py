@@ -56,3 +56,33 @@ def project_weight(weight: torch.Tensor, projection: torch.Tensor) -> torch.Tens
     w = weight.detach().double().reshape(groups, out // groups, d)
     updated = w @ projection.transpose(-1, -2).to(w)
     return updated.reshape(weight.shape).to(weight.dtype)
+
+
+class LayerUpdate:
+    """The update ``W <- W_flat P^T`` of one layer for any ``(alpha_r, alpha_f)``, computed without
+    forming ``P``.
+
+    With symmetric ``M``: ``W P^T = W - W (I - M_r) M_f``. Each ``M`` is applied through its eigen
+    basis (``X M = ((X U) * w) U^T``), so one update costs ``3 out d^2`` instead of the ``3 d^3``
+    of forming ``M_f``, ``M_r`` and their product. ``W U_r`` does not depend on the alphas and is
+    computed once, for SVD's grid search. When ``out >= 1.5 d`` (wide layers, where forming ``P``
+    is cheaper) it falls back to ``project_weight(W, removal_projection(...))``.
+    """
+
+    def __init__(self, weight: torch.Tensor, forget: Spectrum, retain: Spectrum) -> None:
+        groups, d = forget.vectors.shape[0], forget.vectors.shape[-1]
+        self.shape, self.dtype = weight.shape, weight.dtype
+        self.forget, self.retain = forget, retain
+        self.weight = weight.detach().double().reshape(groups, weight.shape[0] // groups, d)
+        self.factored = self.weight.shape[1] < 1.5 * d
+        self._w_ur = self.weight @ retain.vectors if self.factored else None
+
+    def __call__(self, alpha_r: float, alpha_f: float) -> torch.Tensor:
+        """The updated weight, in the layer's shape and dtype."""
+        if not self.factored:
+            p = removal_projection(scaled_projector(self.forget, alpha_f), scaled_projector(self.retain, alpha_r))
+            return project_weight(self.weight.reshape(self.shape), p).to(self.dtype)
+        u_r, u_f = self.retain.vectors, self.forget.vectors
+        kept = self.weight - (self._w_ur * importance(self.retain.lam, alpha_r).unsqueeze(-2)) @ u_r.transpose(-1, -2)
+        removed = ((kept @ u_f) * importance(self.forget.lam, alpha_f).unsqueeze(-2)) @ u_f.transpose(-1, -2)
+        return (self.weight - removed).reshape(self.shape).to(self.dtype)

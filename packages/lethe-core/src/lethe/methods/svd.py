@@ -21,7 +21,7 @@ from lethe._registry import register_method
 from lethe.activations import GramCollector, weight_of
 from lethe.errors import ConfigError, DataError
 from lethe.metrics import class_accuracy_score, collect_outputs
-from lethe.projection import Spectrum, project_weight, removal_projection, scaled_projector, spectrum
+from lethe.projection import LayerUpdate, spectrum
 
 
 @dataclass
@@ -108,21 +108,10 @@ def accumulate_grams(
     return collector
 
 
-def _layer_projections(
-    forget_spec: dict[str, Spectrum], retain_spec: dict[str, Spectrum], alpha_r: float, alpha_f: float
-) -> dict[str, torch.Tensor]:
-    return {
-        name: removal_projection(
-            scaled_projector(forget_spec[name], alpha_f), scaled_projector(retain_spec[name], alpha_r)
-        )
-        for name in forget_spec
-    }
-
-
-def _apply(weights: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], projections) -> None:
+def _apply(updates: dict[str, LayerUpdate], targets: dict[str, torch.Tensor], alpha_r: float, alpha_f: float) -> None:
     with torch.no_grad():
-        for name, p in projections.items():
-            targets[name].copy_(project_weight(weights[name], p))
+        for name, update in updates.items():
+            targets[name].copy_(update(alpha_r, alpha_f))
 
 
 @register_method(
@@ -148,9 +137,7 @@ def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
     r_grams, f_grams = retain.grams(), forget.grams()
     names = [n for n in f_grams if n in r_grams]
     targets = {n: weight_of(forget.stats[n]) for n in names}
-    originals = {n: t.detach().clone() for n, t in targets.items()}
-    f_spec = {n: spectrum(f_grams[n]) for n in names}
-    r_spec = {n: spectrum(r_grams[n]) for n in names}
+    updates = {n: LayerUpdate(targets[n], spectrum(f_grams[n]), spectrum(r_grams[n])) for n in names}
 
     chosen = (s.alpha_r, s.alpha_f)
     grid_log: list[dict] = []
@@ -165,13 +152,13 @@ def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
         start = time.perf_counter()
         best = -float("inf")
         for alpha_r, alpha_f in itertools.product(s.grid_r, s.grid_f):
-            _apply(originals, targets, _layer_projections(f_spec, r_spec, alpha_r, alpha_f))
+            _apply(updates, targets, alpha_r, alpha_f)
             score = scorer(model)
             grid_log.append({"alpha_r": alpha_r, "alpha_f": alpha_f, "score": score})
             if score > best:
                 best, chosen = score, (alpha_r, alpha_f)
         tune_seconds = time.perf_counter() - start
-    _apply(originals, targets, _layer_projections(f_spec, r_spec, *chosen))
+    _apply(updates, targets, *chosen)
     model.eval()
     extra = {
         "alpha_r": chosen[0],

@@ -45,7 +45,7 @@ def test_run_config_writes_the_benchmark(tiny_spec, tmp_path):
     assert [r["method"] for r in rows] == ["original", "delete", "svd", "retrain"]
     assert rows[1]["settings"]["forget_pixel_weight"] == 5.0 and rows[1]["settings"]["epochs"] == 1
     assert rows[2]["settings"]["grid_r"] == [10, 100]
-    assert data["header"]["config"] == "configs/tiny.yaml"
+    assert data["header"]["config"] == "configs/tiny.yaml" and data["header"]["forget sets done"] == "1 of 1"
     report = (out / "results.md").read_text()
     assert report.startswith("# tiny") and "a note" in report
 

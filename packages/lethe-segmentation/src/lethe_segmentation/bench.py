@@ -114,8 +114,10 @@ def _overlay_data(models: Mapping[str, nn.Module], splits: SegSplits, forget, en
 
 
 def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engine,
-              log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
-    """Train the original and each oracle, run each method per forget set, evaluate everything."""
+              log: Callable[[str], None] = print,
+              on_run: Callable[[dict], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train the original and each oracle, run each method per forget set, evaluate everything.
+    ``on_run(result)`` is called after each forget set with the result so far (partial writes)."""
     for method in config.methods:
         lethe.get_method(method)
         if method not in PIXEL_METHODS:
@@ -130,7 +132,29 @@ def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engi
     forget_sets = [check_forget(splits, f) for f in config.forget_sets]
 
     original, train_seconds, train_log = _cached_train(config, splits, engine, dataset, (), "original", log)
-    runs = []
+    spec = config.spec
+    res = splits.resolution
+    header = {
+        "dataset": bundle.name,
+        "model": f"{spec.arch}, encoder {spec.encoder}"
+        + (f", encoder_depth {spec.encoder_depth}" if spec.encoder_depth else "")
+        + (f", decoder_channels {spec.decoder_channels}" if spec.decoder_channels else "")
+        + (f", {spec.kwargs}" if spec.kwargs else "")
+        + f", encoder weights {spec.encoder_weights or 'none (random init)'}",
+        "resolution": (f"resized to {res.size[0]}x{res.size[1]}" if res.size else
+                       f"native (evaluation padded to {splits.largest[0]}x{splits.largest[1]} rounded up to "
+                       f"/{res.divisor}, padding ignored)")
+        + f", training crop {'x'.join(map(str, res.train_crop(splits.native)))}, random scale {res.scale}",
+        "recipe": asdict(config.recipe),
+        "forget sets": [[f"{c} ({bundle.classes[c]})" for c in f] for f in forget_sets],
+        "methods": list(config.methods), "method overrides": config.method_overrides,
+        "unlearn batch size": config.unlearn_batch_size, "svd retain images": config.retain_images,
+        "train images": len(splits.train), "validation images (tuning only)": f"{len(splits.validation)}, "
+        f"{splits.val_source}", "test images": len(splits.test), "seed": config.seed,
+        **environment(engine),
+    }  # fmt: skip
+    runs: list[dict[str, Any]] = []
+    result = {"header": header, "classes": bundle.classes, "runs": runs}
     for forget in forget_sets:
         names = "_".join(bundle.classes[c].lower() for c in forget)
         log(f"forget {[bundle.classes[c] for c in forget]}")
@@ -156,30 +180,12 @@ def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engi
             row["seconds_vs_retrain"] = row["seconds"] / oracle_seconds if oracle_seconds else float("nan")
         overlays = _overlay_data(models, splits, forget, engine, config.overlays)
         runs.append({"forget": list(forget), "name": names, "rows": rows, "_overlays": overlays})
+        header["forget sets done"] = f"{len(runs)} of {len(forget_sets)}"
         log(f"forget {names} done")
+        if on_run is not None:
+            on_run(result)
 
-    spec = config.spec
-    res = splits.resolution
-    header = {
-        "dataset": bundle.name,
-        "model": f"{spec.arch}, encoder {spec.encoder}"
-        + (f", encoder_depth {spec.encoder_depth}" if spec.encoder_depth else "")
-        + (f", decoder_channels {spec.decoder_channels}" if spec.decoder_channels else "")
-        + (f", {spec.kwargs}" if spec.kwargs else "")
-        + f", encoder weights {spec.encoder_weights or 'none (random init)'}",
-        "resolution": (f"resized to {res.size[0]}x{res.size[1]}" if res.size else
-                       f"native (evaluation padded to {splits.largest[0]}x{splits.largest[1]} rounded up to "
-                       f"/{res.divisor}, padding ignored)")
-        + f", training crop {'x'.join(map(str, res.train_crop(splits.native)))}, random scale {res.scale}",
-        "recipe": asdict(config.recipe),
-        "forget sets": [[f"{c} ({bundle.classes[c]})" for c in f] for f in forget_sets],
-        "methods": list(config.methods), "method overrides": config.method_overrides,
-        "unlearn batch size": config.unlearn_batch_size, "svd retain images": config.retain_images,
-        "train images": len(splits.train), "validation images (tuning only)": f"{len(splits.validation)}, "
-        f"{splits.val_source}", "test images": len(splits.test), "seed": config.seed,
-        **environment(engine),
-    }  # fmt: skip
-    return {"header": header, "classes": bundle.classes, "runs": runs}
+    return result
 
 
 def write_bench(result: Mapping[str, Any], out: str | Path, title: str, notes: Sequence[str] = ()) -> None:
@@ -222,10 +228,12 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, engine: Engine | None = 
         method_overrides=cfg.get("overrides", {}), overlays=cfg.get("overlays", 4), cache=cfg.get("cache"),
     )  # fmt: skip
     engine = engine or Engine(seed=config.seed, num_workers=cfg.get("workers", 0), progress=cfg.get("progress", False))
-    result = run_bench(bundle, dataset, config, engine)
-    if cfg.get("_path"):
-        result["header"]["config"] = cfg["_path"]
     notes = [cfg["note"]] if cfg.get("note") else []
     title = cfg.get("title", f"Class forgetting in segmentation: {bundle.name}, {spec.arch} {spec.encoder}")
-    write_bench(result, out, title, notes)
-    return result
+
+    def write(result: dict[str, Any]) -> None:
+        if cfg.get("_path"):
+            result["header"]["config"] = cfg["_path"]
+        write_bench(result, out, title, notes)
+
+    return run_bench(bundle, dataset, config, engine, on_run=write)

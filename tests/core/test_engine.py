@@ -121,3 +121,29 @@ def test_to_device_handles_containers():
     assert moved["name"] == "a"
     assert isinstance(moved["pair"], tuple) and isinstance(moved["pair"][1], list)
     assert torch.equal(moved["x"], batch["x"])
+
+
+class SkipsABranch(nn.Module):
+    """Like an smp encoder cut to fewer stages: ``late`` exists but never runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.early = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8))
+        self.late = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 3)
+        self.frozen = nn.Linear(8, 8).requires_grad_(False)
+
+    def forward(self, x):
+        return self.head(self.early(x))
+
+
+def test_unused_parameters_names_what_the_step_never_reaches():
+    model = SkipsABranch().train()
+    loader = DataLoader(data(), batch_size=8)
+    engine = lethe.Engine(device="cpu", progress=False)
+    before = model.early[1].running_mean.clone()
+    assert engine.unused_parameters(model, loader, cross_entropy_step) == ["late.weight", "late.bias"]
+    assert model.training and torch.equal(model.early[1].running_mean, before)  # probed in eval mode
+    assert all(p.grad is None for p in model.parameters())  # no backward, no update
+    model.late = nn.Identity()
+    assert engine.unused_parameters(model, loader, cross_entropy_step) == []

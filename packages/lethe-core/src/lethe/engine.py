@@ -52,6 +52,22 @@ def environment(engine: Engine, **versions: str) -> dict[str, str]:
             "lethe": __version__, "date": time.strftime("%Y-%m-%d")}  # fmt: skip
 
 
+def graph_leaves(output: torch.Tensor) -> set[int]:
+    """``id``s of the leaf tensors (parameters) that ``output``'s autograd graph reaches."""
+    found: set[int] = set()
+    seen: set[Any] = set()
+    stack = [output.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if hasattr(fn, "variable"):  # AccumulateGrad: the node of a leaf
+            found.add(id(fn.variable))
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return found
+
+
 def default_device() -> torch.device:
     """``cuda:LOCAL_RANK`` when CUDA is available, else CPU."""
     if torch.cuda.is_available():
@@ -187,7 +203,8 @@ class Engine:
         net: nn.Module = model
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            net = DistributedDataParallel(model, device_ids=ids)
+            unused = self.unused_parameters(model, loader, step)
+            net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=bool(unused))
         log = []
         for epoch in range(epochs):
             if isinstance(getattr(loader, "sampler", None), DistributedSampler):
@@ -218,6 +235,21 @@ class Engine:
             row["lr"] = optimizer.param_groups[0]["lr"]
             log.append(row)
         return log
+
+    def unused_parameters(self, model: nn.Module, loader: DataLoader, step: StepFn) -> list[str]:
+        """Trainable parameters that ``step`` on the first batch does not reach (e.g. the stages an
+        smp encoder keeps but skips at ``encoder_depth < 5``). DDP must be told about them, and
+        looking for them on every step costs time, so it is asked only when there are some.
+        The probe runs in eval mode (no BatchNorm statistics change) and takes no optimiser step."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.enable_grad(), self.autocast():
+                loss, _ = step(model, self.to_device(next(iter(loader))))
+        finally:
+            model.train(was_training)
+        reached = graph_leaves(loss)
+        return [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in reached]
 
     def _reduce_means(self, sums: dict[str, torch.Tensor], batches: int) -> dict[str, float]:
         if not sums:

@@ -19,7 +19,7 @@ from torch import nn
 
 from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
-from lethe.io import write_json_atomic
+from lethe.io import main_print, write_json_atomic
 from lethe_backdoor.attacks import build_attack
 from lethe_backdoor.budget import budget_size, check_source, make_budget, parse_budget
 from lethe_backdoor.defences import defence_settings, run_defence
@@ -84,7 +84,7 @@ def config_from_mapping(cfg: Mapping[str, Any]) -> BackdoorBenchConfig:
     return BackdoorBenchConfig(**values)
 
 
-def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = print) -> BenchOutput:
+def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = main_print) -> BenchOutput:
     """Run a benchmark YAML (as a mapping) and write its results under ``out``: the whole job of
     ``benchmarks/run.py`` for ``task: backdoor``."""
     from lethe_classification.datasets import load_dataset
@@ -132,7 +132,7 @@ def prepare(bundle: DatasetBundle, config: BackdoorBenchConfig) -> BackdoorSplit
 
 
 def run_backdoor_bench(
-    bundle: DatasetBundle, config: BackdoorBenchConfig, engine: Engine, log: Callable[[str], None] = print
+    bundle: DatasetBundle, config: BackdoorBenchConfig, engine: Engine, log: Callable[[str], None] = main_print
 ) -> BenchOutput:
     """Train the backdoored model, run the defences and the budget sweep, evaluate everything."""
     splits = prepare(bundle, config)

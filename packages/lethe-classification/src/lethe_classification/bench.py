@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -12,7 +13,7 @@ from torch import nn
 import lethe
 from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
-from lethe.io import write_json_atomic, write_text_atomic
+from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import ACCURACY_METRICS, avg_gap
 from lethe_classification.data import DatasetBundle
 from lethe_classification.pipeline import (
@@ -43,13 +44,16 @@ class BenchConfig:
     retain_per_class: int | None = None
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluation: EvalOptions = field(default_factory=EvalOptions)
+    #: train the retrain oracle (``False`` skips it: avg_gap, acc_gap and seconds_vs_retrain are
+    #: then left empty; for runs that only check forget/retain accuracy on a costly model)
+    oracle: bool = True
 
 
 TrainedModel = tuple[nn.Module, float, list]
 
 
 def run_bench(
-    bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=print, original: TrainedModel | None = None
+    bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=main_print, original: TrainedModel | None = None
 ) -> dict[str, Any]:
     """Train original and oracle, unlearn with each method, evaluate all; returns the result.
 
@@ -73,8 +77,9 @@ def run_bench(
 
     original, seconds, train_log = original or train_original(bundle, config, engine)
     add_row("original", original, seconds, {"train_log": train_log})
-    oracle, seconds, train_log = train_model(spec, splits.retain_train, bundle, config.recipe, engine, "retrain")
-    add_row("retrain", oracle, seconds, {"train_log": train_log})
+    if config.oracle:
+        oracle, seconds, train_log = train_model(spec, splits.retain_train, bundle, config.recipe, engine, "retrain")
+        add_row("retrain", oracle, seconds, {"train_log": train_log})
     for method in config.methods:
         overrides = config.method_overrides.get(method, {})
         model, record = unlearn_model(original, method, splits, engine, overrides, config.unlearn_batch_size,
@@ -90,6 +95,7 @@ def run_bench(
         "test samples": len(splits.test), "seed": config.seed,
         "evaluation": asdict(config.evaluation), "method_overrides": config.method_overrides,
         "retained images per class given to methods": config.retain_per_class or "all",
+        **({} if config.oracle else {"retrain oracle": "not trained (avg_gap, acc_gap, seconds_vs_retrain empty)"}),
         **environment(engine),
     }  # fmt: skip
     return {"header": header, "classes": bundle.classes, "forget": list(splits.forget_classes), "rows": rows}
@@ -97,9 +103,13 @@ def run_bench(
 
 def derive_columns(rows: Sequence[dict[str, Any]]) -> None:
     """Add ``avg_gap``, ``acc_gap`` and ``seconds_vs_retrain`` to every row, against the row of
-    method ``retrain`` (idempotent: recomputed from the stored metrics)."""
-    oracle = next(row for row in rows if row["method"] == "retrain")
+    method ``retrain`` (idempotent: recomputed from the stored metrics). Without that row they are
+    NaN (shown as "-")."""
+    oracle = next((row for row in rows if row["method"] == "retrain"), None)
     for row in rows:
+        if oracle is None:
+            row.update(avg_gap=math.nan, acc_gap=math.nan, seconds_vs_retrain=math.nan)
+            continue
         row["avg_gap"] = avg_gap(row, oracle)
         row["acc_gap"] = avg_gap(row, oracle, ACCURACY_METRICS)
         row["seconds_vs_retrain"] = row["seconds"] / oracle["seconds"] if oracle["seconds"] else float("nan")
@@ -151,7 +161,7 @@ def run_suite(
     forget_sets: Sequence[Sequence[int] | ForgetSet],
     seeds: Sequence[int],
     engine: Engine,
-    log=print,
+    log=main_print,
     on_run=None,
 ) -> list[dict[str, Any]]:
     """``run_bench`` for every forget set and seed; one original model per seed is shared.

@@ -16,6 +16,12 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", 0)) == 0
 
 
+def main_print(*args: Any, **kwargs: Any) -> None:
+    """``print`` on the main process only: a benchmark's progress lines appear once under torchrun."""
+    if is_main_process():
+        print(*args, **kwargs)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.

@@ -16,7 +16,7 @@ import torch
 import lethe
 from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
-from lethe.io import write_json_atomic
+from lethe.io import main_print, write_json_atomic
 from lethe.metrics import avg_gap
 from lethe_classification.pipeline import EvalOptions, TrainRecipe, eval_options, outputs_on, unlearn_model
 from lethe_face.datasets import FaceData, FaceOptions, load_faces
@@ -96,7 +96,7 @@ def check_config(config: FaceBenchConfig) -> None:
         raise ConfigError(f"examples must not be negative, got {config.examples}")
 
 
-def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log: Callable[[str], None] = print):
+def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log: Callable[[str], None] = main_print):
     """Run the protocol for each head type; returns ``(result, grid)`` where ``grid`` holds the
     example images and predictions of the picture grid."""
     check_config(config)
@@ -188,7 +188,7 @@ def write_face_bench(result: Mapping[str, Any], grid: Mapping[str, Any], out: st
                    f"{title}: top prediction of each model")  # fmt: skip
 
 
-def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = main_print) -> dict[str, Any]:
     """Run a face benchmark YAML (as a mapping) and write its results under ``out``."""
     config = config_from_mapping(cfg)
     check_config(config)

@@ -23,7 +23,7 @@ import lethe
 from lethe.engine import Engine
 from lethe.engine import environment as core_environment
 from lethe.errors import ConfigError
-from lethe.io import write_json_atomic
+from lethe.io import main_print, write_json_atomic
 from lethe_segmentation.checkpoints import load_model, save_model
 from lethe_segmentation.confusion import predict
 from lethe_segmentation.datasets import SegBundle, load_dataset, parse_classes
@@ -114,7 +114,7 @@ def _overlay_data(models: Mapping[str, nn.Module], splits: SegSplits, forget, en
 
 
 def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engine,
-              log: Callable[[str], None] = print,
+              log: Callable[[str], None] = main_print,
               on_run: Callable[[dict], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """Train the original and each oracle, run each method per forget set, evaluate everything.
     ``on_run(result)`` is called after each forget set with the result so far (partial writes)."""

@@ -1,5 +1,7 @@
 """lethe_classification.bench: choosing the strongest baselines from earlier runs."""
 
+import math
+
 import pytest
 
 from lethe.errors import ConfigError
@@ -36,3 +38,16 @@ def test_derive_columns_against_the_oracle_row():
     before = [dict(r) for r in rows]
     derive_columns(rows)
     assert rows == before  # recomputing changes nothing
+
+
+def test_derive_columns_without_an_oracle_leaves_the_gaps_empty_and_the_tables_show_dashes():
+    from lethe_classification.report import aggregate, aggregate_markdown
+
+    rows = [{"method": "original", "forget_test": 80.0, "retain_test": 70.0, "seconds": 30.0},
+            {"method": "svd", "forget_test": 1.0, "retain_test": 69.0, "seconds": 3.0}]  # fmt: skip
+    derive_columns(rows)
+    assert all(math.isnan(r[c]) for r in rows for c in ("avg_gap", "acc_gap", "seconds_vs_retrain"))
+    summary = aggregate([{"forget": [3], "rows": rows}])
+    assert "avg_gap" not in summary["1 class"]["svd"] and summary["1 class"]["svd"]["forget_test"][0] == 1.0
+    table = aggregate_markdown(summary)
+    assert "nan" not in table and "| svd | - | - | 1.00 ± 0.00 | 69.00 ± 0.00 |" in table

@@ -127,10 +127,12 @@ def check_forget(splits: SegSplits, forget: Sequence[int]) -> tuple[int, ...]:
     return forget
 
 
-def loader(engine: Engine, dataset: SegmentationDataset, batch_size: int, *, shuffle: bool) -> DataLoader:
-    """A seeded loader; training loaders drop a last partial batch (BatchNorm needs > 1 sample)."""
+def loader(engine: Engine, dataset: SegmentationDataset, batch_size: int, *, shuffle: bool,
+           shard: bool | None = None) -> DataLoader:  # fmt: skip
+    """A seeded loader; training loaders drop a last partial batch (BatchNorm needs > 1 sample).
+    ``shard``: see ``Engine.loader`` (default: shuffled loaders are split across processes)."""
     drop_last = shuffle and len(dataset) > batch_size
-    return engine.loader(dataset, batch_size, shuffle=shuffle, drop_last=drop_last)
+    return engine.loader(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, shard=shard)
 
 
 def resolve_resolution(
@@ -232,9 +234,9 @@ class UnlearnJob:
     retain_images: int = 32
 
     def loader(self, split: SegSplit, *, augment: bool, label_map: LabelMap | None = None,
-               shuffle: bool | None = None) -> DataLoader:  # fmt: skip
+               shuffle: bool | None = None, shard: bool | None = None) -> DataLoader:  # fmt: skip
         data = self.splits.dataset(split, augment=augment, label_map=label_map)
-        return loader(self.engine, data, self.batch_size, shuffle=augment if shuffle is None else shuffle)
+        return loader(self.engine, data, self.batch_size, shuffle=augment if shuffle is None else shuffle, shard=shard)
 
     def forget_loader(self, label_map: LabelMap | None = None) -> DataLoader:
         """The forget images with the training augmentation."""
@@ -324,8 +326,9 @@ def _svd(job: UnlearnJob):
     share = train.share_of(job.forget)
     forget_order = np.argsort(-share, kind="stable")[: int((share > 0).sum())]
     retain_order = np.argsort(share, kind="stable")[: job.retain_images]
-    forget = job.loader(train.subset(forget_order), augment=False, shuffle=False)
-    retain = job.loader(train.subset(retain_order), augment=False, shuffle=False)
+    # In order, but split across processes under torchrun (each streams its share; Grams are summed).
+    forget = job.loader(train.subset(forget_order), augment=False, shuffle=False, shard=True)
+    retain = job.loader(train.subset(retain_order), augment=False, shuffle=False, shard=True)
     score_fn = None
     if len(job.splits.validation):
         validation = job.loader(job.splits.validation, augment=False)

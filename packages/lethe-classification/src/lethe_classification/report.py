@@ -96,7 +96,7 @@ def aggregate(runs: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) 
         for row in run["rows"]:
             per_method = group.setdefault(row["method"], {})
             for c in columns:
-                if isinstance(row.get(c), (int, float)):
+                if isinstance(row.get(c), (int, float)) and not math.isnan(row[c]):  # NaN: not measured
                     per_method.setdefault(c, []).append(float(row[c]))
     def stats(values: list[float]) -> list[float]:
         return [float(np.mean(values)), float(np.std(values)), len(values)]

@@ -15,13 +15,18 @@ import pytest
 import yaml
 from cli_testing import assert_metrics_agree, assert_printed_once, listing, main_checked, torchrun, torchrun_checked
 from face_helpers import RUNTIME
-from test_face_cli import TRAIN
 
 from lethe_face.cli import main
 
-#: Points of accuracy by which the 2-process models may differ from the 1-process ones: the sample
-#: order differs, and a test image of these tiny sets is worth several points.
-TOLERANCE = 25.0
+#: Long enough for both runs to learn the generated identities' training images (shorter recipes
+#: land anywhere between 20 and 100 % with the sample order). Batch 16: BatchNorm statistics are
+#: per process under DDP, and batches of 4 per process left the 2-process model at 40 %.
+TRAIN = ("--size", "32", "--embedder", "light-resnet", "--head", "linear", "--width", "8", "--embedding-dim", "32",
+         "--epochs", "30", "--batch-size", "16", "--lr", "0.05")  # fmt: skip
+#: Points of identification accuracy on the training images by which the 2-process models may
+#: differ from the 1-process ones (another sample order; one image is worth 2-10 points here).
+#: Both DELETE runs unlearn the same one-process checkpoint.
+TOLERANCE = 20.0
 
 distributed = functools.partial(torchrun_checked, "lethe_face.cli", extra=RUNTIME)
 single = functools.partial(main_checked, main, extra=RUNTIME)
@@ -38,7 +43,8 @@ def runs(tmp_path_factory, faces_spec) -> tuple[Path, Path]:
     root, work = tmp_path_factory.mktemp("face-torchrun"), tmp_path_factory.mktemp("face-single")
     for folder, run in ((root, distributed), (work, single)):
         run("train", "--dataset", faces_spec, *TRAIN, "--out", folder / "train.safetensors")
-        run("unlearn", "--checkpoint", folder / "train.safetensors", "--forget", "person_2", "--method", "delete",
+    for folder, run in ((root, distributed), (work, single)):  # both unlearn the one-process model
+        run("unlearn", "--checkpoint", work / "train.safetensors", "--forget", "person_2", "--method", "delete",
             "--out", folder / "delete.safetensors")  # fmt: skip
     config = work / "bench.yaml"
     config.write_text(yaml.safe_dump({
@@ -64,4 +70,4 @@ def test_outputs_are_written_once_by_rank_zero(runs):
 @pytest.mark.parametrize("model", ["train", "delete"])
 def test_two_processes_match_one_process(runs, model, tmp_path):
     metrics = [evaluate(folder / f"{model}.safetensors", tmp_path / f"{i}.json") for i, folder in enumerate(runs)]
-    assert_metrics_agree(*metrics, ("retain_test", "forget_test"), TOLERANCE)
+    assert_metrics_agree(*metrics, ("retain_train", "forget_train"), TOLERANCE)

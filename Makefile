@@ -92,8 +92,9 @@ bench-backdoor: install cifar10
 	$(BIN)/python benchmarks/run.py benchmarks/configs/backdoor-cifar10-badnets-cpu.yaml
 	$(BIN)/python benchmarks/run.py benchmarks/configs/backdoor-cifar10-blended-cpu.yaml
 
-# As committed: one thread (OMP_NUM_THREADS=1) beside another single-threaded benchmark, about 80
-# minutes; the original and the two oracles are cached under data/cache/ for reruns.
+# As committed: one thread (OMP_NUM_THREADS=1) beside another single-threaded benchmark. Each
+# 30-epoch training takes ~20 min and each forget set's four methods ~50 min (about 2.5 hours in
+# all); the original and the two oracles are cached under data/cache/ for reruns.
 bench-segmentation: install camvid
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-resnet18-cpu.yaml
 

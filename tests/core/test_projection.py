@@ -140,3 +140,16 @@ def test_layer_update_equals_forming_the_projection(layer, groups):
         got = update(alpha_r, alpha_f)
         assert got.shape == layer.weight.shape and got.dtype == layer.weight.dtype
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_update_keeps_the_original_weight_when_the_layer_is_overwritten():
+    """SVD's grid search copies each candidate into the layer; a float64 layer must not feed the
+    next candidate its own output."""
+    torch.manual_seed(0)
+    layer = nn.Linear(6, 3).double()
+    grams = [(lambda r: r @ r.T)(torch.randn(6, 20, dtype=torch.float64))[None] for _ in range(2)]
+    update = LayerUpdate(layer.weight, spectrum(grams[0]), spectrum(grams[1]))
+    first = update(100.0, 3.0)
+    with torch.no_grad():
+        layer.weight.copy_(first)
+    torch.testing.assert_close(update(100.0, 3.0), first)

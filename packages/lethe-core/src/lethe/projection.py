@@ -73,7 +73,8 @@ class LayerUpdate:
         groups, d = forget.vectors.shape[0], forget.vectors.shape[-1]
         self.shape, self.dtype = weight.shape, weight.dtype
         self.forget, self.retain = forget, retain
-        self.weight = weight.detach().double().reshape(groups, weight.shape[0] // groups, d)
+        # A copy (``.double()`` would alias a float64 weight, which the caller overwrites in place).
+        self.weight = weight.detach().to(torch.float64, copy=True).reshape(groups, weight.shape[0] // groups, d)
         self.factored = self.weight.shape[1] < 1.5 * d
         self._w_ur = self.weight @ retain.vectors if self.factored else None
 

@@ -6,26 +6,24 @@ across processes, evaluates on all data in every process and writes each output 
 
 from __future__ import annotations
 
+import functools
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from cli_testing import assert_printed_once
-from cli_testing import torchrun as run_distributed
+from cli_testing import assert_printed_once, main_checked, torchrun_checked
 from cls_helpers import CLASSES, RUNTIME, make_image_folder, train_args
 
 from lethe_classification.checkpoints import load_model
 from lethe_classification.cli import main
 
-
-def torchrun(args: list[str]) -> subprocess.CompletedProcess:
-    return run_distributed("lethe_classification.cli", [*args, *RUNTIME])
+distributed = functools.partial(torchrun_checked, "lethe_classification.cli", extra=RUNTIME)
+single = functools.partial(main_checked, main, extra=RUNTIME)
 
 
 def evaluate(checkpoint: Path, out: Path) -> dict:
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--forget", "1", "--json", str(out), *RUNTIME]) == 0
+    single("evaluate", "--checkpoint", checkpoint, "--forget", "1", "--json", out)
     return json.loads(out.read_text())["metrics"]
 
 
@@ -37,23 +35,15 @@ def runs(tmp_path_factory) -> Path:
     tiny_spec = f"imagefolder:{data}"
     root = tmp_path_factory.mktemp("torchrun")
     trained = root.parent / "original.safetensors"
-    assert main([*train_args(tiny_spec, trained, "--epochs", "6"), *RUNTIME]) == 0
-    done = torchrun(train_args(tiny_spec, root / "train2.safetensors", "--epochs", "6"))
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert main([*train_args(tiny_spec, root / "train1.safetensors", "--epochs", "6"), *RUNTIME]) == 0
-    for n in (2, 1):
-        args = ["unlearn", "--checkpoint", str(trained), "--forget", "1", "--method", "svd", "--set", "tune=false",
-                "--out", str(root / f"svd{n}.safetensors")]  # fmt: skip
-        if n == 2:
-            done = torchrun(args)
-            assert done.returncode == 0, done.stderr[-3000:]
-        else:
-            assert main([*args, *RUNTIME]) == 0
-    bench = ["bench", "--dataset", tiny_spec, "--arch", "small-cnn", "--epochs", "2", "--batch-size", "16",
-             "--forget", "1", "--methods", "delete,svd", "--set", "delete.epochs=2",
-             "--out", str(root / "bench")]  # fmt: skip
-    done = torchrun(bench)
-    assert done.returncode == 0, done.stderr[-3000:]
+    single(*train_args(tiny_spec, trained, "--epochs", "6"))
+    distributed(*train_args(tiny_spec, root / "train2.safetensors", "--epochs", "6"))
+    single(*train_args(tiny_spec, root / "train1.safetensors", "--epochs", "6"))
+    for n, run in ((2, distributed), (1, single)):
+        run("unlearn", "--checkpoint", trained, "--forget", "1", "--method", "svd", "--set", "tune=false",
+            "--out", root / f"svd{n}.safetensors")  # fmt: skip
+    done = distributed("bench", "--dataset", tiny_spec, "--arch", "small-cnn", "--epochs", "2", "--batch-size", "16",
+                       "--forget", "1", "--methods", "delete,svd", "--set", "delete.epochs=2",
+                       "--out", root / "bench")  # fmt: skip
     assert_printed_once(done.stdout, root / "bench" / "results.md")  # by rank 0 only
     return root
 

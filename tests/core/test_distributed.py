@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import torch
+from cli_testing import free_port
 from torch.utils.data import DataLoader
 
 from lethe.engine import Engine
@@ -14,7 +15,7 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def test_two_process_ddp_and_gram_all_reduce(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(WORKER), str(tmp_path)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]

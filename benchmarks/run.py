@@ -218,6 +218,9 @@ TASKS = {
     "speed": (run_speed, check_speed),
 }
 
+#: tasks whose runner can keep the forget sets of an earlier, interrupted run (``--resume``)
+RESUMABLE = {"segmentation"}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -225,10 +228,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default: results/<config out>)")
     parser.add_argument("--check", action="store_true", help="validate the config's settings and stop")
     parser.add_argument("--seeds", default=None, help="run only these seeds of a suite, e.g. 1 (comma-separated)")
-    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="DIR",
-                        help="write one suite from the runs.json of these output folders (runs split by --seeds)")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write one suite from the runs.json of these output folders (runs split by --seeds)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="segmentation: keep the forget sets the output folder's results.json already has",
+    )
     args = parser.parse_args(argv)
-    from lethe.errors import LetheError
+    from lethe.errors import ConfigError, LetheError
 
     cfg = yaml.safe_load(Path(args.config).read_text())
     cfg["_path"] = str(Path(args.config))
@@ -239,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run, check = TASKS[task]
     try:
+        if args.resume:
+            if task not in RESUMABLE:
+                raise ConfigError(f"--resume is for the {', '.join(sorted(RESUMABLE))} task, not {task!r}")
+            cfg["resume"] = True
         if args.seeds is not None:
             cfg["seeds"] = [int(v) for v in args.seeds.split(",") if v.strip()]
         check(cfg)

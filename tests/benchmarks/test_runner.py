@@ -86,6 +86,15 @@ def test_bad_config_exits_2(tmp_path, folder, capsys):
     assert not (tmp_path / "bad").exists()
 
 
+def test_resume_is_refused_for_a_task_that_cannot_resume(tmp_path, folder, capsys):
+    cfg = _config(tmp_path, folder, forget=1)
+    assert _runner().main([str(cfg), "--out", str(tmp_path / "bad"), "--resume"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "benchmarks/run.py: error: --resume is for the segmentation task, not 'classification'"
+    )
+    assert not (tmp_path / "bad").exists()
+
+
 def test_suite_runs_per_set_methods_and_picks_the_strongest_baselines(tmp_path, folder):
     out = tmp_path / "picked"
     sets = [1, {"classes": "1,2", "methods": ["delete"], "strongest_baselines": 1}, {"classes": 2, "seeds": [5]}]

@@ -58,3 +58,26 @@ def test_run_config_checks_names_before_training(tiny_spec, tmp_path):
     with pytest.raises(ConfigError, match="recipe has no setting 'epoch'"):
         run_config(_config(tiny_spec, recipe={"epoch": 3}), tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_resume_keeps_the_forget_sets_already_written(tiny_spec, tmp_path):
+    out = tmp_path / "out"
+    engine = Engine(device="cpu", progress=False)
+    run_config(_config(tiny_spec, methods=["svd"]), out, engine)
+    first = json.loads((out / "results.json").read_text())["runs"][0]
+    run_config(_config(tiny_spec, methods=["svd"], forget_sets=["car", "tree"], resume=True), out, engine)
+    data = json.loads((out / "results.json").read_text())
+    assert [run["name"] for run in data["runs"]] == ["car", "tree"]
+    assert data["runs"][0] == first  # the timed rows are the earlier run's, not a rerun's
+    assert data["header"]["forget sets done"] == "2 of 2"
+    assert (out / "overlays_tree.png").is_file() and (out / "overlays_car.png").is_file()
+
+
+def test_resume_refuses_results_made_with_other_settings(tiny_spec, tmp_path):
+    out = tmp_path / "out"
+    engine = Engine(device="cpu", progress=False)
+    run_config(_config(tiny_spec, methods=["svd"]), out, engine)
+    before = (out / "results.json").read_bytes()
+    with pytest.raises(ConfigError, match="cannot resume: .*svd retain images"):
+        run_config(_config(tiny_spec, methods=["svd"], retain_images=2, resume=True), out, engine)
+    assert (out / "results.json").read_bytes() == before

@@ -4,7 +4,9 @@ relabelled as ignore, same recipe) and every method, evaluated on one confusion 
 Writes ``results.json`` (everything, confusion matrices included), ``results.md`` (settings header
 and tables) and, per forget set, ``overlays_<classes>.png`` and ``iou_<classes>.png``. With a
 ``cache`` folder the original and oracle checkpoints are kept there and reused by a later run
-with the same dataset, model, resolution, recipe and seed.
+with the same dataset, model, resolution, recipe and seed. ``resume`` reuses the forget sets an
+earlier, otherwise identical run already wrote to ``results.json`` (same settings, device and
+versions), so a long CPU benchmark can be finished in parts.
 """
 
 from __future__ import annotations
@@ -115,9 +117,12 @@ def _overlay_data(models: Mapping[str, nn.Module], splits: SegSplits, forget, en
 
 def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engine,
               log: Callable[[str], None] = main_print,
-              on_run: Callable[[dict], None] | None = None) -> dict[str, Any]:  # fmt: skip
+              on_run: Callable[[dict], None] | None = None,
+              previous: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Train the original and each oracle, run each method per forget set, evaluate everything.
-    ``on_run(result)`` is called after each forget set with the result so far (partial writes)."""
+    ``on_run(result)`` is called after each forget set with the result so far (partial writes);
+    forget sets already in ``previous`` (an earlier ``results.json`` of the same settings) are
+    taken from it instead of being run again."""
     for method in config.methods:
         lethe.get_method(method)
         if method not in PIXEL_METHODS:
@@ -153,10 +158,16 @@ def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engi
         f"{splits.val_source}", "test images": len(splits.test), "seed": config.seed,
         **environment(engine),
     }  # fmt: skip
+    done = _reusable_runs(previous, header) if previous else {}
     runs: list[dict[str, Any]] = []
     result = {"header": header, "classes": bundle.classes, "runs": runs}
     for forget in forget_sets:
         names = "_".join(bundle.classes[c].lower() for c in forget)
+        if tuple(forget) in done:
+            log(f"forget {[bundle.classes[c] for c in forget]}: taken from the earlier results.json")
+            runs.append(done[tuple(forget)])
+            header["forget sets done"] = f"{len(runs)} of {len(forget_sets)}"
+            continue
         log(f"forget {[bundle.classes[c] for c in forget]}")
         rows = [_row("original", original, splits, forget, engine, train_seconds, train_log=train_log)]
         oracle, seconds, oracle_log = _cached_train(config, splits, engine, dataset, forget, f"retrain_{names}", log)
@@ -186,6 +197,22 @@ def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engi
             on_run(result)
 
     return result
+
+
+#: header entries that may differ between the parts of a resumed run
+RESUME_FREE = frozenset({"date", "config", "forget sets", "forget sets done"})
+
+
+def _reusable_runs(previous: Mapping[str, Any], header: Mapping[str, Any]) -> dict[tuple[int, ...], dict]:
+    """The runs of an earlier result, by forget set, after checking it was made with the same
+    settings, device and versions as ``header`` (a ConfigError names the first that differs)."""
+    now = json.loads(json.dumps({k: v for k, v in header.items() if k not in RESUME_FREE}))
+    before = {k: v for k, v in previous.get("header", {}).items() if k not in RESUME_FREE}
+    for key in sorted(set(now) | set(before)):
+        if now.get(key) != before.get(key):
+            raise ConfigError(f"cannot resume: the earlier results.json has {key} = {before.get(key)!r}, "
+                              f"this run {now.get(key)!r}")  # fmt: skip
+    return {tuple(run["forget"]): dict(run) for run in previous.get("runs", [])}
 
 
 def write_bench(result: Mapping[str, Any], out: str | Path, title: str, notes: Sequence[str] = ()) -> None:
@@ -236,4 +263,7 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, engine: Engine | None = 
             result["header"]["config"] = cfg["_path"]
         write_bench(result, out, title, notes)
 
-    return run_bench(bundle, dataset, config, engine, on_run=write)
+    previous = None
+    if cfg.get("resume") and (Path(out) / "results.json").is_file():
+        previous = json.loads((Path(out) / "results.json").read_text())
+    return run_bench(bundle, dataset, config, engine, on_run=write, previous=previous)

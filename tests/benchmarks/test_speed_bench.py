@@ -113,7 +113,24 @@ def test_committed_speed_configs_check(config):
 
 def test_fast_svd_row_uses_its_settings(tmp_path, tiny_folder):
     cfg = _cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], delete_epochs=1,
-               svd_fast={"positions_per_sample": 2, "gram_precision": "float32"})  # fmt: skip
+               svd_fast={"max_patches": 12, "gram_precision": "float32"})  # fmt: skip
     saved = speed.run_config(cfg, tmp_path / "out", log=lambda _: None)
     assert [r["method"] for r in saved["svd"]] == ["ours", "ours-fast", "reference"]
     assert any(t["method"].startswith("SVD ours-fast >= 3x faster") for t in saved["targets"])
+
+
+def test_randomised_svd_steps_repeat_over_seeds_and_tables_show_means(tmp_path, tiny_folder):
+    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], delete_epochs=1, svd_repeats=3,
+               svd_fast={"positions_per_sample": 2})  # fmt: skip
+    saved = speed.run_config(cfg, tmp_path / "out", log=lambda _: None)
+    seeds = {m: [r["seed"] for r in saved["svd_runs"] if r["method"] == m] for m in speed.SVD_STEPS}
+    assert seeds == {"ours": [0], "ours-fast": [0, 1, 2], "reference": [0, 1, 2]}  # exact ours is deterministic
+    for row in saved["svd"]:
+        runs = [r for r in saved["svd_runs"] if r["method"] == row["method"]]
+        assert row["runs"] == len(runs)
+        for key in ("seconds", "forget_test", "retain_test"):
+            assert row[key] == pytest.approx(np.mean([r[key] for r in runs]))
+        spread = np.std([r["seconds"] for r in runs], ddof=1) if len(runs) > 1 else 0.0
+        assert row["seconds_std"] == pytest.approx(spread)
+    ref = next(r for r in saved["svd"] if r["method"] == "reference")
+    assert all(r["speedup_vs_reference"] == pytest.approx(ref["seconds"] / r["seconds"]) for r in saved["svd"])

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 import lethe
 from lethe.activations import GramCollector
 from lethe.checkpoint import state_equal
-from lethe.methods.svd import accumulate_grams
+from lethe.methods.svd import accumulate_grams, expected_samples
 from lethe.metrics import class_accuracy_score, collect_outputs
 
 FORGET = [1]
@@ -167,6 +167,31 @@ def test_accumulate_grams_takes_first_samples_of_each_class(toy):
         torch.testing.assert_close(capped.grams()[name], gram)
 
 
+def test_max_patches_spreads_a_patch_budget_over_the_samples(toy):
+    model = toy.fresh_model()
+    loader = DataLoader(TensorDataset(toy.x[:40], toy.y[:40]), batch_size=6)
+    full = accumulate_grams(model, loader, toy.engine(), max_samples=20)
+    torch.manual_seed(0)
+    capped = accumulate_grams(model, loader, toy.engine(), max_samples=20, max_patches=100)
+    assert capped.samples == full.samples == 20
+    for name, stats in capped.stats.items():
+        if stats.kind == "conv":  # 8x8 outputs: 64 positions a sample, 5 (= ceil(100 / 20)) kept
+            assert (full.stats[name].rows, stats.rows) == (20 * 64, 20 * 5), name
+        else:  # tokens are samples: nothing to subsample
+            assert stats.rows == full.stats[name].rows, name
+    # fewer samples than the quota: the budget is spread over those there are (40 -> 3 a sample)
+    few = accumulate_grams(model, loader, toy.engine(), max_samples=1000, max_patches=100)
+    assert {s.rows for s in few.stats.values() if s.kind == "conv"} == {40 * 3}
+
+
+def test_expected_samples_is_the_quota_bounded_by_the_data(toy):
+    loader = DataLoader(TensorDataset(toy.x[:40], toy.y[:40]), batch_size=6)
+    assert expected_samples(loader, 9, None, None) == 9
+    assert expected_samples(loader, None, 5, 3) == 15
+    assert expected_samples(loader, None, 50, 3) == 40
+    assert expected_samples(loader, None, 5, None) == 40
+
+
 class TinyAttention(nn.Module):
     def __init__(self):
         super().__init__()
@@ -248,6 +273,8 @@ def test_svd_speed_options_are_checked(toy):
         toy.unlearn("svd", [1], overrides={"gram_precision": "float16", "tune": False})
     with pytest.raises(lethe.ConfigError, match="positions_per_sample"):
         toy.unlearn("svd", [1], overrides={"positions_per_sample": 0, "tune": False})
+    with pytest.raises(lethe.ConfigError, match="max_patches must be at least 1"):
+        toy.unlearn("svd", [1], overrides={"max_patches": 0, "tune": False})
     _, record = toy.unlearn("svd", [1], overrides={"gram_precision": "float32", "positions_per_sample": 4,
                                                    "tune": False})  # fmt: skip
     assert record.settings["gram_precision"] == "float32"

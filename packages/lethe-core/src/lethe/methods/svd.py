@@ -10,6 +10,7 @@ a validation split held out from the TRAINING data, never on test data.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass
 
@@ -42,6 +43,10 @@ class SVDSettings:
     #: dtype of each chunk's Gram product ("float32" is about 2x faster on CPU; sums stay float64)
     positions_per_sample: int | None = None
     gram_precision: str = "float64"
+    #: speed option, off by default: about this many conv patches per layer and side, spread
+    #: evenly over the samples (positions per sample = ceil(max_patches / samples)); the published
+    #: code keeps at most 10,000 patches per layer from one batch
+    max_patches: int | None = None
 
 
 GRAM_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
@@ -59,6 +64,20 @@ def _class_quota_rows(labels: torch.Tensor, quota: dict[int, int], per_class: in
     return keep
 
 
+def expected_samples(loader: DataLoader, max_samples: int | None, per_class: int | None,
+                     num_classes: int | None) -> int:  # fmt: skip
+    """How many samples ``accumulate_grams`` will stream: the quota, bounded by the loader's data."""
+    try:
+        available = len(loader.dataset)
+    except TypeError:  # an iterable dataset without a length
+        available = None
+    quota = max_samples
+    if quota is None and per_class is not None and num_classes is not None:
+        quota = per_class * num_classes
+    known = [n for n in (quota, available) if n is not None]
+    return min(known) if known else 1
+
+
 @torch.inference_mode()
 def accumulate_grams(
     model: nn.Module,
@@ -70,14 +89,20 @@ def accumulate_grams(
     num_classes: int | None = None,
     positions_per_sample: int | None = None,
     product_dtype: torch.dtype = torch.float64,
+    max_patches: int | None = None,
 ) -> GramCollector:
     """Stream ``loader`` through ``model`` (eval mode) and accumulate input Gram matrices.
 
     Stops after ``max_samples`` samples, or takes at most ``per_class`` samples of each class
     (stopping early once ``num_classes`` classes are full, when that number is known).
     Under ``torchrun`` each process takes its share of those counts from its shard of ``loader``,
-    and the Gram matrices and sample counts are summed across processes.
+    and the Gram matrices and sample counts are summed across processes. ``max_patches`` caps the
+    conv patches per layer at about that many, as ``positions_per_sample`` over the samples expected.
     """
+    if max_patches is not None:
+        expected = expected_samples(loader, max_samples, per_class, num_classes)
+        spread = math.ceil(max_patches / max(1, expected))
+        positions_per_sample = spread if positions_per_sample is None else min(positions_per_sample, spread)
     if engine.distributed:
         world = engine.world_size
         per_class = None if per_class is None else -(-per_class // world)
@@ -122,9 +147,11 @@ def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
     engine = ctx.engine
     if s.gram_precision not in GRAM_PRECISIONS:
         raise ConfigError(f"gram_precision must be one of {', '.join(GRAM_PRECISIONS)}, got {s.gram_precision!r}")
-    if s.positions_per_sample is not None and s.positions_per_sample < 1:
-        raise ConfigError(f"positions_per_sample must be at least 1, got {s.positions_per_sample}")
-    speed = {"positions_per_sample": s.positions_per_sample, "product_dtype": GRAM_PRECISIONS[s.gram_precision]}
+    for name in ("positions_per_sample", "max_patches"):
+        if getattr(s, name) is not None and getattr(s, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(s, name)}")
+    speed = {"positions_per_sample": s.positions_per_sample, "product_dtype": GRAM_PRECISIONS[s.gram_precision],
+             "max_patches": s.max_patches}  # fmt: skip
     retained_classes = None if ctx.num_classes is None else ctx.num_classes - len(ctx.forget_classes)
     retain = accumulate_grams(
         model, ctx.retain, engine, per_class=s.retain_per_class, num_classes=retained_classes, **speed

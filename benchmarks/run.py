@@ -102,6 +102,7 @@ def run_classification(cfg: dict, out: Path) -> None:
         evaluation=eval_options(cfg.get("evaluation")),
         retain_per_class=cfg.get("retain_per_class"),
         oracle=bool(cfg.get("oracle", True)),
+        cache=cfg.get("cache"),
     )
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
     title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")

@@ -1,7 +1,14 @@
-"""``bench``: original, retrain oracle and each method on one dataset, evaluated together."""
+"""``bench``: original, retrain oracle and each method on one dataset, evaluated together.
+
+With a ``cache`` folder the original model is kept there, named by a hash of what it was trained
+from (dataset, model, recipe, seed, validation fraction), and reused by any later run that would
+train the same model.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -15,6 +22,7 @@ from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import ACCURACY_METRICS, avg_gap
+from lethe_classification.checkpoints import load_model, save_model
 from lethe_classification.data import DatasetBundle
 from lethe_classification.pipeline import (
     EvalOptions,
@@ -47,6 +55,8 @@ class BenchConfig:
     #: train the retrain oracle (``False`` skips it: avg_gap, acc_gap and seconds_vs_retrain are
     #: then left empty; for runs that only check forget/retain accuracy on a costly model)
     oracle: bool = True
+    #: folder keeping the original model for later runs (see the module docstring); None: no cache
+    cache: str | None = None
 
 
 TrainedModel = tuple[nn.Module, float, list]
@@ -75,7 +85,7 @@ def run_bench(
         rows.append(row)
         log(f"{name:>10}: " + ", ".join(f"{k} {row[k]:.2f}" for k in (*evaluation.metrics, "seconds")))
 
-    original, seconds, train_log = original or train_original(bundle, config, engine)
+    original, seconds, train_log = original or train_original(bundle, config, engine, log)
     add_row("original", original, seconds, {"train_log": train_log})
     if config.oracle:
         oracle, seconds, train_log = train_model(spec, splits.retain_train, bundle, config.recipe, engine, "retrain")
@@ -95,6 +105,7 @@ def run_bench(
         "test samples": len(splits.test), "seed": config.seed,
         "evaluation": asdict(config.evaluation), "method_overrides": config.method_overrides,
         "retained images per class given to methods": config.retain_per_class or "all",
+        **({"original model cache": config.cache} if config.cache else {}),
         **({} if config.oracle else {"retrain oracle": "not trained (avg_gap, acc_gap, seconds_vs_retrain empty)"}),
         **environment(engine),
     }  # fmt: skip
@@ -115,11 +126,36 @@ def derive_columns(rows: Sequence[dict[str, Any]]) -> None:
         row["seconds_vs_retrain"] = row["seconds"] / oracle["seconds"] if oracle["seconds"] else float("nan")
 
 
-def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine) -> TrainedModel:
-    """Train the original model on the training split of ``config.seed`` (all classes)."""
-    splits = make_splits(bundle, (), config.val_fraction, config.seed)
-    spec = model_spec(config.arch, bundle, config.width)
-    return train_model(spec, splits.train, bundle, config.recipe, engine, "original")
+def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=main_print) -> TrainedModel:
+    """Train the original model on the training split of ``config.seed`` (all classes), or load
+    it from ``config.cache``; returns (model, training seconds, training log)."""
+    model, info = cached_original(bundle, config.arch, config.width, config.recipe, config.seed,
+                                  config.val_fraction, engine, config.cache, log)  # fmt: skip
+    return model, float(info["train_seconds"]), info.get("train_log", [])
+
+
+def cached_original(
+    bundle: DatasetBundle, arch: str, width: int | None, recipe: TrainRecipe, seed: int, val_fraction: float,
+    engine: Engine, cache: str | Path | None, log=main_print,
+) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+    """The original model and its info (training seconds and log; ``cached``: the file it was
+    loaded from), trained on all classes or loaded from ``cache/original-<arch>-<hash>.safetensors``."""
+    spec = model_spec(arch, bundle, width)
+    identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": asdict(recipe), "seed": seed,
+                "val_fraction": val_fraction}  # fmt: skip
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache) / f"original-{arch}-{key}.safetensors" if cache else None
+    if path is not None and path.is_file():
+        model, info = load_model(path)
+        log(f"original model loaded from {path}")
+        return engine.prepare(model), {**info, "cached": str(path)}
+    splits = make_splits(bundle, (), val_fraction, seed)
+    model, seconds, train_log = train_model(spec, splits.train, bundle, recipe, engine, "original")
+    info = {**identity, "train_seconds": seconds, "train_log": train_log}
+    if path is not None:
+        save_model(model, path, info)
+        log(f"original model saved to {path}")
+    return model, info
 
 
 @dataclass(frozen=True)
@@ -175,7 +211,7 @@ def run_suite(
     for seed in seeds:
         engine.seed = seed
         seeded = replace(config, seed=seed)
-        original = train_original(bundle, seeded, engine)
+        original = train_original(bundle, seeded, engine, log)
         for i, fs in enumerate(sets):
             if fs.seeds is not None and seed not in fs.seeds:
                 continue

@@ -308,3 +308,22 @@ def test_float32_products_match_float64_grams():
     for name, gram in exact.grams().items():
         assert fast.grams()[name].dtype == torch.float64
         torch.testing.assert_close(fast.grams()[name], gram, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [nn.Conv2d(4, 6, 3, padding=1), nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2),
+     nn.Conv2d(4, 6, (3, 2), dilation=(2, 1), padding=(2, 0), padding_mode="reflect"), nn.Conv2d(4, 6, 1)],
+    ids=["3x3", "strided-grouped", "dilated-reflect", "1x1"],
+)  # fmt: skip
+def test_sampled_patches_are_the_unfolded_columns_at_the_drawn_positions(conv):
+    x = torch.randn(3, 4, 9, 7)
+    full = _conv_features(conv, x)  # [groups, d, N * L]
+    length = full.shape[-1] // 3
+    torch.manual_seed(5)
+    drawn = torch.rand(3, length).topk(4, dim=1).indices  # the draw _conv_features makes
+    torch.manual_seed(5)
+    sampled = _conv_features(conv, x, positions=4)
+    expected = full.view(full.shape[0], full.shape[1], 3, length)
+    expected = torch.stack([expected[:, :, i, drawn[i]] for i in range(3)], dim=2).flatten(2)
+    torch.testing.assert_close(sampled, expected)

@@ -51,17 +51,36 @@ def _conv_features(conv: nn.Conv2d, x: torch.Tensor, positions: int | None = Non
 
     ``positions`` keeps that many output positions per sample, drawn uniformly at random without
     replacement (from torch's global generator): an unbiased estimate of the Gram matrix per
-    patch, at ``positions / L`` of the cost. Returns ``[groups, C_in/groups * k*k, N*L]``.
+    patch, at ``positions / L`` of the cost. Only the kept patches are gathered (no full unfold).
+    Returns ``[groups, C_in/groups * k*k, N*L]`` (``N*positions`` when sampling).
     """
     mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
     x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
-    cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=0, stride=conv.stride)
-    if positions is not None and positions < cols.shape[-1]:
-        keep = torch.rand(cols.shape[0], cols.shape[-1], device=cols.device).topk(positions, dim=1).indices
-        cols = cols.gather(2, keep.unsqueeze(1).expand(-1, cols.shape[1], -1))
+    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+    out_h = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    out_w = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    if positions is not None and positions < out_h * out_w:
+        cols = _sampled_patches(x, (out_h, out_w), (kh, kw), (sh, sw), (dh, dw), positions)
+    else:
+        cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=0, stride=conv.stride)
     n, d, length = cols.shape
     g = conv.groups
     return cols.view(n, g, d // g, length).permute(1, 2, 0, 3).reshape(g, d // g, n * length)
+
+
+def _sampled_patches(x: torch.Tensor, out: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                     dilation: tuple[int, int], positions: int) -> torch.Tensor:  # fmt: skip
+    """``positions`` random patches per sample of the padded ``x``, laid out as ``F.unfold``'s
+    columns (``[N, C*kh*kw, positions]``), read by indexing instead of unfolding every position."""
+    n = x.shape[0]
+    keep = torch.rand(n, out[0] * out[1], device=x.device).topk(positions, dim=1).indices  # [N, P]
+    offsets_h = torch.arange(kernel[0], device=x.device) * dilation[0]
+    offsets_w = torch.arange(kernel[1], device=x.device) * dilation[1]
+    rows = (keep // out[1] * stride[0])[..., None, None] + offsets_h[:, None]  # [N, P, kh, 1]
+    cols = (keep % out[1] * stride[1])[..., None, None] + offsets_w  # [N, P, 1, kw]
+    samples = torch.arange(n, device=x.device)[:, None, None, None]
+    patches = x[samples, :, rows, cols]  # [N, P, kh, kw, C]: the sliced channel dim goes last
+    return patches.permute(0, 4, 2, 3, 1).reshape(n, -1, positions)
 
 
 def _token_features(x: torch.Tensor) -> torch.Tensor:
@@ -106,9 +125,7 @@ class GramCollector:
 
     def __enter__(self) -> GramCollector:
         for stats in self.stats.values():
-            self._handles.append(
-                stats.module.register_forward_pre_hook(self._hook(stats), with_kwargs=True)
-            )
+            self._handles.append(stats.module.register_forward_pre_hook(self._hook(stats), with_kwargs=True))
         return self
 
     def __exit__(self, *exc) -> None:

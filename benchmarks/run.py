@@ -44,6 +44,19 @@ def forget_set(entry, classes):
                      int(entry.get("strongest_baselines", 0)), tuple(seeds) if seeds is not None else None)  # fmt: skip
 
 
+def only_sets(forget_sets: list, wanted: list[str], classes) -> list:
+    """The config's forget sets whose classes are among ``wanted`` (``--forget-set``), in config order."""
+    from lethe.errors import ConfigError
+    from lethe_classification.data import parse_classes
+
+    picked = {tuple(sorted(parse_classes(str(w), classes))): w for w in wanted}
+    have = {tuple(sorted(fs.classes)) for fs in forget_sets}
+    missing = [w for key, w in picked.items() if key not in have]
+    if missing:
+        raise ConfigError(f"--forget-set {', '.join(missing)}: not a forget set of this config")
+    return [fs for fs in forget_sets if tuple(sorted(fs.classes)) in picked]
+
+
 def write_classification_suite(cfg: dict, runs: list, out: Path, title: str) -> None:
     """Mean ± std tables, scatter and per-class plot of ``runs`` (every run's header holds its
     device and versions; the suite header takes the first run's)."""
@@ -61,7 +74,7 @@ def write_classification_suite(cfg: dict, runs: list, out: Path, title: str) -> 
 
 
 def merge_classification(cfg: dict, parts: list[Path], out: Path) -> None:
-    """One suite from the ``runs.json`` of runs split across processes (``--seeds``)."""
+    """One suite from the ``runs.json`` of runs split across processes (``--seeds``, ``--forget-set``)."""
     from lethe.errors import DataError
     from lethe_classification.bench import derive_columns
 
@@ -90,6 +103,8 @@ def run_classification(cfg: dict, out: Path) -> None:
 
     bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
     forget_sets = [forget_set(f, bundle.classes) for f in cfg.get("forget_sets", [cfg.get("forget")])]
+    if cfg.get("only_sets"):
+        forget_sets = only_sets(forget_sets, cfg["only_sets"], bundle.classes)
     config = BenchConfig(
         arch=cfg["arch"],
         forget=forget_sets[0].classes,
@@ -230,12 +245,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="validate the config's settings and stop")
     parser.add_argument("--seeds", default=None, help="run only these seeds of a suite, e.g. 1 (comma-separated)")
     parser.add_argument(
+        "--forget-set",
+        action="append",
+        default=None,
+        metavar="CLASSES",
+        help="classification suites: run only this forget set of the config (repeatable), e.g. truck",
+    )
+    parser.add_argument(
         "--merge",
         nargs="+",
         type=Path,
         default=None,
         metavar="DIR",
-        help="write one suite from the runs.json of these output folders (runs split by --seeds)",
+        help="write one suite from the runs.json of these output folders (runs split by --seeds or --forget-set)",
     )
     parser.add_argument(
         "--resume",
@@ -258,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
             if task not in RESUMABLE:
                 raise ConfigError(f"--resume is for the {', '.join(sorted(RESUMABLE))} task, not {task!r}")
             cfg["resume"] = True
+        if args.forget_set:
+            if task != "classification":
+                raise ConfigError(f"--forget-set is for the classification task, not {task!r}")
+            cfg["only_sets"] = args.forget_set
         if args.seeds is not None:
             cfg["seeds"] = [int(v) for v in args.seeds.split(",") if v.strip()]
         check(cfg)

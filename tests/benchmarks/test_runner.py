@@ -148,3 +148,20 @@ def test_seeds_split_across_processes_merge_into_one_suite(tmp_path, folder):
     assert runs[0]["header"]["retained images per class given to methods"] == 4
     assert json.loads((out / "summary.json").read_text())["1 class"]["delete"]["forget_test"][2] == 2
     assert _runner().main([str(cfg), "--merge", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_forget_sets_split_across_processes_merge_into_one_suite(tmp_path, folder, capsys):
+    cfg = _config(tmp_path, folder, forget_sets=[1, 2], seeds=[0], retain_per_class=4,
+                  evaluation={"relearn_per_class": 0, "probe": False})  # fmt: skip
+    parts = [tmp_path / "a", tmp_path / "b"]
+    for name, part in zip(("c1", "c2"), parts, strict=True):
+        assert _runner().main([str(cfg), "--forget-set", name, "--out", str(part)]) == 0
+    assert [r["forget"] for r in json.loads((parts[1] / "runs.json").read_text())] == [[2]]
+    out = tmp_path / "merged"
+    assert _runner().main([str(cfg), "--merge", *map(str, parts), "--out", str(out)]) == 0
+    assert [r["forget"] for r in json.loads((out / "runs.json").read_text())] == [[1], [2]]
+    capsys.readouterr()
+    assert _runner().main([str(cfg), "--forget-set", "c0", "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "benchmarks/run.py: error: --forget-set c0: not a forget set of this config"
+    )

@@ -103,7 +103,8 @@ bench-face: install faces
 	$(BIN)/python benchmarks/run.py benchmarks/configs/face-att-cpu.yaml
 
 # Issue 7: the SVD step and DELETE against the papers' procedures (benchmarks/reference/). As
-# committed: one thread, about 35 minutes; the original is cached under data/cache/speed.
+# committed: one thread, about 40 minutes (3 seeds of the randomised SVD steps); the original is
+# cached under data/cache/speed.
 bench-speed: install cifar10
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/speed-cifar10-resnet18-cpu.yaml
 

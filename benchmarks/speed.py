@@ -28,7 +28,6 @@ small ``svd`` and ``eigh``) so one-time library initialisation is excluded from 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import re
@@ -57,6 +56,7 @@ from lethe.engine import Engine, environment, seed_everything, synchronize  # no
 from lethe.errors import ConfigError  # noqa: E402
 from lethe.io import write_json_atomic, write_text_atomic  # noqa: E402
 from lethe.metrics import accuracy, forget_mask  # noqa: E402
+from lethe_classification.bench import cached_original  # noqa: E402
 from lethe_classification.checkpoints import load_model, save_model  # noqa: E402
 from lethe_classification.data import (  # noqa: E402
     DatasetBundle,
@@ -336,24 +336,10 @@ def forget_train_accuracy(model: nn.Module, splits: Splits, engine: Engine) -> f
 def original_model(
     config: SpeedConfig, splits: Splits, engine: Engine, log: Callable[[str], None]
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train the original model on all training classes, or load it from ``config.cache``."""
-    bundle = splits.bundle
-    spec = model_spec(config.arch, bundle, config.width)
-    identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": asdict(config.recipe),
-                "seed": config.seed, "val_fraction": config.val_fraction}  # fmt: skip
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(config.cache) / f"original-{config.arch}-{key}.safetensors" if config.cache else None
-    if path is not None and path.is_file():
-        model, info = load_model(path)
-        log(f"original model loaded from {path}")
-        return engine.prepare(model), {**info, "cached": str(path)}
-    all_classes = make_splits(bundle, (), config.val_fraction, config.seed)
-    model, seconds, train_log = train_model(spec, all_classes.train, bundle, config.recipe, engine, "original")
-    info = {**identity, "train_seconds": seconds, "train_log": train_log}
-    if path is not None:
-        save_model(model, path, info)
-        log(f"original model saved to {path}")
-    return model, info
+    """Train the original model on all training classes, or load it from ``config.cache`` (the
+    classification benchmark's cache: one file per dataset, model, recipe, seed and split)."""
+    return cached_original(splits.bundle, config.arch, config.width, config.recipe, config.seed,
+                           config.val_fraction, engine, config.cache, log)  # fmt: skip
 
 
 # ---------------------------------------------------------------- SVD measurements

@@ -4,7 +4,8 @@
 ``FaceModel.embed`` the L2-normalised embedding used by verification and probes. Heads:
 ``linear`` (softmax classifier on the embedding) and ``cosine`` (ArcFace, Deng et al., CVPR 2019:
 logits ``s * cos(theta)``; the additive angular margin ``m`` is applied to the target logit during
-training only, by ``arcface_logits``).
+training only, by ``arcface_logits``; ``margin_warmup_epochs`` ramps it linearly from 0, which keeps
+a model trained from scratch on imbalanced identities from settling on the largest one).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class FaceModelSpec:
     width: int | None = None
     scale: float = 32.0
     margin: float = 0.5
+    #: epochs over which the cosine head's training margin ramps linearly from 0 to ``margin``
+    margin_warmup_epochs: int = 0
     pretrained: str | None = None
     weights: str | None = None
 
@@ -82,12 +85,16 @@ class CosineHead(nn.Linear):
 
     An ``nn.Linear`` subclass, so SVD's hooks see it and ``lethe.probe.head_layer`` finds it."""
 
-    def __init__(self, dim: int, num_classes: int, scale: float = 32.0, margin: float = 0.5) -> None:
+    def __init__(self, dim: int, num_classes: int, scale: float = 32.0, margin: float = 0.5,
+                 margin_warmup_epochs: int = 0) -> None:  # fmt: skip
         super().__init__(dim, num_classes, bias=False)
         if not scale > 0 or not 0 <= margin < math.pi / 2:
             raise ConfigError(f"cosine head needs scale > 0 and 0 <= margin < pi/2; got {scale}, {margin}")
+        if margin_warmup_epochs < 0:
+            raise ConfigError(f"margin_warmup_epochs must not be negative, got {margin_warmup_epochs}")
         self.scale = scale
         self.margin = margin
+        self.margin_warmup_epochs = margin_warmup_epochs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
@@ -115,7 +122,7 @@ def linear_head(spec: FaceModelSpec) -> nn.Module:
 @HEADS.register("cosine")
 def cosine_head(spec: FaceModelSpec) -> nn.Module:
     """ArcFace-style cosine head (scale ``s``, margin ``m``)."""
-    return CosineHead(spec.embedding_dim, spec.num_classes, spec.scale, spec.margin)
+    return CosineHead(spec.embedding_dim, spec.num_classes, spec.scale, spec.margin, spec.margin_warmup_epochs)
 
 
 class LightResNet(nn.Module):

@@ -43,14 +43,20 @@ class ProtocolOptions:
     head_recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=10, warmup_epochs=0))
 
 
-def identity_step(head: nn.Module) -> Callable:
-    """Cross-entropy on the identity logits; with a cosine head, ArcFace's margin on the target."""
+def identity_step(head: nn.Module, steps_per_epoch: int = 1) -> Callable:
+    """Cross-entropy on the identity logits; with a cosine head, ArcFace's margin on the target,
+    ramped linearly from 0 over the head's ``margin_warmup_epochs`` (counted in calls of the step)."""
     scale, margin = (head.scale, head.margin) if isinstance(head, CosineHead) else (1.0, 0.0)
+    ramp = getattr(head, "margin_warmup_epochs", 0) * steps_per_epoch
+    calls = 0
 
     def step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict]:
+        nonlocal calls
         x, y = batch[0], batch[1]
-        logits = arcface_logits(model(x).float(), y, scale, margin)
-        return nn.functional.cross_entropy(logits, y), {}
+        m = margin * min(1.0, calls / ramp) if ramp else margin
+        calls += 1
+        logits = arcface_logits(model(x).float(), y, scale, m)
+        return nn.functional.cross_entropy(logits, y), ({"margin": torch.tensor(m)} if ramp else {})
 
     return step
 
@@ -84,7 +90,7 @@ def train_face(
     synchronize(engine.device)
     start = time.perf_counter()
     try:
-        log = engine.fit(model, train_loader, identity_step(model.head), optimizer, recipe.epochs,
+        log = engine.fit(model, train_loader, identity_step(model.head, len(train_loader)), optimizer, recipe.epochs,
                          scheduler=scheduler, desc=desc, train_mode=train_mode)  # fmt: skip
     finally:
         for p in model.parameters():

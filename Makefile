@@ -98,6 +98,7 @@ bench-backdoor: install cifar10
 bench-segmentation: install camvid
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-resnet18-cpu.yaml
 
+# Issue 4: LFW (62 people, about 30 minutes on one thread) and ORL (a few minutes).
 bench-face: install faces
 	$(BIN)/python benchmarks/run.py benchmarks/configs/face-lfw62-cpu.yaml
 	$(BIN)/python benchmarks/run.py benchmarks/configs/face-att-cpu.yaml

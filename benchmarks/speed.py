@@ -333,15 +333,6 @@ def forget_train_accuracy(model: nn.Module, splits: Splits, engine: Engine) -> f
     return accuracy(outputs_on(model, splits.forget_train, splits.bundle, engine))
 
 
-def original_model(
-    config: SpeedConfig, splits: Splits, engine: Engine, log: Callable[[str], None]
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Train the original model on all training classes, or load it from ``config.cache`` (the
-    classification benchmark's cache: one file per dataset, model, recipe, seed and split)."""
-    return cached_original(splits.bundle, config.arch, config.width, config.recipe, config.seed,
-                           config.val_fraction, engine, config.cache, log)  # fmt: skip
-
-
 # ---------------------------------------------------------------- SVD measurements
 
 
@@ -642,7 +633,8 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
     bundle = load_dataset(config.dataset, config.data_root)
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=config.workers)
     splits = make_splits(bundle, parse_classes(config.forget, bundle.classes), config.val_fraction, config.seed)
-    original, info = original_model(config, splits, engine, log)
+    original, info = cached_original(bundle, config.arch, config.width, config.recipe, config.seed,
+                                     config.val_fraction, engine, config.cache, log)  # fmt: skip
     first = {"forget_train": forget_train_accuracy(original, splits, engine),
              **accuracies_on_test(original, splits, engine)}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="lethe-speed-") as tmp:

@@ -46,8 +46,9 @@ class ProtocolOptions:
 def identity_step(head: nn.Module, steps_per_epoch: int = 1) -> Callable:
     """Cross-entropy on the identity logits; with a cosine head, ArcFace's margin on the target,
     ramped linearly from 0 over the head's ``margin_warmup_epochs`` (counted in calls of the step)."""
-    scale, margin = (head.scale, head.margin) if isinstance(head, CosineHead) else (1.0, 0.0)
-    ramp = getattr(head, "margin_warmup_epochs", 0) * steps_per_epoch
+    cosine = isinstance(head, CosineHead)
+    scale, margin, warmup = (head.scale, head.margin, head.margin_warmup_epochs) if cosine else (1.0, 0.0, 0)
+    ramp = warmup * steps_per_epoch
     calls = 0
 
     def step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict]:

@@ -8,7 +8,7 @@ from bd_helpers import colour_bundle
 
 from lethe.errors import ConfigError
 from lethe_backdoor.attacks import build_attack
-from lethe_backdoor.budget import available, make_budget, parse_budget, parse_budgets
+from lethe_backdoor.budget import available, make_budget, parse_budget, parse_budgets, unused_pool
 from lethe_backdoor.poison import make_backdoor_splits
 
 
@@ -95,3 +95,24 @@ def test_split_holds_out_clean_and_stamped_images(splits):
     assert both.unique(dim=0).shape[0] == budget.stamped.images.flatten(1).unique(dim=0).shape[0]
     with pytest.raises(ConfigError, match="too small"):
         make_budget(splits, "1").split(0.2, seed=0)
+
+
+@pytest.mark.parametrize("source", ["stamp", "poisoned"])
+def test_unused_pool_is_the_rest_of_the_pool(splits, source):
+    budget = make_budget(splits, "3", source)
+    rest = unused_pool(splits, "3", source)
+    pool = splits.pool.images.flatten(1)
+
+    def rows(images: torch.Tensor) -> set[int]:
+        return {int(torch.nonzero((pool == im.flatten()).all(1))[0]) for im in images}
+
+    used = rows(budget.clean.images)
+    if source == "stamp":  # the clean originals of the stamped images are used too
+        stamped_from = {
+            int(i) for im, label in zip(budget.stamped.images, budget.stamped_true, strict=True)
+            for i in torch.nonzero((splits.attack.stamp(splits.pool.images) == im).flatten(1).all(1)).view(-1)
+            if splits.pool.labels[i] == label
+        }  # fmt: skip
+        used |= stamped_from
+    assert rows(rest.images).isdisjoint(used)
+    assert len(rest) == len(splits.pool) - len(used)

@@ -14,6 +14,7 @@ from lethe_backdoor.poison import (
     make_backdoor_splits,
     poison_count,
     poison_data,
+    stamp_non_target,
     stamped_test,
 )
 
@@ -99,3 +100,12 @@ def test_a_changed_dataset_is_detected(bundle):
     other = {**splits.record(), "poison_indices": [0, 1, 2]}
     with pytest.raises(CheckpointError, match="other samples"):
         check_recorded(splits, other, "x")
+
+
+def test_stamp_non_target_stamps_other_classes_only(bundle):
+    attack = build_attack("badnets", {"target": 2, "position": "random"})
+    data = bundle.test
+    a = stamp_non_target(data, attack, seed=5)
+    assert torch.equal(a.labels, data.labels[data.labels != 2])  # true labels, target class left out
+    assert torch.equal(a.images, stamp_non_target(data, attack, seed=5).images)  # seeded
+    assert not torch.equal(a.images, stamp_non_target(data, attack, seed=6).images)  # random positions differ

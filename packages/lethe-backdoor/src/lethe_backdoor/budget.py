@@ -155,16 +155,35 @@ def budget_size(splits: BackdoorSplits, spec: BudgetSpec | str, source: str) -> 
     return n
 
 
+def _pool_draw(splits: BackdoorSplits, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+    """``(clean, stamp_candidates, generator)``: the pool indices a budget of ``n`` takes as its
+    clean images and, for the ``stamp`` source, as the images it stamps (the first ``n`` non-target
+    ones of the same seeded order)."""
+    gen = torch.Generator().manual_seed(splits.seed + BUDGET_SEED)
+    order = torch.randperm(len(splits.pool), generator=gen)
+    return order[:n], order[splits.pool.labels[order] != splits.target][:n], gen
+
+
+def unused_pool(splits: BackdoorSplits, spec: BudgetSpec | str, source: str = "stamp") -> ImageData:
+    """The defender's pool images that the budget ``spec`` does not use, clean with true labels: a
+    validation set for choosing a defence's settings without touching test data."""
+    spec = parse_budget(spec) if isinstance(spec, str) else spec
+    clean, candidates, _ = _pool_draw(splits, budget_size(splits, spec, source))
+    keep = torch.ones(len(splits.pool), dtype=torch.bool)
+    keep[clean] = False
+    if source == "stamp":
+        keep[candidates] = False
+    return splits.pool.subset(torch.nonzero(keep).view(-1))
+
+
 def make_budget(splits: BackdoorSplits, spec: BudgetSpec | str, source: str = "stamp") -> DefenderBudget:
     """Draw the defender's budget (seeded by ``splits.seed``): ``n`` stamped and ``n`` clean images."""
     spec = parse_budget(spec) if isinstance(spec, str) else spec
     n = budget_size(splits, spec, source)
     target = splits.target
-    gen = torch.Generator().manual_seed(splits.seed + BUDGET_SEED)
-    order = torch.randperm(len(splits.pool), generator=gen)
-    clean = splits.pool.subset(order[:n])
+    clean_index, candidates, gen = _pool_draw(splits, n)
+    clean = splits.pool.subset(clean_index)
     if source == "stamp":
-        candidates = order[splits.pool.labels[order] != target][:n]
         stamp_gen = torch.Generator().manual_seed(splits.seed + BUDGET_STAMP_SEED)
         images = splits.attack.stamp(splits.pool.images[candidates], stamp_gen)
         true = splits.pool.labels[candidates].clone()

@@ -47,6 +47,16 @@ def outputs_on(model: nn.Module, data: ImageData, bundle: DatasetBundle, engine:
     return collect_outputs(model, loader(engine, data, bundle, EVAL_BATCH, train=False), engine)
 
 
+def metrics_on(
+    model: nn.Module, clean: ImageData, stamped_true: ImageData, target: int, bundle: DatasetBundle, engine: Engine
+) -> dict[str, float]:
+    """The three metrics of ``model`` on ``clean`` images and ``stamped_true`` (stamped images with
+    their TRUE labels)."""
+    return backdoor_metrics(
+        outputs_on(model, clean, bundle, engine), outputs_on(model, stamped_true, bundle, engine), target
+    )
+
+
 def evaluate_backdoor(
     model: nn.Module, splits: BackdoorSplits, engine: Engine, stamped: ImageData | None = None
 ) -> dict[str, float]:
@@ -55,11 +65,7 @@ def evaluate_backdoor(
     ``stamped`` (from ``poison.stamped_test``) can be passed to avoid stamping again.
     """
     stamped = stamped if stamped is not None else stamped_test(splits)
-    return backdoor_metrics(
-        outputs_on(model, splits.test, splits.bundle, engine),
-        outputs_on(model, stamped, splits.bundle, engine),
-        splits.target,
-    )
+    return metrics_on(model, splits.test, stamped, splits.target, splits.bundle, engine)
 
 
 def budget_score(
@@ -68,8 +74,6 @@ def budget_score(
     """``clean_acc * (1 - asr)`` (fractions) on the defender's own held-out images: the criterion
     SVD's alphas are tuned with (the Deep Unlearning score ``retain_acc * (1 - forget_acc)`` with
     the backdoor's two numbers; no test data is used)."""
-    m = backdoor_metrics(
-        outputs_on(model, clean, bundle, engine), outputs_on(model, stamped_true, bundle, engine), target
-    )
+    m = metrics_on(model, clean, stamped_true, target, bundle, engine)
     asr = 0.0 if math.isnan(m["asr"]) else m["asr"]
     return (m["clean_acc"] / 100.0) * (1.0 - asr / 100.0)

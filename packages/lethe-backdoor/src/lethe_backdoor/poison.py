@@ -28,7 +28,7 @@ from lethe_classification.data import DatasetBundle, ImageData
 from lethe_classification.pipeline import make_splits
 
 #: Offsets added to the seed for each random draw, so they are independent of one another.
-POISON_SEED, TRAIN_STAMP_SEED, TEST_STAMP_SEED = 101, 202, 303
+POISON_SEED, TRAIN_STAMP_SEED, TEST_STAMP_SEED, VALIDATION_STAMP_SEED = 101, 202, 303, 606
 
 
 @dataclass
@@ -109,11 +109,17 @@ def make_backdoor_splits(
     )
 
 
+def stamp_non_target(data: ImageData, attack: Attack, seed: int) -> ImageData:
+    """Every image of ``data`` whose true label is not the attack's target, stamped (``seed`` draws
+    random trigger positions), TRUE labels kept: the images ``asr`` and ``robust_acc`` are measured on."""
+    kept = data.of_classes([attack.target], keep=False)
+    gen = torch.Generator().manual_seed(seed)
+    return ImageData(attack.stamp(kept.images, gen), kept.labels.clone())
+
+
 def stamped_test(splits: BackdoorSplits) -> ImageData:
     """The ASR set: every test image whose true label is not the target, stamped, TRUE labels kept."""
-    data = splits.test.of_classes([splits.target], keep=False)
-    gen = torch.Generator().manual_seed(splits.seed + TEST_STAMP_SEED)
-    return ImageData(splits.attack.stamp(data.images, gen), data.labels.clone())
+    return stamp_non_target(splits.test, splits.attack, splits.seed + TEST_STAMP_SEED)
 
 
 def check_recorded(splits: BackdoorSplits, recorded: dict, source: str) -> None:

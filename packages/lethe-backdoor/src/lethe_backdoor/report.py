@@ -94,8 +94,11 @@ def plot_budget_sweep(path: str | os.PathLike, result: Mapping[str, Any], title:
     if backdoored is not None:
         ax.axhline(backdoored["asr"], color="red", ls=":", label="backdoored: asr")
         ax2.axhline(backdoored["clean_acc"], color="red", ls=":", label="backdoored")
+    sizes = sorted({r["stamped"] for r in result["sweep"]})
     for a, label in ((ax, "percent of stamped non-target test images"), (ax2, "clean test accuracy (%)")):
         a.set_xscale("log")
+        a.set_xticks(sizes, [str(n) for n in sizes])
+        a.minorticks_off()
         a.set_xlabel("defender's budget (stamped samples, log scale)")
         a.set_ylabel(label)
         a.legend(fontsize=8)

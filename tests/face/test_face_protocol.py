@@ -13,7 +13,7 @@ from lethe_classification.pipeline import EvalOptions, TrainRecipe, unlearn_mode
 from lethe_face import FaceModelSpec, FaceOptions, ProtocolOptions, evaluate_face, load_faces
 from lethe_face.bench import run_config
 from lethe_face.metrics import VerifyOptions
-from lethe_face.pipeline import PROTOCOLS
+from lethe_face.pipeline import PROTOCOLS, method_overrides
 
 RECIPE = TrainRecipe(epochs=10, batch_size=8, lr=0.01, warmup_epochs=0)
 SPEC = FaceModelSpec(2, head="linear", embedding_dim=32, width=8)
@@ -35,6 +35,7 @@ def test_delete_and_svd_forget_the_identity(run_all):
     assert before["forget_test"] == 100.0 and before["retain_test"] >= 75.0
     assert {"verif_acc", "tar_forget", "tar_kept", "probe_forget", "mia_efficacy"} <= set(before)
     for method, overrides in (("delete", {"lr": 0.01, "epochs": 10}), ("svd", {})):
+        overrides = method_overrides(method, overrides)  # the package's defaults, as the CLI and bench run it
         model, record = unlearn_model(run.original, method, run.splits, engine, overrides, 16)
         after = evaluate_face(model, run.splits, engine, EVAL, VERIFY)
         assert after["forget_test"] < before["forget_test"], method
@@ -70,11 +71,14 @@ def test_run_config_writes_results(faces_spec, tmp_path):
         "model": {"embedding_dim": 32, "width": 8, "scale": 16, "margin": 0.2},
         "recipe": {"epochs": 4, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0}, "examples": 2,
         "evaluation": {"relearn_per_class": 0, "probe": False}, "verification": {"pairs_per_identity": 5},
-        "overrides": {"delete": {"epochs": 2, "lr": 0.01}}, "progress": False,
+        "overrides": {"delete": {"epochs": 2, "lr": 0.01}}, "head_overrides": {"cosine": {"delete": {"lr": 0.001}}},
+        "progress": False,
     }  # fmt: skip
     result = run_config(cfg, tmp_path / "out", log=lambda _: None)
     names = [(r["head"], r["method"]) for r in result["rows"]]
     assert names == [(h, m) for h in ("linear", "cosine") for m in ("original", "retrain", "delete", "svd")]
+    lrs = {r["head"]: (r["settings"]["lr"], r["settings"]["epochs"]) for r in result["rows"] if r["method"] == "delete"}
+    assert lrs == {"linear": (0.01, 2), "cosine": (0.001, 2)}  # the head's override over the shared one
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["header"]["forget"] == ["person_3"] and saved["header"]["data"]["skipped_undecodable"] == 1
     text = (tmp_path / "out" / "results.md").read_text()
@@ -82,6 +86,10 @@ def test_run_config_writes_results(faces_spec, tmp_path):
     assert (tmp_path / "out" / "faces.png").stat().st_size > 1000
     with pytest.raises(ConfigError, match="unknown face config keys"):
         run_config({**cfg, "epochz": 3}, tmp_path / "bad")
+    with pytest.raises(ConfigError, match="head_overrides names head 'arc'"):
+        run_config({**cfg, "head_overrides": {"arc": {"delete": {"lr": 0.1}}}}, tmp_path / "bad")
+    with pytest.raises(ConfigError, match="lrr"):
+        run_config({**cfg, "head_overrides": {"cosine": {"delete": {"lrr": 0.1}}}}, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
 
@@ -100,8 +108,6 @@ def test_shipped_configs_parse(name):
 
 
 def test_delete_defaults_for_faces_freeze_batchnorm_and_anchor_on_kept_people():
-    from lethe_face.pipeline import method_overrides
-
     assert method_overrides("delete") == {"freeze_bn": True, "use_retain": True}
     assert method_overrides("delete", {"freeze_bn": False, "lr": 1e-4}) == {"freeze_bn": False, "use_retain": True,
                                                                           "lr": 1e-4}  # fmt: skip

@@ -39,6 +39,8 @@ class FaceBenchConfig:
     recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=20))
     methods: tuple[str, ...] = ("delete", "svd")
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per-head overrides on top of ``method_overrides``: ``{head: {method: {key: value}}}``
+    head_overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     evaluation: EvalOptions = field(default_factory=EvalOptions)
     verification: VerifyOptions = field(default_factory=VerifyOptions)
     val_fraction: float = 0.1
@@ -50,13 +52,14 @@ class FaceBenchConfig:
 
 #: Top-level keys of a face config besides the FaceBenchConfig fields built from sub-mappings.
 RUNNER_KEYS = {"task", "title", "out", "note", "_path", "dataset", "data_root", "workers", "progress", "data", "model",
-               "overrides", "recipe", "head_recipe", "evaluation", "verification", "protocol_options"}  # fmt: skip
+               "overrides", "head_overrides", "recipe", "head_recipe", "evaluation", "verification",
+               "protocol_options"}  # fmt: skip
 
 
 def config_from_mapping(cfg: Mapping[str, Any]) -> FaceBenchConfig:
     """A ``FaceBenchConfig`` from a YAML mapping (``model``, ``recipe``, ``evaluation``, ... are
     sub-mappings of the dataclasses' fields); unknown keys are a ConfigError."""
-    nested = {"spec", "recipe", "evaluation", "verification", "protocol_options", "method_overrides"}
+    nested = {"spec", "recipe", "evaluation", "verification", "protocol_options", "method_overrides", "head_overrides"}
     plain = {f.name for f in dataclasses.fields(FaceBenchConfig)} - nested
     unknown = set(cfg) - plain - RUNNER_KEYS
     if unknown:
@@ -77,8 +80,17 @@ def config_from_mapping(cfg: Mapping[str, Any]) -> FaceBenchConfig:
         verification=lethe.build_settings(VerifyOptions, cfg.get("verification", {}), "verification"),
         protocol_options=lethe.build_settings(ProtocolOptions, protocol, "protocol_options"),
         method_overrides={k: dict(v) for k, v in cfg.get("overrides", {}).items()},
+        head_overrides={
+            head: {m: dict(v) for m, v in (per_method or {}).items()}
+            for head, per_method in cfg.get("head_overrides", {}).items()
+        },
         **values,
     )
+
+
+def head_method_overrides(config: FaceBenchConfig, head: str, method: str) -> dict[str, Any]:
+    """The config's overrides of ``method`` for ``head``: ``head_overrides`` over ``overrides``."""
+    return {**config.method_overrides.get(method, {}), **config.head_overrides.get(head, {}).get(method, {})}
 
 
 def check_config(config: FaceBenchConfig) -> None:
@@ -87,6 +99,11 @@ def check_config(config: FaceBenchConfig) -> None:
         lethe.get_method(method)
     for method, overrides in config.method_overrides.items():
         lethe.method_settings(method, overrides)
+    for head, per_method in config.head_overrides.items():
+        if head not in config.heads:
+            raise ConfigError(f"head_overrides names head {head!r}, which is not one of {list(config.heads)}")
+        for method in per_method:
+            lethe.method_settings(method, head_method_overrides(config, head, method))
     for head in config.heads:
         HEADS.get(head)
     PROTOCOLS.get(config.protocol)
@@ -131,7 +148,7 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
         oracle, seconds, train_log = run.retrain()
         add("retrain", oracle, seconds, {"train_log": train_log})
         for method in config.methods:
-            overrides = method_overrides(method, config.method_overrides.get(method))
+            overrides = method_overrides(method, head_method_overrides(config, head, method))
             model, record = unlearn_model(
                 run.original, method, run.splits, engine, overrides, config.unlearn_batch_size
             )
@@ -150,11 +167,12 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
         "dataset": bundle.name, "data": data.record, "protocol": config.protocol, **{
             k: v for k, v in run.info.items() if not k.endswith("_log")},
         "forget": [splits.bundle.classes[c] for c in splits.forget_classes],
-        "identities evaluated": splits.bundle.num_classes, "model": asdict(config.spec) | {"head": list(config.heads)},
+        "identities evaluated": splits.bundle.num_classes, "model": asdict(run.spec) | {"head": list(config.heads)},
         "recipe": asdict(config.recipe), "protocol_options": asdict(config.protocol_options),
         "train images": len(splits.train), "validation images (held out of train)": len(splits.validation),
         "test images": len(splits.test), "seed": config.seed, "evaluation": asdict(config.evaluation),
         "verification": asdict(config.verification), "method_overrides": config.method_overrides,
+        **({"head_overrides": config.head_overrides} if config.head_overrides else {}),
         **environment(engine),
     }  # fmt: skip
     examples = pick_examples(run, config.examples, config.seed)

@@ -1,0 +1,45 @@
+"""``benchmarks/tune_face_delete.py`` on generated identities: a grid, its table, and bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def tune():
+    sys.path.insert(0, str(BENCHMARKS))  # the script imports benchmarks/tuning.py
+    spec = importlib.util.spec_from_file_location("tune_face_delete", BENCHMARKS / "tune_face_delete.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_grid_on_validation_images(faces_spec, tmp_path, tune, capsys):
+    cfg = {
+        "task": "face", "dataset": faces_spec, "forget": "person_3", "data": {"size": 32}, "heads": ["linear"],
+        "model": {"embedding_dim": 32, "width": 8}, "recipe": {"epochs": 3, "batch_size": 8, "lr": 0.01,
+        "warmup_epochs": 0}, "val_fraction": 0.2, "overrides": {"delete": {"epochs": 1}},
+    }  # fmt: skip
+    path = tmp_path / "face.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "tuning"
+    assert tune.main([str(path), "--head", "linear", "--grid", "lr=1e-3,1e-2", "--out", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert [r["overrides"] for r in result["runs"]] == [{"lr": 0.001}, {"lr": 0.01}]
+    assert all(r["settings"]["epochs"] == 1 and r["settings"]["use_retain"] for r in result["runs"])
+    assert set(result["original"]["validation"]) == {"forget", "retain"}
+    assert result["header"]["forget"] == ["person_3"]
+    assert "Chosen" in (out / "results.md").read_text()
+    capsys.readouterr()
+    assert tune.main([str(path), "--head", "cosine", "--grid", "lr=1e-3", "--out", str(tmp_path / "bad")]) == 2
+    assert "not one of the config's heads" in capsys.readouterr().err
+    assert tune.main([str(path), "--head", "linear", "--grid", "lrr=1", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -15,42 +15,30 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from tuning import choose, combinations, parse_grid, tuning_markdown
+from tuning import TuningReport, combinations, parse_grid, tuning_parser
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-COLUMNS = ("clean_acc", "asr", "robust_acc")
-INTRO = ("Validation: the defender's pool images outside the budget (clean, and their non-target images "
-         "stamped). Test columns are for the record; nothing is chosen on them.")  # fmt: skip
-
-
-def markdown(result: dict) -> str:
-    h = result["header"]
-    rule = f"highest validation clean_acc with validation asr <= {h['max_asr']}"
-    return tuning_markdown(
-        f"Choosing {h['method']}'s settings on the defender's validation images", h, INTRO,
-        ("undefended", result["undefended"]), result["runs"], COLUMNS, result["chosen"], rule,
-    )  # fmt: skip
+REPORT = TuningReport(
+    title="Choosing {method}'s settings on the defender's validation images",
+    intro="Validation: the defender's pool images outside the budget (clean, and their non-target images "
+    "stamped). Test columns are for the record; nothing is chosen on them.",
+    columns=("clean_acc", "asr", "robust_acc"), reference="undefended", limit="asr", objective="clean_acc",
+    limit_header="max_asr",
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     from lethe.cli_support import add_runtime_args, engine_from_args, run_command
 
-    p = argparse.ArgumentParser(prog="tune_backdoor_delete.py", description=__doc__.split("\n\n")[0])
-    p.set_defaults(command="run")
-    p.add_argument("checkpoint")
-    p.add_argument("--method", default="delete")
-    p.add_argument("--budget", default="0.01")
-    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2")
-    p.add_argument("--max-asr", type=float, default=2.0)
-    p.add_argument("--out", required=True)
+    p = tuning_parser("tune_backdoor_delete.py", __doc__, "--max-asr", 2.0, "largest validation ASR (%%) to accept")
+    p.add_argument("checkpoint", help="a checkpoint written by 'lethe-backdoor train'")
+    p.add_argument("--budget", default="0.01", help="the defender's budget (stamped samples)")
     add_runtime_args(p)
 
     def run(args: argparse.Namespace) -> None:
-        from lethe.io import write_json_atomic, write_text_atomic
         from lethe_backdoor.budget import make_budget, unused_pool
         from lethe_backdoor.checkpoints import load_backdoored
         from lethe_backdoor.defences import defence_settings, run_defence
@@ -80,19 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             defended, record = run_defence(model, args.method, budget, splits.bundle, engine, overrides)
             runs.append({"overrides": overrides, "seconds": record.seconds, **scores(defended)})
             print(f"{overrides}: validation {runs[-1]['validation']}", flush=True)
-        best = choose(runs, "asr", args.max_asr, "clean_acc")
         header = {
             "checkpoint": str(args.checkpoint), "method": args.method, "attack": splits.attack.describe(),
             "budget": budget.describe(), "validation images": f"{len(val)} clean, {len(val_stamped)} stamped",
             "max_asr": args.max_asr, "device": str(engine.device), "seed": args.seed,
         }  # fmt: skip
-        result = {"header": header, "undefended": undefended, "runs": runs,
-                  "chosen": None if best is None else best["overrides"]}  # fmt: skip
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "results.json", result)
-        write_text_atomic(out / "results.md", markdown(result))
-        print(markdown(result))
+        REPORT.write(args.out, header, undefended, runs)
 
     return run_command("tune_backdoor_delete.py", p, {"run": run}, argv)
 

@@ -19,35 +19,26 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from tuning import choose, combinations, parse_grid, tuning_markdown
+from tuning import TuningReport, combinations, parse_grid, tuning_parser
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-COLUMNS = ("forget", "retain")
-INTRO = ("Validation: the training images held out of training (the config's val_fraction); forget / "
-         "retain are identification accuracies on the forgotten and the kept identities.")  # fmt: skip
-
-
-def markdown(result: dict) -> str:
-    h = result["header"]
-    rule = f"highest validation retain with validation forget <= {h['max_forget']}"
-    return tuning_markdown(
-        f"Choosing {h['method']}'s settings for the {h['head']} head on validation images", h, INTRO,
-        ("original", result["original"]), result["runs"], COLUMNS, result["chosen"], rule,
-    )  # fmt: skip
+REPORT = TuningReport(
+    title="Choosing {method}'s settings for the {head} head on validation images",
+    intro="Validation: the training images held out of training (the config's val_fraction); forget / "
+    "retain are identification accuracies on the forgotten and the kept identities.",
+    columns=("forget", "retain"), reference="original", limit="forget", objective="retain",
+    limit_header="max_forget",
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     from lethe.cli_support import run_command
 
-    p = argparse.ArgumentParser(prog="tune_face_delete.py", description=__doc__.split("\n\n")[0])
-    p.set_defaults(command="run")
+    p = tuning_parser("tune_face_delete.py", __doc__, "--max-forget", 5.0,
+                      "largest validation accuracy (%%) on the forgotten identities to accept")  # fmt: skip
     p.add_argument("config", help="a face benchmark YAML (benchmarks/configs/face-*.yaml)")
     p.add_argument("--head", required=True, help="the identity head to tune for (linear, cosine)")
-    p.add_argument("--method", default="delete")
-    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2")
-    p.add_argument("--max-forget", type=float, default=5.0)
-    p.add_argument("--out", required=True)
 
     def run(args: argparse.Namespace) -> None:
         import yaml
@@ -55,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         import lethe
         from lethe.engine import Engine, environment
         from lethe.errors import ConfigError
-        from lethe.io import write_json_atomic, write_text_atomic
         from lethe.metrics import split_accuracies
         from lethe_classification.pipeline import outputs_on, unlearn_model
         from lethe_face.bench import check_config, config_from_mapping, head_method_overrides
@@ -87,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 outputs_on(model, splits.test, splits.bundle, engine),
                 splits.forget_classes,
             )
-            return {part: {c: acc[f"{c}_{name}"] for c in COLUMNS}
+            return {part: {c: acc[f"{c}_{name}"] for c in REPORT.columns}
                     for part, name in (("validation", "train"), ("test", "test"))}  # fmt: skip
 
         original = {"overrides": {}, "seconds": run.original_seconds, **scores(run.original)}
@@ -97,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
                                           config.unlearn_batch_size)  # fmt: skip
             runs.append({"overrides": combo, "settings": record.settings, "seconds": record.seconds, **scores(model)})
             print(f"{combo}: validation {runs[-1]['validation']}", flush=True)
-        best = choose(runs, "forget", args.max_forget, "retain")
         val_forget = int(sum(1 for c in splits.validation.labels.tolist() if c in splits.forget_classes))
         header = {
             "config": str(args.config), "head": args.head, "method": args.method,
@@ -106,13 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             "validation images": f"{len(splits.validation)} ({val_forget} of the forgotten identities)",
             "max_forget": args.max_forget, "seed": config.seed, **environment(engine),
         }  # fmt: skip
-        result = {"header": header, "original": original, "runs": runs,
-                  "chosen": None if best is None else best["overrides"]}  # fmt: skip
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "results.json", result)
-        write_text_atomic(out / "results.md", markdown(result))
-        print(markdown(result))
+        REPORT.write(args.out, header, original, runs)
 
     return run_command("tune_face_delete.py", p, {"run": run}, argv)
 

@@ -3,8 +3,11 @@ rule that picks one setting from validation scores (never from test data)."""
 
 from __future__ import annotations
 
+import argparse
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -70,3 +73,60 @@ def tuning_markdown(
     picked = "none qualifies" if chosen is None else settings_text(chosen)
     lines += ["", f"Chosen ({rule}): {picked}"]
     return "\n".join(lines) + "\n"
+
+
+def tuning_parser(prog: str, doc: str | None, limit_flag: str, limit_default: float, limit_help: str):
+    """The options every tuning script shares: ``--method``, ``--grid`` (repeatable), the limit the
+    chosen setting must meet on validation data, and ``--out``."""
+    p = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
+    p.set_defaults(command="run")
+    p.add_argument("--method", default="delete")
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2", help="settings to try")
+    p.add_argument(limit_flag, type=float, default=limit_default, help=limit_help)
+    p.add_argument("--out", required=True, help="output folder: results.json and results.md")
+    return p
+
+
+def write_tuning(out: str | Path, result: dict, text: str) -> None:
+    """Write ``results.json`` and ``results.md`` (atomically) under ``out`` and print the table."""
+    from lethe.io import write_json_atomic, write_text_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "results.json", result)
+    write_text_atomic(out / "results.md", text)
+    print(text)
+
+
+@dataclass(frozen=True)
+class TuningReport:
+    """What a tuning script measures and how it chooses: the metric ``columns``, the ``reference``
+    row's key in the result (the model before unlearning), the ``limit`` metric that must stay at
+    most ``header[limit_header]`` on validation data and the ``objective`` maximised under it."""
+
+    title: str  # formatted with the result's header
+    intro: str
+    columns: tuple[str, ...]
+    reference: str
+    limit: str
+    objective: str
+    limit_header: str
+
+    def rule(self, header: dict) -> str:
+        return f"highest validation {self.objective} with validation {self.limit} <= {header[self.limit_header]}"
+
+    def choose(self, runs: Sequence[dict], limit: float) -> dict | None:
+        return choose(runs, self.limit, limit, self.objective)
+
+    def write(self, out: str | Path, header: dict, reference: dict, runs: list[dict]) -> dict:
+        """Choose among ``runs`` (under ``header[limit_header]``), then write and print the result."""
+        best = self.choose(runs, header[self.limit_header])
+        result = {"header": header, self.reference: reference, "runs": runs,
+                  "chosen": None if best is None else best["overrides"]}  # fmt: skip
+        write_tuning(out, result, self.markdown(result))
+        return result
+
+    def markdown(self, result: dict) -> str:
+        h = result["header"]
+        return tuning_markdown(self.title.format(**h), h, self.intro, (self.reference, result[self.reference]),
+                               result["runs"], self.columns, result["chosen"], self.rule(h))  # fmt: skip

@@ -44,16 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         import yaml
 
         import lethe
-        from lethe.engine import Engine, environment
+        from lethe.engine import environment
         from lethe.errors import ConfigError
-        from lethe.metrics import split_accuracies
+        from lethe.metrics import forget_mask, split_accuracies
         from lethe_classification.pipeline import outputs_on, unlearn_model
-        from lethe_face.bench import check_config, config_from_mapping, head_method_overrides
-        from lethe_face.datasets import FaceOptions, load_faces
+        from lethe_face.bench import check_config, config_from_mapping, head_method_overrides, load_config_data
         from lethe_face.pipeline import PROTOCOLS, method_overrides
 
         cfg = yaml.safe_load(Path(args.config).read_text())
-        config = config_from_mapping({k: v for k, v in cfg.items() if k not in ("task",)})
+        config = config_from_mapping(cfg)
         check_config(config)
         if args.head not in config.heads:
             raise ConfigError(f"--head {args.head!r} is not one of the config's heads {list(config.heads)}")
@@ -62,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = [method_overrides(args.method, {**base, **combo}) for combo in combos]
         for overrides in settings:
             lethe.method_settings(args.method, overrides)  # bad names fail before anything trains
-        options = lethe.build_settings(FaceOptions, {"seed": config.seed, **cfg.get("data", {})}, "data")
-        data = load_faces(cfg["dataset"], cfg.get("data_root"), options)
-        engine = Engine(seed=config.seed, progress=sys.stderr.isatty())
+        data, engine = load_config_data(cfg, config)
         protocol, _ = PROTOCOLS.get(config.protocol)
         spec = replace(config.spec, head=args.head)
         run = protocol(data.bundle, data.identities(config.forget), spec, config.recipe, engine,
@@ -87,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                                           config.unlearn_batch_size)  # fmt: skip
             runs.append({"overrides": combo, "settings": record.settings, "seconds": record.seconds, **scores(model)})
             print(f"{combo}: validation {runs[-1]['validation']}", flush=True)
-        val_forget = int(sum(1 for c in splits.validation.labels.tolist() if c in splits.forget_classes))
+        val_forget = int(forget_mask(splits.validation.labels, splits.forget_classes).sum())
         header = {
             "config": str(args.config), "head": args.head, "method": args.method,
             "forget": [splits.bundle.classes[c] for c in splits.forget_classes],

@@ -206,14 +206,20 @@ def write_face_bench(result: Mapping[str, Any], grid: Mapping[str, Any], out: st
                    f"{title}: top prediction of each model")  # fmt: skip
 
 
-def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = main_print) -> dict[str, Any]:
-    """Run a face benchmark YAML (as a mapping) and write its results under ``out``."""
-    config = config_from_mapping(cfg)
-    check_config(config)
+def load_config_data(cfg: Mapping[str, Any], config: FaceBenchConfig) -> tuple[FaceData, Engine]:
+    """The faces a config names (its ``data`` options, seeded by the config) and the engine it runs on."""
     options = lethe.build_settings(FaceOptions, {"seed": config.seed, **cfg.get("data", {})}, "data")
     data = load_faces(cfg["dataset"], cfg.get("data_root"), options)
     engine = Engine(seed=config.seed, progress=cfg.get("progress", sys.stderr.isatty()),
                     num_workers=cfg.get("workers", 0))  # fmt: skip
+    return data, engine
+
+
+def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = main_print) -> dict[str, Any]:
+    """Run a face benchmark YAML (as a mapping) and write its results under ``out``."""
+    config = config_from_mapping(cfg)
+    check_config(config)
+    data, engine = load_config_data(cfg, config)
     result, grid = run_face_bench(data, config, engine, log)
     result["header"]["config"] = cfg.get("_path")
     if cfg.get("note"):

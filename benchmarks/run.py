@@ -225,6 +225,23 @@ def check_speed(cfg: dict) -> None:
     _speed().check(cfg)
 
 
+def _speed_segmentation():
+    """``benchmarks/speed_segmentation.py`` (after ``_speed``, which puts this folder on the path)."""
+    _speed()
+    import speed_segmentation
+
+    return speed_segmentation
+
+
+def run_speed_segmentation(cfg: dict, out: Path) -> None:
+    _speed_segmentation().run_config(cfg, out)
+    print_report(out / "results.md")
+
+
+def check_speed_segmentation(cfg: dict) -> None:
+    _speed_segmentation().check(cfg)
+
+
 #: task name -> (run the config, check the config without running it)
 TASKS = {
     "classification": (run_classification, check_classification),
@@ -232,7 +249,16 @@ TASKS = {
     "segmentation": (run_segmentation, check_segmentation),
     "face": (run_face, check_face),
     "speed": (run_speed, check_speed),
+    "speed-segmentation": (run_speed_segmentation, check_speed_segmentation),
 }
+
+def rewrite_speed(cfg: dict, out: Path) -> None:
+    _speed().rewrite_report(out, cfg.get("title", "Speed"))
+    print_report(out / "results.md")
+
+
+#: task -> rewrite its report from the output folder's results.json without measuring (``--rewrite``)
+REWRITABLE = {"speed": rewrite_speed}
 
 #: tasks whose runner can keep the forget sets of an earlier, interrupted run (``--resume``)
 RESUMABLE = {"segmentation"}
@@ -264,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="segmentation: keep the forget sets the output folder's results.json already has",
     )
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="speed: recompute the targets of the output folder's results.json and rewrite the report",
+    )
     args = parser.parse_args(argv)
     from lethe.errors import ConfigError, LetheError
 
@@ -287,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds is not None:
             cfg["seeds"] = [int(v) for v in args.seeds.split(",") if v.strip()]
         check(cfg)
-        if args.merge:
+        if args.rewrite:
+            if task not in REWRITABLE:
+                raise ConfigError(f"--rewrite is for the {', '.join(sorted(REWRITABLE))} task, not {task!r}")
+            REWRITABLE[task](cfg, out)
+        elif args.merge:
             merge_classification(cfg, args.merge, out)
         elif not args.check:
             run(cfg, out)

@@ -85,9 +85,29 @@ RUNNER_KEYS = {"task", "title", "out", "note", "_path"}
 
 
 @dataclass
-class SpeedConfig:
-    """One speed benchmark. ``svd_samples`` are per side (retained and forget); ``retrain_epochs``
-    limits the epochs the oracle is actually trained and timed (``None``: the recipe's)."""
+class SVDStepSettings:
+    """How the SVD step is measured, for any task: sample counts per side, alphas, the reference's
+    patch cap, ours-fast's settings and the runs of each randomised step."""
+
+    seed: int = 0
+    svd_samples: tuple[int, ...] = (900, 9000)
+    svd_batch_size: int = 256
+    alpha_r: float = 100.0
+    alpha_f: float = 3.0
+    max_patches: int = 10_000
+    isolate: bool = True
+    #: SVD settings of the extra "ours-fast" row (empty: no such row); see lethe.methods.svd
+    svd_fast: dict[str, Any] = field(default_factory=dict)
+    #: runs (seeds seed, seed+1, ...) of each SVD step that samples at random: the reference (its
+    #: patches) and ours-fast when it subsamples positions; the tables show their means
+    svd_repeats: int = 1
+
+
+@dataclass
+class SpeedConfig(SVDStepSettings):
+    """One classification speed benchmark. ``svd_samples`` are per side (retained and forget);
+    ``retrain_epochs`` limits the epochs the oracle is actually trained and timed (``None``: the
+    recipe's)."""
 
     dataset: str = "cifar10"
     arch: str = "cifar-resnet18"
@@ -97,14 +117,7 @@ class SpeedConfig:
     cache: str | None = None
     data_root: str | None = None
     workers: int = 0
-    seed: int = 0
     val_fraction: float = 0.05
-    svd_samples: tuple[int, ...] = (900, 9000)
-    svd_batch_size: int = 256
-    alpha_r: float = 100.0
-    alpha_f: float = 3.0
-    max_patches: int = 10_000
-    isolate: bool = True
     delete_epochs: int = 20
     delete_lr: float = 1e-3
     delete_batch_size: int = 128
@@ -112,34 +125,44 @@ class SpeedConfig:
     stop_at_target: bool = True
     retrain_epochs: int | None = None
     published_epochs: int = 182
-    #: SVD settings of the extra "ours-fast" row (empty: no such row); see lethe.methods.svd
-    svd_fast: dict[str, Any] = field(default_factory=dict)
-    #: runs (seeds seed, seed+1, ...) of each SVD step that samples at random: the reference (its
-    #: patches) and ours-fast when it subsamples positions; the tables show their means
-    svd_repeats: int = 1
 
 
-def config_from_mapping(cfg: Mapping[str, Any]) -> SpeedConfig:
-    """A ``SpeedConfig`` from a YAML mapping; unknown keys and bad values are ConfigErrors."""
+def svd_settings_problems(config: SVDStepSettings) -> list[str]:
+    """``name=value`` of every SVD step setting that must be positive and is not."""
+    positive = {
+        "svd_batch_size": config.svd_batch_size, "max_patches": config.max_patches,
+        "svd_repeats": config.svd_repeats, "alpha_r": config.alpha_r, "alpha_f": config.alpha_f,
+        **{f"svd_samples[{i}]": n for i, n in enumerate(config.svd_samples)},
+    }  # fmt: skip
+    bad = [f"{k}={v}" for k, v in positive.items() if not v > 0]
+    return bad if config.svd_samples else [*bad, "svd_samples is empty"]
+
+
+def config_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A benchmark YAML mapping without the runner's keys, with list-valued ``svd_samples`` and
+    ``forget`` normalised (a tuple of ints; comma-joined names)."""
     values = {k: v for k, v in cfg.items() if k not in RUNNER_KEYS}
-    recipe = lethe.build_settings(TrainRecipe, values.pop("recipe", None) or {}, "recipe")
     if "forget" in values:
         forget = values["forget"]
         values["forget"] = ",".join(map(str, forget)) if isinstance(forget, (list, tuple)) else str(forget)
     if isinstance(values.get("svd_samples"), (list, tuple)):
         values["svd_samples"] = tuple(int(v) for v in values["svd_samples"])
+    return values
+
+
+def config_from_mapping(cfg: Mapping[str, Any]) -> SpeedConfig:
+    """A ``SpeedConfig`` from a YAML mapping; unknown keys and bad values are ConfigErrors."""
+    values = config_values(cfg)
+    recipe = lethe.build_settings(TrainRecipe, values.pop("recipe", None) or {}, "recipe")
     config = lethe.build_settings(SpeedConfig, {**values, "recipe": recipe}, "speed benchmark")
     positive = {
-        "svd_batch_size": config.svd_batch_size, "max_patches": config.max_patches,
         "delete_epochs": config.delete_epochs, "delete_batch_size": config.delete_batch_size,
         "published_epochs": config.published_epochs, "recipe.epochs": recipe.epochs,
-        "svd_repeats": config.svd_repeats,
         "retrain_epochs": config.retrain_epochs or 1,
-        **{f"svd_samples[{i}]": n for i, n in enumerate(config.svd_samples)},
     }  # fmt: skip
-    bad = [f"{k}={v}" for k, v in positive.items() if not v > 0]
-    if bad or not config.svd_samples:
-        raise ConfigError(f"speed benchmark settings must be positive: {', '.join(bad) or 'svd_samples is empty'}")
+    bad = svd_settings_problems(config) + [f"{k}={v}" for k, v in positive.items() if not v > 0]
+    if bad:
+        raise ConfigError(f"speed benchmark settings must be positive: {', '.join(bad)}")
     if (config.retrain_epochs or 0) > recipe.epochs:
         raise ConfigError(f"retrain_epochs ({config.retrain_epochs}) exceeds the recipe's {recipe.epochs} epochs")
     return config
@@ -229,7 +252,24 @@ SVD_STEPS: dict[str, Callable[..., dict]] = {"ours": _svd_ours, "ours-fast": _sv
 RANDOM_SVD_SETTINGS = ("positions_per_sample", "max_patches")
 
 
-def svd_runs(name: str, config: SpeedConfig) -> int:
+def _classification_checkpoints() -> tuple[Callable, Callable]:
+    return load_model, save_model
+
+
+def _segmentation_checkpoints() -> tuple[Callable, Callable]:
+    from lethe_segmentation import checkpoints
+
+    return checkpoints.load_model, checkpoints.save_model
+
+
+#: task of the original model -> its package's (load_model, save_model), imported when needed
+CHECKPOINTS: dict[str, Callable[[], tuple[Callable, Callable]]] = {
+    "classification": _classification_checkpoints,
+    "segmentation": _segmentation_checkpoints,
+}
+
+
+def svd_runs(name: str, config: SVDStepSettings) -> int:
     """How many seeds an SVD step runs with: ``svd_repeats`` where it samples at random, else 1."""
     random = name == "reference" or (
         name == "ours-fast" and any(config.svd_fast.get(k) is not None for k in RANDOM_SVD_SETTINGS)
@@ -252,7 +292,8 @@ def run_svd_job(job_dir: Path) -> dict[str, Any]:
     job = json.loads((job_dir / "job.json").read_text())
     torch.set_num_threads(job["threads"])
     device = torch.device(job["device"])
-    model, info = load_model(job["checkpoint"])
+    load, save = CHECKPOINTS[job.get("task", "classification")]()
+    model, info = load(job["checkpoint"])
     model = model.to(device)
     data = torch.load(job["data"], weights_only=True)
     _warm_up(model, data["forget_x"], device)
@@ -264,7 +305,7 @@ def run_svd_job(job_dir: Path) -> dict[str, Any]:
     synchronize(device)
     seconds = time.perf_counter() - start
     result = {"seconds": seconds, "peak_bytes": probe.peak(), "memory_method": probe.method, **counts}
-    save_model(model, job_dir / "unlearned.safetensors", info)
+    save(model, job_dir / "unlearned.safetensors", info)
     write_json_atomic(job_dir / "result.json", result)
     return result
 
@@ -336,18 +377,29 @@ def forget_train_accuracy(model: nn.Module, splits: Splits, engine: Engine) -> f
 # ---------------------------------------------------------------- SVD measurements
 
 
-def measure_svd(
-    config: SpeedConfig, splits: Splits, original: nn.Module, info: dict, engine: Engine, workdir: Path, log
+def svd_data_file(path: Path, retain_x: torch.Tensor, retain_y: torch.Tensor, forget_x: torch.Tensor,
+                  forget_y: torch.Tensor) -> Path:  # fmt: skip
+    """Save one sample count's inputs (both sides, ready for the model) for the SVD workers."""
+    torch.save({"retain_x": retain_x, "retain_y": retain_y, "forget_x": forget_x, "forget_y": forget_y}, path)
+    return path
+
+
+def measure_svd_steps(
+    config: SVDStepSettings,
+    inputs: Mapping[int, tuple[Path, dict[str, Any]]],
+    job_base: Mapping[str, Any],
+    evaluate: Callable[[Path], dict[str, float]],
+    workdir: Path,
+    log,
 ) -> list[dict[str, Any]]:
-    """Both SVD implementations at every sample count; one fresh process per step when isolated."""
-    checkpoint = workdir / "original.safetensors"
-    save_model(original, checkpoint, {k: info[k] for k in ("dataset", "model")})
+    """Every SVD step (ours, ours-fast when configured, the reference) at every sample count, each
+    seed of a randomised step once; one fresh process per step when ``config.isolate``.
+
+    ``inputs`` maps a sample count to its data file and counts (``per_class``, ``forget_distinct``);
+    ``job_base`` holds the task's job fields (``task``, ``checkpoint``, ``device``, ``forget_classes``,
+    ``num_classes``); ``evaluate(unlearned_checkpoint)`` gives the quality columns of a row."""
     rows = []
-    for samples in config.svd_samples:
-        retain, forget, counts = svd_inputs(splits, samples)
-        data_path = workdir / f"data-{samples}.pt"
-        torch.save({"retain_x": normalised(retain, splits.bundle), "retain_y": retain.labels,
-                    "forget_x": normalised(forget, splits.bundle), "forget_y": forget.labels}, data_path)  # fmt: skip
+    for samples, (data_path, counts) in inputs.items():
         for name in SVD_STEPS:
             if name == "ours-fast" and not config.svd_fast:
                 continue
@@ -356,44 +408,63 @@ def measure_svd(
                 job_dir = workdir / f"svd-{name}-{samples}-{seed}"
                 job_dir.mkdir()
                 job = {
-                    "implementation": name, "checkpoint": str(checkpoint), "data": str(data_path),
-                    "device": str(engine.device),
+                    **job_base, "implementation": name, "data": str(data_path),
                     "threads": torch.get_num_threads(), "seed": seed, "alpha_r": config.alpha_r,
                     "alpha_f": config.alpha_f, "max_patches": config.max_patches, "batch_size": config.svd_batch_size,
-                    "per_class": counts["per_class"], "forget_classes": list(splits.forget_classes),
-                    "num_classes": splits.bundle.num_classes,
+                    "per_class": counts.get("per_class"),
                     "svd_overrides": dict(config.svd_fast) if name == "ours-fast" else {},
                 }  # fmt: skip
                 (job_dir / "job.json").write_text(json.dumps(job))
                 result = _run_isolated(job_dir) if config.isolate else run_svd_job(job_dir)
-                model, _ = load_model(job_dir / "unlearned.safetensors")
-                row = {"method": name, "samples": samples, "seed": seed, "forget_distinct": counts["forget_distinct"],
-                       **result, "peak_mib": result["peak_bytes"] / 2**20,
-                       **accuracies_on_test(model, splits, engine)}  # fmt: skip
+                quality = evaluate(job_dir / "unlearned.safetensors")
+                row = {"method": name, "samples": samples, "seed": seed,
+                       "forget_distinct": counts.get("forget_distinct", samples),
+                       **result, "peak_mib": result["peak_bytes"] / 2**20, **quality}  # fmt: skip
                 rows.append(row)
                 log(f"svd {name:>9} {samples:>6}/side seed {seed}: {row['seconds']:.2f} s, "
-                    f"peak {row['peak_mib']:.0f} MiB, forget_test {row['forget_test']:.2f}, "
-                    f"retain_test {row['retain_test']:.2f}")  # fmt: skip
+                    f"peak {row['peak_mib']:.0f} MiB, " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items()))
     return rows
 
 
-#: SVD row values averaged over a step's seeds (with their standard deviation where it has several)
-SVD_MEANS = ("seconds", "peak_bytes", "peak_mib", "forget_test", "retain_test")
+def measure_svd(
+    config: SpeedConfig, splits: Splits, original: nn.Module, info: dict, engine: Engine, workdir: Path, log
+) -> list[dict[str, Any]]:
+    """Both SVD implementations at every sample count of a classification model."""
+    checkpoint = workdir / "original.safetensors"
+    save_model(original, checkpoint, {k: info[k] for k in ("dataset", "model")})
+    inputs = {}
+    for samples in config.svd_samples:
+        retain, forget, counts = svd_inputs(splits, samples)
+        path = svd_data_file(workdir / f"data-{samples}.pt", normalised(retain, splits.bundle), retain.labels,
+                             normalised(forget, splits.bundle), forget.labels)  # fmt: skip
+        inputs[samples] = (path, counts)
+    job_base = {"task": "classification", "checkpoint": str(checkpoint), "device": str(engine.device),
+                "forget_classes": list(splits.forget_classes), "num_classes": splits.bundle.num_classes}  # fmt: skip
+
+    def evaluate(path: Path) -> dict[str, float]:
+        return accuracies_on_test(load_model(path)[0], splits, engine)
+
+    return measure_svd_steps(config, inputs, job_base, evaluate, workdir, log)
 
 
-def summarise_svd(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (method, samples): the mean of each ``SVD_MEANS`` value over its seeds, the
-    standard deviation of the accuracies and seconds (0 for one run), and the speedup of the mean
-    seconds over the reference's."""
+#: quality columns of a classification SVD row: (forgetting, lower is better; retention, higher is better)
+CLASSIFICATION_QUALITY = ("forget_test", "retain_test")
+
+
+def summarise_svd(runs: list[dict[str, Any]], quality: tuple[str, str] = CLASSIFICATION_QUALITY) -> list[dict]:
+    """One row per (method, samples): the mean of seconds, peak memory and the ``quality`` columns
+    over its seeds, the standard deviation of the seconds and quality columns (0 for one run), and
+    the speedup of the mean seconds over the reference's."""
+    means = ("seconds", "peak_bytes", "peak_mib", *quality)
     rows = []
     for key in dict.fromkeys((r["samples"], r["method"]) for r in runs):
         group = [r for r in runs if (r["samples"], r["method"]) == key]
-        row = {k: v for k, v in group[0].items() if k not in (*SVD_MEANS, "seed")}
+        row = {k: v for k, v in group[0].items() if k not in (*means, "seed")}
         row["runs"] = len(group)
-        for name in SVD_MEANS:
+        for name in means:
             values = np.array([r[name] for r in group], dtype=float)
             row[name] = float(values.mean())
-            if name in ("seconds", "forget_test", "retain_test"):
+            if name in ("seconds", *quality):
                 row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         rows.append(row)
     for row in rows:
@@ -544,42 +615,68 @@ def _ratio(rows: list[dict], method: str, key: str) -> float | None:
     return values[-1] / values[0] if len(values) > 1 and values[0] else None
 
 
-def targets(svd: list[dict], delete: list[dict]) -> list[dict[str, Any]]:
-    """The issue's "must show" checks, as measured (no tolerance): SVD at least 3x faster than the
-    reference at equal or better forget_test and retain_test (means over the runs of steps that
-    draw at random), SVD peak memory at the largest sample
-    count at most 1.2x that at the smallest, DELETE at least 100x cheaper than published retraining."""
+def svd_targets(svd: list[dict], quality: tuple[str, str] = CLASSIFICATION_QUALITY) -> list[dict[str, Any]]:
+    """Issue 7's SVD checks: at least 3x faster than the reference at equal or better quality, and
+    peak memory at the largest sample count at most 1.2x that at the smallest.
+
+    ``quality`` names (forgetting, lower is better; retention, higher is better). ``met`` compares
+    the means as measured, with no tolerance. Both sides of a randomised step vary from seed to
+    seed, so ``met_within_spread`` also counts ours as equal when each quality mean lies within one
+    standard deviation of the reference's seeds (the same as ``met`` where the reference ran once)."""
+    forgetting, retention = quality
     rows = []
     for ours in (r for r in svd if r["method"] in ("ours", "ours-fast")):
         ref = next(r for r in svd if r["method"] == "reference" and r["samples"] == ours["samples"])
-        quality = ours["forget_test"] <= ref["forget_test"] and ours["retain_test"] >= ref["retain_test"]
-        rows.append(
-            {
-                "method": f"SVD {ours['method']} >= 3x faster, quality >= reference ({ours['samples']}/side)",
-                "value": ours["speedup_vs_reference"],
-                "met": ours["speedup_vs_reference"] >= 3 and quality,
-            }
-        )
+        faster = ours["speedup_vs_reference"] >= 3
+        strict = ours[forgetting] <= ref[forgetting] and ours[retention] >= ref[retention]
+        spread = (ours[forgetting] <= ref[forgetting] + ref.get(f"{forgetting}_std", 0.0)
+                  and ours[retention] >= ref[retention] - ref.get(f"{retention}_std", 0.0))  # fmt: skip
+        rows.append({
+            "method": f"SVD {ours['method']} >= 3x faster, quality >= reference ({ours['samples']}/side)",
+            "value": ours["speedup_vs_reference"], "met": faster and strict, "met_within_spread": faster and spread,
+        })  # fmt: skip
     for name in ("ours", "ours-fast"):
         growth = _ratio(svd, name, "peak_bytes")
         if growth is not None:
-            rows.append(
-                {
-                    "method": f"SVD {name} peak memory, largest over smallest sample count <= 1.2",
-                    "value": growth,
-                    "met": growth <= 1.2,
-                }
-            )
+            rows.append({"method": f"SVD {name} peak memory, largest over smallest sample count <= 1.2",
+                         "value": growth, "met": growth <= 1.2, "met_within_spread": growth <= 1.2})  # fmt: skip
+    return rows
+
+
+def targets(svd: list[dict], delete: list[dict]) -> list[dict[str, Any]]:
+    """The issue's "must show" checks for a classification model: ``svd_targets`` and DELETE at
+    least 100x cheaper than published retraining."""
+    rows = svd_targets(svd)
     for row in (r for r in delete if r["method"] == "ours"):
         cheaper = row["times_cheaper_than_published_retrain"]
-        rows.append(
-            {
-                "method": "DELETE >= 100x cheaper than published retraining",
-                "value": cheaper,
-                "met": cheaper is not None and cheaper >= 100,
-            }
-        )
+        met = cheaper is not None and cheaper >= 100
+        rows.append({"method": "DELETE >= 100x cheaper than published retraining", "value": cheaper, "met": met,
+                     "met_within_spread": met})  # fmt: skip
     return rows
+
+
+#: how the targets table reads, under every speed report
+TARGETS_NOTE = (
+    "`met`: as measured, means against means with no tolerance. `met_within_spread`: the SVD quality "
+    "means of ours may also lie within one standard deviation of the reference's runs (seed to seed), "
+    "since both sides draw at random; where the reference ran once the two columns agree."
+)
+
+
+def svd_report_lines(svd: list[dict], runs: list[dict], quality: tuple[str, str],
+                     extra: tuple[str, ...] = ()) -> list[str]:  # fmt: skip
+    """The report's SVD section: means per step, every run, and the peak-memory growth."""
+    spread = tuple(c for q in quality for c in (q, f"{q}_std"))
+    return [
+        "## SVD step (per side: retained and forget samples)", "",
+        markdown_table(svd, ("samples", "forget_distinct", "runs", "seconds", "peak_mib", "speedup_vs_reference",
+                             *spread, *extra)),
+        "Means over each step's runs (seeds); `_std` is their standard deviation (0 for one run).", "",
+        "Every run:", "",
+        markdown_table(runs, ("samples", "seed", "seconds", "peak_mib", *quality)),
+        "Peak memory at the largest sample count over the smallest: "
+        + ", ".join(f"{m} {_fmt_ratio(_ratio(svd, m, 'peak_bytes'))}" for m in SVD_STEPS), "",
+    ]  # fmt: skip
 
 
 def write_speed_report(result: Mapping[str, Any], out: Path, title: str) -> str:
@@ -588,16 +685,9 @@ def write_speed_report(result: Mapping[str, Any], out: Path, title: str) -> str:
     lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
     lines += ["## Original model", "", markdown_table([{"method": "original", **result["original"]}],
                                                        ("forget_train", "forget_test", "retain_test")), ""]  # fmt: skip
+    lines += svd_report_lines(svd, result["svd_runs"], CLASSIFICATION_QUALITY,
+                              ("vs_retrain_recipe", "vs_retrain_published", "times_cheaper_than_published_retrain"))
     lines += [
-        "## SVD step (per side: retained and forget samples)", "",
-        markdown_table(svd, ("samples", "forget_distinct", "runs", "seconds", "peak_mib", "speedup_vs_reference",
-                             "forget_test", "forget_test_std", "retain_test", "retain_test_std",
-                             "vs_retrain_recipe", "vs_retrain_published", "times_cheaper_than_published_retrain")),
-        "Means over each step's runs (seeds); `_std` is their standard deviation (0 for one run).", "",
-        "Every run:", "",
-        markdown_table(result["svd_runs"], ("samples", "seed", "seconds", "peak_mib", "forget_test", "retain_test")),
-        "Peak memory at the largest sample count over the smallest: "
-        + ", ".join(f"{m} {_fmt_ratio(_ratio(svd, m, 'peak_bytes'))}" for m in SVD_STEPS), "",
         "## DELETE", "",
         markdown_table(delete, ("epochs_run", "images_per_s", "seconds", "epochs_to_target", "seconds_to_target",
                                 "forget_train", "forget_test", "retain_test", "vs_retrain_published",
@@ -612,14 +702,25 @@ def write_speed_report(result: Mapping[str, Any], out: Path, title: str) -> str:
         f"({retrain['recipe_seconds_is']})",
         f"- published recipe, {retrain['published_epochs']} epochs: {retrain['published_seconds']:.1f} s "
         f"({retrain['published_seconds_is']} from the measured seconds per epoch)",
-        "", "## Targets of issue 7 (as measured, no tolerance)", "",
-        markdown_table(result["targets"], ("value", "met")),
+        "", "## Targets of issue 7", "",
+        markdown_table(result["targets"], ("value", "met", "met_within_spread")), TARGETS_NOTE,
     ]  # fmt: skip
     text = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", result)
     write_text_atomic(out / "results.md", text)
     return text
+
+
+def rewrite_report(out: Path, title: str) -> str:
+    """Recompute the targets of an earlier ``results.json`` under ``out`` with this file's rules and
+    write both files again; no step is measured again (the measured rows are kept as they are)."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run the benchmark first")
+    result = json.loads(path.read_text())
+    result["targets"] = targets(result["svd"], result["delete"])
+    return write_speed_report(result, Path(out), title)
 
 
 def _fmt_ratio(value: float | None) -> str:

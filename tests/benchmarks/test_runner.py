@@ -165,3 +165,12 @@ def test_forget_sets_split_across_processes_merge_into_one_suite(tmp_path, folde
     assert capsys.readouterr().err.strip() == (
         "benchmarks/run.py: error: --forget-set c0: not a forget set of this config"
     )
+
+
+def test_rewrite_is_refused_for_a_task_without_a_rewrite(tmp_path, folder, capsys):
+    cfg = _config(tmp_path, folder, forget=1)
+    assert _runner().main([str(cfg), "--out", str(tmp_path / "bad"), "--rewrite"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "benchmarks/run.py: error: --rewrite is for the speed task, not 'classification'"
+    )
+    assert not (tmp_path / "bad").exists()

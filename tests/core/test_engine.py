@@ -147,3 +147,24 @@ def test_unused_parameters_names_what_the_step_never_reaches():
     assert all(p.grad is None for p in model.parameters())  # no backward, no update
     model.late = nn.Identity()
     assert engine.unused_parameters(model, loader, cross_entropy_step) == []
+
+
+def test_compiled_fit_trains_the_same_weights():
+    """``compile=True`` trains through ``torch.compile`` (backend "eager": no C++ compiler needed)
+    and updates the caller's model exactly as the plain loop does."""
+    plain, compiled = nn.Linear(5, 2), nn.Linear(5, 2)
+    compiled.load_state_dict(plain.state_dict())
+    start = plain.weight.detach().clone()
+    seen = []
+
+    def step(m, batch):
+        seen.append(type(m).__name__)
+        return cross_entropy_step(m, batch)
+
+    for model, flag in ((plain, False), (compiled, True)):
+        engine = lethe.Engine(device="cpu", progress=False, compile=flag, compile_backend="eager")
+        engine.fit(model, DataLoader(data(), batch_size=16), step, sgd(model, 0.1), 2)
+    assert seen[:6] == ["Linear"] * 6 and set(seen[6:]) == {"OptimizedModule"}
+    for a, b in zip(plain.parameters(), compiled.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert not torch.equal(plain.weight, start)  # both trained

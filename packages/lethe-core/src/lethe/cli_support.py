@@ -13,18 +13,21 @@ from lethe.io import is_main_process
 
 
 def add_runtime_args(p: argparse.ArgumentParser, seed_help: str = "seed for splits, initialisation and order") -> None:
-    """``--data-root``, ``--device``, ``--seed``, ``--workers`` and ``--no-progress``."""
+    """``--data-root``, ``--device``, ``--seed``, ``--workers``, ``--compile`` and ``--no-progress``."""
     g = p.add_argument_group("runtime")
     g.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     g.add_argument("--seed", type=int, default=0, help=seed_help)
     g.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the trained network (pays on long trainings; off by default)")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
     """The Engine the runtime options ask for."""
-    kwargs: dict = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed}
+    kwargs: dict = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed,
+                    "compile": getattr(args, "compile", False)}
     if args.device:
         kwargs["device"] = args.device
     return Engine(**kwargs)

@@ -1,8 +1,10 @@
 """One training engine for the original model, the retrain oracle and gradient-based unlearning.
 
 It picks the device, uses bf16 autocast and channels_last on CUDA, wraps the model in
-DistributedDataParallel when launched by ``torchrun``, seeds every generator, shows tqdm
-progress, and stops with a clear error on a non-finite loss.
+DistributedDataParallel when launched by ``torchrun``, optionally compiles the training forward
+with ``torch.compile`` (off by default: on the short unlearning runs the compilation takes longer
+than it saves), seeds every generator, shows tqdm progress, and stops with a clear error on a
+non-finite loss.
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ class Engine:
     progress: bool = True
     num_workers: int = 0
     seed: int = 0
+    #: ``torch.compile`` the network ``fit`` trains (``compile_backend``: "inductor", or "eager" to
+    #: check the wiring without a C++ compiler)
+    compile: bool = False
+    compile_backend: str = "inductor"
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -205,6 +211,8 @@ class Engine:
             ids = [self.device.index] if self.device.type == "cuda" else None
             unused = self.unused_parameters(model, loader, step)
             net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=bool(unused))
+        if self.compile:
+            net = torch.compile(net, backend=self.compile_backend)
         log = []
         for epoch in range(epochs):
             if isinstance(getattr(loader, "sampler", None), DistributedSampler):

@@ -132,11 +132,10 @@ def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engi
         lethe.method_settings(method, overrides)
     if not config.forget_sets:
         raise ConfigError("name at least one forget set")
-    splits = make_splits(bundle, config.resolution, config.val_fraction, config.seed)
-    splits.resolution = resolve_resolution(build_model(config.spec), config.spec, config.resolution, splits.native)
+    splits = bench_splits(bundle, config)
     forget_sets = [check_forget(splits, f) for f in config.forget_sets]
 
-    original, train_seconds, train_log = _cached_train(config, splits, engine, dataset, (), "original", log)
+    original, train_seconds, train_log = cached_original(config, splits, engine, dataset, log)
     spec = config.spec
     res = splits.resolution
     header = {
@@ -233,11 +232,9 @@ def write_bench(result: Mapping[str, Any], out: str | Path, title: str, notes: S
     write_report(out / "results.md", title, result["header"], runs, classes, notes)
 
 
-def run_config(cfg: Mapping[str, Any], out: str | Path, engine: Engine | None = None) -> dict[str, Any]:
-    """Run a benchmark described by a plain mapping (a ``benchmarks/configs`` YAML) and write it."""
-    cfg = dict(cfg)
-    dataset = cfg["dataset"]
-    bundle = load_dataset(dataset, cfg.get("data_root"))
+def config_from_mapping(cfg: Mapping[str, Any]) -> tuple[SegBundle, BenchConfig]:
+    """The dataset and ``BenchConfig`` of a benchmark mapping (a ``benchmarks/configs`` YAML)."""
+    bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
     sets = cfg.get("forget_sets", [cfg.get("forget")])
     forget_sets = [parse_classes(str(f), bundle.classes, bundle.name) for f in sets]
     spec = ModelSpec(
@@ -254,6 +251,29 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, engine: Engine | None = 
         unlearn_batch_size=cfg.get("batch_size", 8), retain_images=cfg.get("retain_images", 32),
         method_overrides=cfg.get("overrides", {}), overlays=cfg.get("overlays", 4), cache=cfg.get("cache"),
     )  # fmt: skip
+    return bundle, config
+
+
+def bench_splits(bundle: SegBundle, config: BenchConfig) -> SegSplits:
+    """The benchmark's train / validation / test splits at the model's resolved resolution."""
+    splits = make_splits(bundle, config.resolution, config.val_fraction, config.seed)
+    splits.resolution = resolve_resolution(build_model(config.spec), config.spec, config.resolution, splits.native)
+    return splits
+
+
+def cached_original(config: BenchConfig, splits: SegSplits, engine: Engine, dataset: str,
+                    log: Callable[[str], None] = main_print) -> tuple[nn.Module, float, list]:  # fmt: skip
+    """The benchmark's original model: trained with ``config.recipe``, or reused from ``config.cache``
+    when a checkpoint of the same settings is there (the same file ``run_bench`` uses)."""
+    return _cached_train(config, splits, engine, dataset, (), "original", log)
+
+
+def run_config(cfg: Mapping[str, Any], out: str | Path, engine: Engine | None = None) -> dict[str, Any]:
+    """Run a benchmark described by a plain mapping (a ``benchmarks/configs`` YAML) and write it."""
+    cfg = dict(cfg)
+    dataset = cfg["dataset"]
+    bundle, config = config_from_mapping(cfg)
+    spec = config.spec
     engine = engine or Engine(seed=config.seed, num_workers=cfg.get("workers", 0), progress=cfg.get("progress", False))
     notes = [cfg["note"]] if cfg.get("note") else []
     title = cfg.get("title", f"Class forgetting in segmentation: {bundle.name}, {spec.arch} {spec.encoder}")

@@ -278,3 +278,20 @@ def test_svd_speed_options_are_checked(toy):
     _, record = toy.unlearn("svd", [1], overrides={"gram_precision": "float32", "positions_per_sample": 4,
                                                    "tune": False})  # fmt: skip
     assert record.settings["gram_precision"] == "float32"
+
+
+@pytest.mark.parametrize("layers", [("7",), "7", ("3;7",), ["[37]"]])
+def test_layers_limits_the_projection_to_matching_layers(toy, layers):
+    model, record = run_svd(toy, overrides={"tune": False, "layers": layers})
+    chosen = {"7"} if "3" not in str(layers) else {"3", "7"}
+    assert set(record.extra["layers"]) == chosen
+    old, new = toy.model.state_dict(), model.state_dict()
+    for name in ("0", "3", "7"):
+        assert torch.equal(old[f"{name}.weight"], new[f"{name}.weight"]) == (name not in chosen), name
+
+
+def test_layers_matching_nothing_is_a_config_error(toy):
+    with pytest.raises(lethe.ConfigError, match="matches no Conv2d, Linear"):
+        run_svd(toy, overrides={"tune": False, "layers": ("head",)})
+    with pytest.raises(lethe.ConfigError, match="names no pattern"):
+        run_svd(toy, overrides={"tune": False, "layers": (";",)})

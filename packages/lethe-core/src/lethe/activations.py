@@ -7,6 +7,8 @@ all patches and batches: exact, memory bounded by d^2, and summable across proce
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -88,10 +90,18 @@ def _token_features(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1]).t().unsqueeze(0)
 
 
-def supported_layers(model: nn.Module) -> dict[str, tuple[nn.Module, str, int]]:
-    """Every layer SVD unlearning updates: name -> (module, kind, groups)."""
+def matches(name: str, patterns: Sequence[str] | None) -> bool:
+    """Whether module ``name`` matches one of the ``fnmatch`` ``patterns`` (None: every name)."""
+    return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def supported_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> dict[str, tuple[nn.Module, str, int]]:
+    """Every layer SVD unlearning updates, or those whose names match ``patterns`` (``fnmatch``):
+    name -> (module, kind, groups)."""
     layers = {}
     for name, module in model.named_modules():
+        if not matches(name, patterns):
+            continue
         if isinstance(module, nn.MultiheadAttention):
             if module.in_proj_weight is not None:
                 layers[name] = (module, "mha", 1)
@@ -117,10 +127,12 @@ class GramCollector:
     positions_per_sample: int | None = None
     #: dtype of each chunk's product (the sum is float64 either way)
     product_dtype: torch.dtype = torch.float64
+    #: ``fnmatch`` patterns of the layer names to hook (None: every supported layer)
+    layers: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         self._handles: list = []
-        for name, (module, kind, groups) in supported_layers(self.model).items():
+        for name, (module, kind, groups) in supported_layers(self.model, self.layers).items():
             self.stats[name] = LayerStats(name, module, kind, groups, product_dtype=self.product_dtype)
 
     def __enter__(self) -> GramCollector:

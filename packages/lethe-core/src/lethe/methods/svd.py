@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lethe._registry import register_method
-from lethe.activations import GramCollector, weight_of
+from lethe.activations import GramCollector, supported_layers, weight_of
 from lethe.errors import ConfigError, DataError
 from lethe.metrics import class_accuracy_score, collect_outputs
 from lethe.projection import LayerUpdate, spectrum
@@ -47,9 +48,23 @@ class SVDSettings:
     #: evenly over the samples (positions per sample = ceil(max_patches / samples)); the published
     #: code keeps at most 10,000 patches per layer from one batch
     max_patches: int | None = None
+    #: not in the paper: project only the layers whose module names match these ``fnmatch``
+    #: patterns (an entry may join several with ";", e.g. "embedder.fc;head"); None: every layer
+    layers: tuple[str, ...] | None = None
 
 
 GRAM_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+
+
+def layer_patterns(layers: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """The ``layers`` setting as a tuple of ``fnmatch`` patterns (entries split on ";")."""
+    if layers is None:
+        return None
+    entries = [layers] if isinstance(layers, str) else list(layers)
+    patterns = tuple(p.strip() for entry in entries for p in str(entry).split(";") if p.strip())
+    if not patterns:
+        raise ConfigError("layers names no pattern; leave it unset to project every layer")
+    return patterns
 
 
 def _class_quota_rows(labels: torch.Tensor, quota: dict[int, int], per_class: int) -> torch.Tensor:
@@ -90,6 +105,7 @@ def accumulate_grams(
     positions_per_sample: int | None = None,
     product_dtype: torch.dtype = torch.float64,
     max_patches: int | None = None,
+    layers: Sequence[str] | None = None,
 ) -> GramCollector:
     """Stream ``loader`` through ``model`` (eval mode) and accumulate input Gram matrices.
 
@@ -98,6 +114,7 @@ def accumulate_grams(
     Under ``torchrun`` each process takes its share of those counts from its shard of ``loader``,
     and the Gram matrices and sample counts are summed across processes. ``max_patches`` caps the
     conv patches per layer at about that many, as ``positions_per_sample`` over the samples expected.
+    ``layers`` (``fnmatch`` patterns) limits the layers hooked.
     """
     if max_patches is not None:
         expected = expected_samples(loader, max_samples, per_class, num_classes)
@@ -110,7 +127,9 @@ def accumulate_grams(
     model.eval()
     seen = 0
     quota: dict[int, int] = {}
-    with GramCollector(model, positions_per_sample=positions_per_sample, product_dtype=product_dtype) as collector:
+    collector = GramCollector(model, positions_per_sample=positions_per_sample, product_dtype=product_dtype,
+                              layers=layers)  # fmt: skip
+    with collector:
         for batch in loader:
             x, y = batch[0], batch[1]
             if per_class is not None:
@@ -150,8 +169,11 @@ def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
     for name in ("positions_per_sample", "max_patches"):
         if getattr(s, name) is not None and getattr(s, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(s, name)}")
+    layers = layer_patterns(s.layers)
+    if layers is not None and not supported_layers(model, layers):
+        raise ConfigError(f"layers={list(layers)} matches no Conv2d, Linear or MultiheadAttention layer of the model")
     speed = {"positions_per_sample": s.positions_per_sample, "product_dtype": GRAM_PRECISIONS[s.gram_precision],
-             "max_patches": s.max_patches}  # fmt: skip
+             "max_patches": s.max_patches, "layers": layers}  # fmt: skip
     retained_classes = None if ctx.num_classes is None else ctx.num_classes - len(ctx.forget_classes)
     retain = accumulate_grams(
         model, ctx.retain, engine, per_class=s.retain_per_class, num_classes=retained_classes, **speed

@@ -327,3 +327,26 @@ def test_sampled_patches_are_the_unfolded_columns_at_the_drawn_positions(conv):
     expected = full.view(full.shape[0], full.shape[1], 3, length)
     expected = torch.stack([expected[:, :, i, drawn[i]] for i in range(3)], dim=2).flatten(2)
     torch.testing.assert_close(sampled, expected)
+
+
+def test_rows_are_kept_while_fewer_than_the_features_then_folded():
+    layer = nn.Linear(6, 2)
+    with GramCollector(layer) as collector:
+        first, second = torch.randn(4, 6), torch.randn(3, 6)
+        layer(first)
+        stats = collector.stats[""]
+        assert len(stats._kept) == 1 and stats._gram is None  # 4 rows <= 6 features: kept as rows
+        thin = stats.spectrum()
+        assert thin.vectors.shape == (1, 6, 4)
+        layer(second)  # 7 rows > 6: folded into the Gram matrix
+        assert not stats._kept and stats._gram is not None and stats.rows == 7
+    rows = torch.cat([first, second]).double()
+    torch.testing.assert_close(collector.grams()[""], (rows.T @ rows)[None])
+    assert collector.stats[""].spectrum().vectors.shape == (1, 6, 6)
+
+
+def test_keep_rows_off_accumulates_the_gram_from_the_start():
+    layer = nn.Linear(6, 2)
+    with GramCollector(layer, keep_rows=False) as collector:
+        layer(torch.randn(2, 6))
+    assert not collector.stats[""]._kept and collector.stats[""]._gram is not None

@@ -13,6 +13,7 @@ from lethe.projection import (
     removal_projection,
     scaled_projector,
     spectrum,
+    thin_spectrum,
 )
 
 
@@ -153,3 +154,21 @@ def test_layer_update_keeps_the_original_weight_when_the_layer_is_overwritten():
     with torch.no_grad():
         layer.weight.copy_(first)
     torch.testing.assert_close(update(100.0, 3.0), first)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_thin_spectrum_gives_the_projectors_and_update_of_the_full_one(groups):
+    """n < d: the thin SVD of R has n vectors, eigh of R R^T has d; every projector and the layer
+    update agree (the missing eigenvalues are zero)."""
+    g = torch.Generator().manual_seed(3)
+    d, n = 12, 5
+    r_f = torch.randn(groups, d, n, generator=g, dtype=torch.float64) * torch.linspace(0.2, 3, n, dtype=torch.float64)
+    r_r = torch.randn(groups, d, n + 2, generator=g, dtype=torch.float64)
+    thin_f, full_f = thin_spectrum(r_f), spectrum(r_f @ r_f.transpose(1, 2))
+    assert thin_f.vectors.shape == (groups, d, n) and full_f.vectors.shape == (groups, d, d)
+    for alpha in (1.0, 30.0, 1000.0):
+        torch.testing.assert_close(scaled_projector(thin_f, alpha), scaled_projector(full_f, alpha))
+    layer = nn.Conv2d(2 * groups, 4, kernel_size=(2, 3), groups=groups, bias=False)  # d = 2*2*3 = 12 per group
+    thin = LayerUpdate(layer.weight, thin_f, thin_spectrum(r_r))
+    full = LayerUpdate(layer.weight, full_f, spectrum(r_r @ r_r.transpose(1, 2)))
+    torch.testing.assert_close(thin(100.0, 3.0), full(100.0, 3.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import pytest
@@ -295,3 +296,17 @@ def test_layers_matching_nothing_is_a_config_error(toy):
         run_svd(toy, overrides={"tune": False, "layers": ("head",)})
     with pytest.raises(lethe.ConfigError, match="names no pattern"):
         run_svd(toy, overrides={"tune": False, "layers": (";",)})
+
+
+def test_kept_rows_give_the_weights_of_the_gram_path(toy, monkeypatch):
+    """With 2 samples per side every linear layer sees fewer rows than features, so the thin-SVD
+    path runs; the weights equal those of the Gram + eigh path."""
+    overrides = {"tune": False, "retain_per_class": 1, "num_forget": 2}
+    thin, record = run_svd(toy, overrides=overrides)
+    assert record.extra["forget_samples"] == 2
+    import lethe.methods.svd as svd_module
+
+    monkeypatch.setattr(svd_module, "GramCollector", functools.partial(GramCollector, keep_rows=False))
+    full, _ = run_svd(toy, overrides=overrides)
+    for key, value in thin.state_dict().items():
+        torch.testing.assert_close(value, full.state_dict()[key], rtol=1e-5, atol=1e-6)

@@ -2,7 +2,11 @@
 
 Implements step 2 of SVD unlearning (Kodge et al., TMLR 2024; methods.md s.2), but instead of a
 dense SVD of a sampled activation matrix ``R`` (d x n) it accumulates ``R R^T`` in float64 over
-all patches and batches: exact, memory bounded by d^2, and summable across processes.
+all patches and batches: exact, memory bounded by d^2, and summable across processes. While a
+layer has seen fewer rows than it has features (n < d: few samples, or a wide layer at a coarse
+resolution), the rows themselves are kept instead (n x d, less than the Gram's d x d) and the
+spectrum comes from their thin SVD, O(d n^2) instead of the O(d^3) of an eigen decomposition; the
+eigenvalues beyond rank n are zero, so the projectors are the same.
 """
 
 from __future__ import annotations
@@ -15,32 +19,62 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lethe.projection import Spectrum, spectrum, thin_spectrum
+
 #: Elements of float64 activations handled per chunk (bounds the transient memory).
 CHUNK_ELEMENTS = 1 << 25
 
 
 @dataclass
 class LayerStats:
-    """Gram matrix of one layer's input: ``[groups, d, d]`` float64 plus the row count."""
+    """Gram matrix of one layer's input, ``[groups, d, d]`` float64, plus the row count; the rows
+    themselves while there are at most ``d`` of them (``keep_rows``)."""
 
     name: str
     module: nn.Module
     kind: str
     groups: int
-    gram: torch.Tensor | None = None
     rows: int = 0
     product_dtype: torch.dtype = torch.float64
+    keep_rows: bool = True
+    _gram: torch.Tensor | None = field(default=None, repr=False)
+    _kept: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def add(self, features: torch.Tensor) -> None:
-        """Accumulate ``features`` of shape ``[groups, d, n]``: each chunk's product is taken in
-        ``product_dtype`` and summed into the float64 Gram matrix."""
+        """Add ``features`` of shape ``[groups, d, n]``: kept as rows (float64) while the total stays
+        at most ``d``, else each chunk's product is taken in ``product_dtype`` and summed into the
+        float64 Gram matrix."""
         n = features.shape[-1]
+        if self.keep_rows and self._gram is None and self.rows + n <= features.shape[1]:
+            self._kept.append(features.double())
+        else:
+            self._fold()
+            self._accumulate(features)
+        self.rows += n
+
+    def _accumulate(self, features: torch.Tensor) -> None:
         step = max(1, CHUNK_ELEMENTS // max(1, features.shape[0] * features.shape[1]))
-        for start in range(0, n, step):
+        for start in range(0, features.shape[-1], step):
             chunk = features[..., start : start + step].to(self.product_dtype)
             g = torch.bmm(chunk, chunk.transpose(1, 2)).double()
-            self.gram = g if self.gram is None else self.gram + g
-        self.rows += n
+            self._gram = g if self._gram is None else self._gram + g
+
+    def _fold(self) -> None:
+        kept, self._kept = self._kept, []
+        for features in kept:
+            self._accumulate(features)
+
+    @property
+    def gram(self) -> torch.Tensor | None:
+        """The Gram matrix (kept rows are folded into it from now on); None if the layer never ran."""
+        self._fold()
+        return self._gram
+
+    def spectrum(self) -> Spectrum:
+        """The Gram matrix's normalised spectrum: a thin SVD of the kept rows, or ``eigh`` of the Gram."""
+        if self._kept:
+            return thin_spectrum(torch.cat(self._kept, dim=-1))
+        return spectrum(self.gram)
 
 
 def weight_of(stats: LayerStats) -> torch.Tensor:
@@ -129,11 +163,14 @@ class GramCollector:
     product_dtype: torch.dtype = torch.float64
     #: ``fnmatch`` patterns of the layer names to hook (None: every supported layer)
     layers: Sequence[str] | None = None
+    #: keep each layer's rows while there are at most d of them (see ``LayerStats``)
+    keep_rows: bool = True
 
     def __post_init__(self) -> None:
         self._handles: list = []
         for name, (module, kind, groups) in supported_layers(self.model, self.layers).items():
-            self.stats[name] = LayerStats(name, module, kind, groups, product_dtype=self.product_dtype)
+            self.stats[name] = LayerStats(name, module, kind, groups, product_dtype=self.product_dtype,
+                                          keep_rows=self.keep_rows)  # fmt: skip
 
     def __enter__(self) -> GramCollector:
         for stats in self.stats.values():
@@ -157,8 +194,12 @@ class GramCollector:
         return hook
 
     def grams(self) -> dict[str, torch.Tensor]:
-        """name -> Gram ``[groups, d, d]`` for every layer that ran."""
+        """name -> Gram ``[groups, d, d]`` for every layer that ran (folds any kept rows)."""
         return {n: s.gram for n, s in self.stats.items() if s.gram is not None}
 
+    def ran(self) -> list[str]:
+        """Names of the layers that saw at least one row."""
+        return [n for n, s in self.stats.items() if s.rows]
+
     def skipped(self) -> list[str]:
-        return [n for n, s in self.stats.items() if s.gram is None]
+        return [n for n, s in self.stats.items() if not s.rows]

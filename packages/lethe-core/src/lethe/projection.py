@@ -16,17 +16,29 @@ import torch
 class Spectrum:
     """Eigen decomposition of a (batched) Gram matrix: normalised eigenvalues and vectors."""
 
-    lam: torch.Tensor  # [g, d], sums to 1 per group (or 0 for an all-zero Gram)
-    vectors: torch.Tensor  # [g, d, d]
+    lam: torch.Tensor  # [g, k], sums to 1 per group (or 0 for an all-zero Gram)
+    vectors: torch.Tensor  # [g, d, k]: k = d from eigh, k = n <= d from a thin SVD
+
+
+def _normalised(evals: torch.Tensor, vectors: torch.Tensor) -> Spectrum:
+    evals = evals.clamp_min(0)
+    total = evals.sum(dim=-1, keepdim=True)
+    lam = torch.where(total > 0, evals / total.clamp_min(1e-300), torch.zeros_like(evals))
+    return Spectrum(lam, vectors)
 
 
 def spectrum(gram: torch.Tensor) -> Spectrum:
     """``eigh`` of ``gram`` ``[g, d, d]`` (float64); eigenvalues are the squared singular values."""
     evals, evecs = torch.linalg.eigh(gram.double())
-    evals = evals.clamp_min(0)
-    total = evals.sum(dim=-1, keepdim=True)
-    lam = torch.where(total > 0, evals / total.clamp_min(1e-300), torch.zeros_like(evals))
-    return Spectrum(lam, evecs)
+    return _normalised(evals, evecs)
+
+
+def thin_spectrum(rows: torch.Tensor) -> Spectrum:
+    """The spectrum of ``R R^T`` from ``R`` itself (``[g, d, n]``, float64) by a thin SVD: ``n``
+    vectors instead of ``d``. The missing eigenvalues are zero and give zero importance, so every
+    projector equals the one from ``spectrum(R R^T)``; the cost is ``O(d n^2)``, not ``O(d^3)``."""
+    u, s, _ = torch.linalg.svd(rows.double(), full_matrices=False)
+    return _normalised(s.square(), u)
 
 
 def importance(lam: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -70,7 +82,7 @@ class LayerUpdate:
     """
 
     def __init__(self, weight: torch.Tensor, forget: Spectrum, retain: Spectrum) -> None:
-        groups, d = forget.vectors.shape[0], forget.vectors.shape[-1]
+        groups, d = forget.vectors.shape[0], forget.vectors.shape[-2]
         self.shape, self.dtype = weight.shape, weight.dtype
         self.forget, self.retain = forget, retain
         # A copy (``.double()`` would alias a float64 weight, which the caller overwrites in place).

@@ -23,7 +23,7 @@ from lethe._registry import register_method
 from lethe.activations import GramCollector, supported_layers, weight_of
 from lethe.errors import ConfigError, DataError
 from lethe.metrics import class_accuracy_score, collect_outputs
-from lethe.projection import LayerUpdate, spectrum
+from lethe.projection import LayerUpdate
 
 
 @dataclass
@@ -145,9 +145,10 @@ def accumulate_grams(
                 break
             if num_classes is not None and len(quota) >= num_classes and min(quota.values()) >= per_class:
                 break
-    for stats in collector.stats.values():
-        if stats.gram is not None:
-            engine.all_reduce_(stats.gram)
+    if engine.distributed:  # summed across processes as Gram matrices (kept rows are folded in)
+        for stats in collector.stats.values():
+            if stats.gram is not None:
+                engine.all_reduce_(stats.gram)
     collector.samples = int(engine.all_reduce_(torch.tensor(float(seen), device=engine.device)).item())
     return collector
 
@@ -183,10 +184,9 @@ def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
         raise DataError("the forget set gave no samples")
     if retain.samples == 0:
         raise DataError("the retained set gave no samples")
-    r_grams, f_grams = retain.grams(), forget.grams()
-    names = [n for n in f_grams if n in r_grams]
+    names = [n for n in forget.ran() if n in retain.ran()]
     targets = {n: weight_of(forget.stats[n]) for n in names}
-    updates = {n: LayerUpdate(targets[n], spectrum(f_grams[n]), spectrum(r_grams[n])) for n in names}
+    updates = {n: LayerUpdate(targets[n], forget.stats[n].spectrum(), retain.stats[n].spectrum()) for n in names}
 
     chosen = (s.alpha_r, s.alpha_f)
     grid_log: list[dict] = []

@@ -23,6 +23,13 @@ from tuning import TuningReport, combinations, parse_grid, tuning_parser
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+def mean_scores(rows: list[dict]) -> dict:
+    """Mean seconds and validation / test scores over the rows of one setting (one per seed)."""
+    return {"seconds": sum(r["seconds"] for r in rows) / len(rows),
+            **{part: {c: sum(r[part][c] for r in rows) / len(rows) for c in REPORT.columns}
+               for part in ("validation", "test")}}  # fmt: skip
+
+
 REPORT = TuningReport(
     title="Choosing {method}'s settings for the {head} head on validation images",
     intro="Validation: the training images held out of training (the config's val_fraction); forget / "
@@ -39,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
                       "largest validation accuracy (%%) on the forgotten identities to accept")  # fmt: skip
     p.add_argument("config", help="a face benchmark YAML (benchmarks/configs/face-*.yaml)")
     p.add_argument("--head", required=True, help="the identity head to tune for (linear, cosine)")
+    p.add_argument("--val-seeds", default=None, metavar="S1,S2",
+                   help="repeated hold-out: for each seed, hold out other validation images (the test "
+                        "split stays the config's), train that original and score the grid; means are "
+                        "compared (default: the config's seed only)")  # fmt: skip
 
     def run(args: argparse.Namespace) -> None:
         import yaml
@@ -64,34 +75,45 @@ def main(argv: list[str] | None = None) -> int:
         data, engine = load_config_data(cfg, config)
         protocol, _ = PROTOCOLS.get(config.protocol)
         spec = replace(config.spec, head=args.head)
-        run = protocol(data.bundle, data.identities(config.forget), spec, config.recipe, engine,
-                       config.val_fraction, config.protocol_options)  # fmt: skip
-        splits = run.splits
+        val_seeds = [int(v) for v in args.val_seeds.split(",")] if args.val_seeds else [config.seed]
+        originals, per_seed, val_counts = [], [[] for _ in combos], []
+        for val_seed in val_seeds:
+            # the faces' train/test split stays the config's; the seed draws the validation images
+            # held out of train, and the original's initialisation and order
+            seeded = replace(engine, seed=val_seed)
+            run = protocol(data.bundle, data.identities(config.forget), spec, config.recipe, seeded,
+                           config.val_fraction, config.protocol_options)  # fmt: skip
+            splits = run.splits
 
-        def scores(model) -> dict:
-            acc = split_accuracies(
-                outputs_on(model, splits.validation, splits.bundle, engine),
-                outputs_on(model, splits.test, splits.bundle, engine),
-                splits.forget_classes,
-            )
-            return {part: {c: acc[f"{c}_{name}"] for c in REPORT.columns}
-                    for part, name in (("validation", "train"), ("test", "test"))}  # fmt: skip
+            def scores(model, splits=splits, seeded=seeded) -> dict:
+                acc = split_accuracies(
+                    outputs_on(model, splits.validation, splits.bundle, seeded),
+                    outputs_on(model, splits.test, splits.bundle, seeded),
+                    splits.forget_classes,
+                )
+                return {part: {c: acc[f"{c}_{name}"] for c in REPORT.columns}
+                        for part, name in (("validation", "train"), ("test", "test"))}  # fmt: skip
 
-        original = {"overrides": {}, "seconds": run.original_seconds, **scores(run.original)}
-        runs = []
-        for combo, overrides in zip(combos, settings, strict=True):
-            model, record = unlearn_model(run.original, args.method, splits, engine, overrides,
-                                          config.unlearn_batch_size)  # fmt: skip
-            runs.append({"overrides": combo, "settings": record.settings, "seconds": record.seconds, **scores(model)})
-            print(f"{combo}: validation {runs[-1]['validation']}", flush=True)
-        val_forget = int(forget_mask(splits.validation.labels, splits.forget_classes).sum())
+            originals.append({"seconds": run.original_seconds, **scores(run.original)})
+            for i, (combo, overrides) in enumerate(zip(combos, settings, strict=True)):
+                model, record = unlearn_model(run.original, args.method, splits, seeded, overrides,
+                                              config.unlearn_batch_size)  # fmt: skip
+                per_seed[i].append({"settings": record.settings, "seconds": record.seconds, **scores(model)})
+                print(f"seed {val_seed} {combo}: validation {per_seed[i][-1]['validation']}", flush=True)
+            held = int(forget_mask(splits.validation.labels, splits.forget_classes).sum())
+            val_counts.append(f"{len(splits.validation)} ({held} of the forgotten identities)")
+        original = {"overrides": {}, **mean_scores(originals)}
+        runs = [{"overrides": combo, "settings": seeds[0]["settings"], **mean_scores(seeds), "per_seed": seeds}
+                for combo, seeds in zip(combos, per_seed, strict=True)]  # fmt: skip
         header = {
             "config": str(args.config), "head": args.head, "method": args.method,
             "forget": [splits.bundle.classes[c] for c in splits.forget_classes],
             "base settings": method_overrides(args.method, base),
-            "validation images": f"{len(splits.validation)} ({val_forget} of the forgotten identities)",
+            "validation images": val_counts[0] if len(val_seeds) == 1 else f"per seed: {', '.join(val_counts)}",
             "max_forget": args.max_forget, "seed": config.seed, **environment(engine),
         }  # fmt: skip
+        if len(val_seeds) > 1:
+            header["validation seeds (originals trained per seed; means shown)"] = val_seeds
         REPORT.write(args.out, header, original, runs)
 
     return run_command("tune_face_delete.py", p, {"run": run}, argv)

@@ -705,6 +705,12 @@ def write_speed_report(result: Mapping[str, Any], out: Path, title: str) -> str:
         "", "## Targets of issue 7", "",
         markdown_table(result["targets"], ("value", "met", "met_within_spread")), TARGETS_NOTE,
     ]  # fmt: skip
+    return write_result_files(out, result, lines)
+
+
+def write_result_files(out: Path, result: Mapping[str, Any], lines: list[str]) -> str:
+    """``results.json`` (``result``) and ``results.md`` (``lines``) under ``out``, atomically;
+    returns the Markdown."""
     text = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", result)

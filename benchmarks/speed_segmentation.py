@@ -33,7 +33,6 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 import lethe  # noqa: E402
 from lethe.engine import Engine  # noqa: E402
 from lethe.errors import ConfigError  # noqa: E402
-from lethe.io import write_json_atomic, write_text_atomic  # noqa: E402
 from lethe_classification.report import markdown_table  # noqa: E402
 from lethe_segmentation import bench as seg_bench  # noqa: E402
 from lethe_segmentation.checkpoints import load_model, save_model  # noqa: E402
@@ -48,6 +47,7 @@ from speed import (  # noqa: E402
     svd_report_lines,
     svd_settings_problems,
     svd_targets,
+    write_result_files,
 )
 
 #: quality columns of a segmentation SVD row: (forgetting, lower is better; retention, higher is better)
@@ -113,11 +113,7 @@ def write_report(result: Mapping[str, Any], out: Path, title: str) -> str:
               "(the retrain oracle's recipe is the same).", "",
               "## Targets of issue 7", "", markdown_table(result["targets"], ("value", "met", "met_within_spread")),
               TARGETS_NOTE]  # fmt: skip
-    text = "\n".join(lines)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "results.json", result)
-    write_text_atomic(out / "results.md", text)
-    return text
+    return write_result_files(out, result, lines)
 
 
 def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -123,7 +123,8 @@ bench-face: install faces
 # How bench-face's DELETE settings were chosen: grids scored on each config's validation split
 # (benchmarks/tune_face_delete.py; each trains the head's original first). The grids without a
 # temperature key ran at the paper's T = 1, which the current configs no longer use, so it is named
-# here. About 40 minutes on one thread (LFW's originals take 3-4 minutes each).
+# here. About 70 minutes on one thread (LFW's originals take 3-4 minutes each; the ORL grids with
+# --val-seeds train three originals each).
 TUNE_FACE := OMP_NUM_THREADS=1 $(BIN)/python benchmarks/tune_face_delete.py
 FACE_TUNED := benchmarks/results/face/delete-tuning
 tune-face: install faces
@@ -141,6 +142,9 @@ tune-face: install faces
 	for h in linear cosine; do \
 	  $(TUNE_FACE) benchmarks/configs/face-att-cpu.yaml --head $$h --val-seeds 0,1,2 --grid lr=1e-4,3e-4,1e-3 \
 	    --grid temperature=1,2,4 --grid epochs=20 --out $(FACE_TUNED)-att-$$h-3seeds || exit 1; done
+	for h in linear cosine; do \
+	  $(TUNE_FACE) benchmarks/configs/face-att-cpu.yaml --head $$h --val-seeds 0,1,2 --grid lr=1e-4,2e-4,3e-4,1e-3 \
+	    --grid temperature=4,8 --grid epochs=10,20,40 --out $(FACE_TUNED)-att-$$h-3seeds-wide || exit 1; done
 
 # Why SVD misses issue 4's face targets: its alphas (and the layers it projects, a lethe option
 # outside the paper) over a grid, with validation and, for the record, test accuracies. About 10

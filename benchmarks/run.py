@@ -252,6 +252,7 @@ TASKS = {
     "speed-segmentation": (run_speed_segmentation, check_speed_segmentation),
 }
 
+
 def rewrite_speed(cfg: dict, out: Path) -> None:
     _speed().rewrite_report(out, cfg.get("title", "Speed"))
     print_report(out / "results.md")

@@ -127,15 +127,34 @@ class SpeedConfig(SVDStepSettings):
     published_epochs: int = 182
 
 
-def svd_settings_problems(config: SVDStepSettings) -> list[str]:
-    """``name=value`` of every SVD step setting that must be positive and is not."""
+def check_svd_step(config: SVDStepSettings, more: Mapping[str, float] | None = None) -> None:
+    """ConfigError naming every SVD step setting (and every value of ``more``) that must be
+    positive and is not; the alphas also pass through ``lethe.method_settings("svd", ...)``."""
     positive = {
         "svd_batch_size": config.svd_batch_size, "max_patches": config.max_patches,
         "svd_repeats": config.svd_repeats, "alpha_r": config.alpha_r, "alpha_f": config.alpha_f,
-        **{f"svd_samples[{i}]": n for i, n in enumerate(config.svd_samples)},
+        **{f"svd_samples[{i}]": n for i, n in enumerate(config.svd_samples)}, **(more or {}),
     }  # fmt: skip
     bad = [f"{k}={v}" for k, v in positive.items() if not v > 0]
-    return bad if config.svd_samples else [*bad, "svd_samples is empty"]
+    if not config.svd_samples:
+        bad.append("svd_samples is empty")
+    if bad:
+        raise ConfigError(f"speed benchmark settings must be positive: {', '.join(bad)}")
+    lethe.method_settings("svd", {"alpha_r": config.alpha_r, "alpha_f": config.alpha_f, "tune": False})
+
+
+def svd_step_header(config: SVDStepSettings, svd: list[dict], unit: str = "samples") -> dict[str, Any]:
+    """The report header's entries on how the SVD step was measured (``unit``: what a side counts)."""
+    return {
+        f"SVD {unit} per side": list(config.svd_samples),
+        "SVD alphas (fixed, no tuning)": [config.alpha_r, config.alpha_f],
+        "SVD ours streams batches of": config.svd_batch_size,
+        "SVD runs of each randomised step (seeds from the config's)": config.svd_repeats,
+        "SVD ours-fast settings": dict(config.svd_fast),
+        "reference max patches per conv layer": config.max_patches,
+        "SVD steps isolated in fresh processes": config.isolate,
+        "peak memory": svd[0]["memory_method"] if svd else "-",
+    }
 
 
 def config_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,14 +174,11 @@ def config_from_mapping(cfg: Mapping[str, Any]) -> SpeedConfig:
     values = config_values(cfg)
     recipe = lethe.build_settings(TrainRecipe, values.pop("recipe", None) or {}, "recipe")
     config = lethe.build_settings(SpeedConfig, {**values, "recipe": recipe}, "speed benchmark")
-    positive = {
+    check_svd_step(config, {
         "delete_epochs": config.delete_epochs, "delete_batch_size": config.delete_batch_size,
         "published_epochs": config.published_epochs, "recipe.epochs": recipe.epochs,
         "retrain_epochs": config.retrain_epochs or 1,
-    }  # fmt: skip
-    bad = svd_settings_problems(config) + [f"{k}={v}" for k, v in positive.items() if not v > 0]
-    if bad:
-        raise ConfigError(f"speed benchmark settings must be positive: {', '.join(bad)}")
+    })  # fmt: skip
     if (config.retrain_epochs or 0) > recipe.epochs:
         raise ConfigError(f"retrain_epochs ({config.retrain_epochs}) exceeds the recipe's {recipe.epochs} epochs")
     return config
@@ -173,7 +189,6 @@ def check(cfg: Mapping[str, Any]) -> SpeedConfig:
     config = config_from_mapping(cfg)
     MODELS.get(config.arch)
     DATASETS.get(config.dataset)
-    lethe.method_settings("svd", {"alpha_r": config.alpha_r, "alpha_f": config.alpha_f, "tune": False})
     lethe.method_settings("delete", {"epochs": config.delete_epochs, "lr": config.delete_lr})
     return config
 
@@ -755,14 +770,7 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
         "dataset": bundle.name, "arch": config.arch, "width": config.width,
         "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
         "recipe": asdict(config.recipe), "original": info.get("cached", "trained in this run"),
-        "SVD samples per side": list(config.svd_samples),
-        "SVD alphas (fixed, no tuning)": [config.alpha_r, config.alpha_f],
-        "SVD ours streams batches of": config.svd_batch_size,
-        "SVD runs of each randomised step (seeds from the config's)": config.svd_repeats,
-        "SVD ours-fast settings": dict(config.svd_fast),
-        "reference max patches per conv layer": config.max_patches,
-        "SVD steps isolated in fresh processes": config.isolate,
-        "peak memory": (svd[0]["memory_method"] if svd else "-"),
+        **svd_step_header(config, svd),
         "DELETE": {"epochs": config.delete_epochs, "lr": config.delete_lr, "batch": config.delete_batch_size,
                    "stop at target": config.stop_at_target},
         "target forget_train": config.target_forget_train, "threads": torch.get_num_threads(),

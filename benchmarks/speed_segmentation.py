@@ -40,12 +40,13 @@ from lethe_segmentation.pipeline import SegSplits, evaluate_model  # noqa: E402
 from speed import (  # noqa: E402
     TARGETS_NOTE,
     SVDStepSettings,
+    check_svd_step,
     config_values,
     measure_svd_steps,
     summarise_svd,
     svd_data_file,
     svd_report_lines,
-    svd_settings_problems,
+    svd_step_header,
     svd_targets,
     write_result_files,
 )
@@ -70,10 +71,7 @@ def check(cfg: Mapping[str, Any]) -> SVDStepSettings:
         raise ConfigError("name the class to forget (forget: <class>)")
     settings = {k: v for k, v in values.items() if k not in SEGMENTATION_KEYS}
     config = lethe.build_settings(SVDStepSettings, settings, "segmentation speed benchmark")
-    bad = svd_settings_problems(config)
-    if bad:
-        raise ConfigError(f"speed benchmark settings must be positive: {', '.join(bad)}")
-    lethe.method_settings("svd", {"alpha_r": config.alpha_r, "alpha_f": config.alpha_f, "tune": False})
+    check_svd_step(config)
     return config
 
 
@@ -157,14 +155,7 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
         "forget": [f"{c} ({bundle.classes[c]})" for c in forget],
         "original": f"{bench.cache}/original.safetensors" if bench.cache else "trained in this run",
         "original training seconds": round(train_seconds, 1),
-        "SVD images per side": list(config.svd_samples),
-        "SVD alphas (fixed, no tuning)": [config.alpha_r, config.alpha_f],
-        "SVD ours streams batches of": config.svd_batch_size,
-        "SVD runs of each randomised step (seeds from the config's)": config.svd_repeats,
-        "SVD ours-fast settings": dict(config.svd_fast),
-        "reference max patches per conv layer": config.max_patches,
-        "SVD steps isolated in fresh processes": config.isolate,
-        "peak memory": svd[0]["memory_method"] if svd else "-", "threads": torch.get_num_threads(),
+        **svd_step_header(config, svd, "images"), "threads": torch.get_num_threads(),
         "config": cfg.get("_path"), "note": cfg.get("note", ""), **seg_bench.environment(engine),
     }  # fmt: skip
     result = {"header": header, "original": first, "svd": svd, "svd_runs": runs,

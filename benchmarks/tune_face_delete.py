@@ -23,13 +23,6 @@ from tuning import TuningReport, combinations, parse_grid, tuning_parser
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-def mean_scores(rows: list[dict]) -> dict:
-    """Mean seconds and validation / test scores over the rows of one setting (one per seed)."""
-    return {"seconds": sum(r["seconds"] for r in rows) / len(rows),
-            **{part: {c: sum(r[part][c] for r in rows) / len(rows) for c in REPORT.columns}
-               for part in ("validation", "test")}}  # fmt: skip
-
-
 REPORT = TuningReport(
     title="Choosing {method}'s settings for the {head} head on validation images",
     intro="Validation: the training images held out of training (the config's val_fraction); forget / "
@@ -37,6 +30,13 @@ REPORT = TuningReport(
     columns=("forget", "retain"), reference="original", limit="forget", objective="retain",
     limit_header="max_forget",
 )  # fmt: skip
+
+
+def mean_scores(rows: list[dict]) -> dict:
+    """Mean seconds and validation / test scores over the rows of one setting (one per seed)."""
+    return {"seconds": sum(r["seconds"] for r in rows) / len(rows),
+            **{part: {c: sum(r[part][c] for r in rows) / len(rows) for c in REPORT.columns}
+               for part in ("validation", "test")}}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

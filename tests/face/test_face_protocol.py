@@ -9,11 +9,12 @@ import torch
 
 from lethe.engine import Engine
 from lethe.errors import ConfigError
+from lethe_classification.data import DatasetBundle, ImageData
 from lethe_classification.pipeline import EvalOptions, TrainRecipe, unlearn_model
 from lethe_face import FaceModelSpec, FaceOptions, ProtocolOptions, evaluate_face, load_faces
 from lethe_face.bench import run_config
 from lethe_face.metrics import VerifyOptions
-from lethe_face.pipeline import PROTOCOLS, method_overrides
+from lethe_face.pipeline import PROTOCOLS, identities_with_images, method_overrides
 
 RECIPE = TrainRecipe(epochs=10, batch_size=8, lr=0.01, warmup_epochs=0)
 SPEC = FaceModelSpec(2, head="linear", embedding_dim=32, width=8)
@@ -65,6 +66,19 @@ def test_two_stage_protocol(faces_spec):
         protocol(bundle, (2,), SPEC, RECIPE, engine, 0.0, ProtocolOptions(head_identities=5))
 
 
+def test_head_set_by_image_count_keeps_the_forgotten_identity():
+    counts_train, counts_test = (5, 2, 8, 1, 6), (1, 1, 1, 0, 1)  # 6, 3, 9, 1, 7 images in all
+
+    def data(counts):
+        labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+        return ImageData(torch.zeros(len(labels), 3, 4, 4), labels)
+
+    bundle = DatasetBundle("t", [f"p{i}" for i in range(5)], data(counts_train), data(counts_test), (0.0,), (1.0,))
+    assert identities_with_images(bundle, (3,), 7) == [2, 3, 4]
+    with pytest.raises(ConfigError, match="head_min_images=6 .* leave at least 2"):
+        identities_with_images(bundle, (3,), 6)
+
+
 def test_run_config_writes_results(faces_spec, tmp_path):
     cfg = {
         "dataset": faces_spec, "forget": "person_3", "data": {"size": 32}, "heads": ["linear", "cosine"],
@@ -91,6 +105,26 @@ def test_run_config_writes_results(faces_spec, tmp_path):
     with pytest.raises(ConfigError, match="lrr"):
         run_config({**cfg, "head_overrides": {"cosine": {"delete": {"lrr": 0.1}}}}, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_several_seeds_train_one_original_each_on_the_same_test_images(faces_spec, tmp_path):
+    cfg = {
+        "dataset": faces_spec, "forget": "person_3", "data": {"size": 32}, "heads": ["linear"], "methods": ["svd"],
+        "model": {"embedding_dim": 32, "width": 8}, "recipe": {"epochs": 6, "batch_size": 8, "lr": 0.01,
+        "warmup_epochs": 0}, "examples": 1, "evaluation": {"relearn_per_class": 0, "probe": False},
+        "verification": {"pairs_per_identity": 5}, "seeds": [0, 1], "progress": False,
+    }  # fmt: skip
+    result = run_config(cfg, tmp_path / "out", log=lambda _: None)
+    assert [(r["seed"], r["method"]) for r in result["rows"]] == [
+        (s, m) for s in (0, 1) for m in ("original", "retrain", "svd")
+    ]
+    originals = [r for r in result["rows"] if r["method"] == "original"]
+    assert originals[0]["train_log"] != originals[1]["train_log"]  # each seed trains its own original
+    assert result["header"]["seeds (one original each; means judged)"] == [0, 1]
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "mean ± std over 2 originals" in text and "each original" in text and "means over 2 originals" in text
+    with pytest.raises(ConfigError, match="each once"):
+        run_config({**cfg, "seeds": [1, 1]}, tmp_path / "bad")
 
 
 @pytest.mark.parametrize("name", ["face-lfw62-cpu", "face-att-cpu"])

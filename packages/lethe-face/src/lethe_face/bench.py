@@ -45,6 +45,10 @@ class FaceBenchConfig:
     verification: VerifyOptions = field(default_factory=VerifyOptions)
     val_fraction: float = 0.1
     seed: int = 0
+    #: repeated runs: one original (and oracle, and unlearning) per seed, which draws the validation
+    #: images held out of train, the initialisation and the order; the faces' train/test split stays
+    #: ``seed``'s, so every seed is scored on the same test images. None: one run at ``seed``
+    seeds: tuple[int, ...] | None = None
     unlearn_batch_size: int = 64
     examples: int = 4
     official_pairs: bool = False
@@ -67,7 +71,7 @@ def config_from_mapping(cfg: Mapping[str, Any]) -> FaceBenchConfig:
     if "forget" not in cfg:
         raise ConfigError("a face config needs 'forget': the identities to forget")
     values = {k: cfg[k] for k in plain if k in cfg}
-    for key in ("heads", "methods"):
+    for key in ("heads", "methods", "seeds"):
         if key in values:
             values[key] = tuple(values[key])
     protocol = dict(cfg.get("protocol_options", {}))
@@ -109,6 +113,8 @@ def check_config(config: FaceBenchConfig) -> None:
     PROTOCOLS.get(config.protocol)
     if not config.heads:
         raise ConfigError("name at least one head type (linear, cosine)")
+    if config.seeds is not None and (not config.seeds or len(set(config.seeds)) != len(config.seeds)):
+        raise ConfigError(f"seeds must name at least one seed, each once; got {list(config.seeds)}")
     if config.examples < 0:
         raise ConfigError(f"examples must not be negative, got {config.examples}")
 
@@ -124,43 +130,15 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
     rows: list[dict[str, Any]] = []
     predictions: dict[str, dict[str, list[str]]] = {}
     run: FaceRun | None = None
-    for head in config.heads:
-        spec = replace(config.spec, head=head)
-        run = protocol(bundle, forget, spec, config.recipe, engine, config.val_fraction, config.protocol_options)
-        examples = pick_examples(run, config.examples, config.seed)
-        predictions[head] = {}
-        head_rows: list[dict[str, Any]] = []
-
-        def add(name: str, model, seconds: float, extra: dict, run: FaceRun = run, examples=examples,
-                head: str = head, head_rows: list = head_rows) -> None:  # fmt: skip
-            metrics = evaluate_face(model, run.splits, engine, config.evaluation, config.verification)
-            if pairs is not None:
-                metrics.update(official_pairs_accuracy(model, data.folder, pairs, bundle, engine,
-                                                       data.record["size"], data.record["crop"]))  # fmt: skip
-            head_rows.append({"head": head, "method": name, **metrics, "seconds": seconds, **extra})
-            if name != "retrain":
-                pred = outputs_on(model, examples, run.splits.bundle, engine).logits.argmax(1)
-                predictions[head][name] = [run.splits.bundle.classes[i] for i in pred.tolist()]
-            log(f"{head:>7} {name:>10}: " + ", ".join(f"{k} {metrics[k]:.2f}" for k in
-                ("forget_test", "retain_test", "verif_acc", "tar_forget")) + f", seconds {seconds:.1f}")  # fmt: skip
-
-        add("original", run.original, run.original_seconds, {"train_log": run.original_log})
-        oracle, seconds, train_log = run.retrain()
-        add("retrain", oracle, seconds, {"train_log": train_log})
-        for method in config.methods:
-            overrides = method_overrides(method, head_method_overrides(config, head, method))
-            model, record = unlearn_model(
-                run.original, method, run.splits, engine, overrides, config.unlearn_batch_size
-            )
-            extra = {k: v for k, v in record.extra.items() if k != "grid"}
-            add(method, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
-        oracle_row = head_rows[1]
-        for row in head_rows:
-            row["avg_gap"] = avg_gap(row, oracle_row)
-            row["seconds_vs_retrain"] = (
-                row["seconds"] / oracle_row["seconds"] if oracle_row["seconds"] else float("nan")
-            )
-        rows += head_rows
+    seeds = config.seeds or (config.seed,)
+    for seed in seeds:
+        seeded = replace(engine, seed=seed)
+        for head in config.heads:
+            run = protocol(bundle, forget, replace(config.spec, head=head), config.recipe, seeded,
+                           config.val_fraction, config.protocol_options)  # fmt: skip
+            # the picture grid shows the first seed's models
+            grid_predictions = predictions.setdefault(head, {}) if seed == seeds[0] else None
+            rows += run_head(run, head, seed, config, seeded, pairs, data, grid_predictions, log)
     assert run is not None
     splits = run.splits
     header = {
@@ -170,7 +148,9 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
         "identities evaluated": splits.bundle.num_classes, "model": asdict(run.spec) | {"head": list(config.heads)},
         "recipe": asdict(config.recipe), "protocol_options": asdict(config.protocol_options),
         "train images": len(splits.train), "validation images (held out of train)": len(splits.validation),
-        "test images": len(splits.test), "seed": config.seed, "evaluation": asdict(config.evaluation),
+        "test images": len(splits.test), "seed": config.seed,
+        **({"seeds (one original each; means judged)": list(seeds)} if len(seeds) > 1 else {}),
+        "evaluation": asdict(config.evaluation),
         "verification": asdict(config.verification), "method_overrides": config.method_overrides,
         **({"head_overrides": config.head_overrides} if config.head_overrides else {}),
         **environment(engine),
@@ -184,6 +164,50 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
     }
     result = {"header": header, "rows": rows, "examples": {k: v for k, v in grid.items() if k != "images"}}
     return result, grid
+
+
+def run_head(
+    run: FaceRun,
+    head: str,
+    seed: int,
+    config: FaceBenchConfig,
+    engine: Engine,
+    pairs: list | None,
+    data: FaceData,
+    predictions: dict[str, list[str]] | None,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """The rows of one head and seed: original, retrain oracle, then each method, evaluated alike;
+    ``predictions`` (when given) gets each model's top prediction on the grid's examples."""
+    bundle = run.splits.bundle
+    examples = pick_examples(run, config.examples, config.seed)
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, model, seconds: float, extra: dict) -> None:
+        metrics = evaluate_face(model, run.splits, engine, config.evaluation, config.verification)
+        if pairs is not None:
+            metrics.update(official_pairs_accuracy(model, data.folder, pairs, data.bundle, engine,
+                                                   data.record["size"], data.record["crop"]))  # fmt: skip
+        rows.append({"head": head, "seed": seed, "method": name, **metrics, "seconds": seconds, **extra})
+        if name != "retrain" and predictions is not None:
+            pred = outputs_on(model, examples, bundle, engine).logits.argmax(1)
+            predictions[name] = [bundle.classes[i] for i in pred.tolist()]
+        log(f"seed {seed} {head:>7} {name:>10}: " + ", ".join(f"{k} {metrics[k]:.2f}" for k in
+            ("forget_test", "retain_test", "verif_acc", "tar_forget")) + f", seconds {seconds:.1f}")  # fmt: skip
+
+    add("original", run.original, run.original_seconds, {"train_log": run.original_log})
+    oracle, seconds, train_log = run.retrain()
+    add("retrain", oracle, seconds, {"train_log": train_log})
+    for method in config.methods:
+        overrides = method_overrides(method, head_method_overrides(config, head, method))
+        model, record = unlearn_model(run.original, method, run.splits, engine, overrides, config.unlearn_batch_size)
+        extra = {k: v for k, v in record.extra.items() if k != "grid"}
+        add(method, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
+    oracle_row = rows[1]
+    for row in rows:
+        row["avg_gap"] = avg_gap(row, oracle_row)
+        row["seconds_vs_retrain"] = row["seconds"] / oracle_row["seconds"] if oracle_row["seconds"] else float("nan")
+    return rows
 
 
 def pick_examples(run: FaceRun, count: int, seed: int):

@@ -36,9 +36,13 @@ PROTOCOLS: lethe.Registry[Callable[..., FaceRun]] = lethe.Registry("protocol")
 @dataclass
 class ProtocolOptions:
     """``head_identities``: size of set B in ``two-stage`` (forgotten identities included; the rest
-    are drawn at random, seeded); ``head_recipe``: the recipe of the head fit on B."""
+    are drawn at random, seeded); ``head_min_images``: instead, B is every identity with at least
+    this many images (train and test; the forgotten ones always), e.g. 20 on LFW loaded with
+    ``min_images`` 10: the classic 62 people fit the head, the other 96 pretrain; ``head_recipe``:
+    the recipe of the head fit on B."""
 
     head_identities: int = 10
+    head_min_images: int | None = None
     finetune_embedder: bool = False
     head_recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=10, warmup_epochs=0))
 
@@ -142,15 +146,28 @@ def protocol_all(
 
 def choose_head_identities(num: int, forget: tuple[int, ...], size: int, seed: int) -> list[int]:
     """Set B of ``two-stage``: the forgotten identities plus ``size - len(forget)`` others (seeded)."""
-    if not len(forget) < size <= num - 2:
-        raise ConfigError(
-            f"head_identities must exceed the {len(forget)} forgotten and leave at least 2 of the {num} "
-            f"identities for pretraining; got {size}"
-        )
+    _check_head_set(num, forget, size, "head_identities")
     others = [c for c in range(num) if c not in forget]
     gen = torch.Generator().manual_seed(seed)
     chosen = [others[i] for i in torch.randperm(len(others), generator=gen)[: size - len(forget)].tolist()]
     return sorted([*forget, *chosen])
+
+
+def identities_with_images(bundle: DatasetBundle, forget: tuple[int, ...], min_images: int) -> list[int]:
+    """Set B of ``two-stage`` by size: the identities with at least ``min_images`` images in train and
+    test together, and the forgotten ones."""
+    counts = torch.bincount(torch.cat([bundle.train.labels, bundle.test.labels]), minlength=bundle.num_classes)
+    chosen = sorted({*forget, *(c for c in range(bundle.num_classes) if counts[c] >= min_images)})
+    _check_head_set(bundle.num_classes, forget, len(chosen), f"head_min_images={min_images}")
+    return chosen
+
+
+def _check_head_set(num: int, forget: tuple[int, ...], size: int, what: str) -> None:
+    if not len(forget) < size <= num - 2:
+        raise ConfigError(
+            f"{what} must give set B more than the {len(forget)} forgotten identities and leave at least 2 of "
+            f"the {num} identities for pretraining; it gives {size}"
+        )
 
 
 @PROTOCOLS.register("two-stage")
@@ -165,7 +182,10 @@ def protocol_two_stage(
 ) -> FaceRun:
     """DELETE's face setting: pretrain on A, fit the head on B, forget identities of B."""
     o = options or ProtocolOptions()
-    head_ids = choose_head_identities(bundle.num_classes, forget, o.head_identities, engine.seed)
+    if o.head_min_images is not None:
+        head_ids = identities_with_images(bundle, forget, o.head_min_images)
+    else:
+        head_ids = choose_head_identities(bundle.num_classes, forget, o.head_identities, engine.seed)
     pre_ids = [c for c in range(bundle.num_classes) if c not in head_ids]
     pre_bundle = identity_subset(bundle, pre_ids, f"{bundle.name} (pretraining identities)")
     head_bundle = identity_subset(bundle, head_ids, f"{bundle.name} (head identities)")

@@ -128,8 +128,8 @@ bench-face: install faces
 # How bench-face's DELETE settings were chosen: grids scored on each config's validation split
 # (benchmarks/tune_face_delete.py; each trains the head's original first). The grids without a
 # temperature key ran at the paper's T = 1, which the current configs no longer use, so it is named
-# here. About 70 minutes on one thread (LFW's originals take 3-4 minutes each; the ORL grids with
-# --val-seeds train three originals each).
+# here. About 90 minutes on one thread (LFW's originals take 3-4 minutes each; the ORL grids with
+# --val-seeds and the last LFW grid train three originals each).
 TUNE_FACE := OMP_NUM_THREADS=1 $(BIN)/python benchmarks/tune_face_delete.py
 FACE_TUNED := benchmarks/results/face/delete-tuning
 tune-face: install faces
@@ -150,11 +150,14 @@ tune-face: install faces
 	for h in linear cosine; do \
 	  $(TUNE_FACE) benchmarks/configs/face-att-cpu.yaml --head $$h --val-seeds 0,1,2 --grid lr=1e-4,2e-4,3e-4,1e-3 \
 	    --grid temperature=4,8 --grid epochs=10,20,40 --out $(FACE_TUNED)-att-$$h-3seeds-wide || exit 1; done
+	$(TUNE_FACE) benchmarks/configs/face-lfw62-cpu.yaml --head cosine --val-seeds 0,1,2 --grid lr=3e-4,1e-3 \
+	  --grid temperature=2,4,8 --grid epochs=10,20 --out $(FACE_TUNED)-lfw62-cosine-3seeds
 
 # Why SVD misses issue 4's face targets: its alphas (and the layers it projects, a lethe option
 # outside the paper) over a grid, with validation and, for the record, test accuracies. About 10
 # minutes for ORL and 30 for LFW on one thread; then finer grids over three originals each
-# (--val-seeds), about 25 minutes per ORL head and 20 for LFW.
+# (--val-seeds), about 25 minutes per ORL head and 20 for LFW, and grids for the two-stage
+# protocol (about 55 minutes for LFW's cosine head, 10 for ORL's linear head).
 SVD_LAYERS := --grid "layers=none,embedder.fc;head,embedder.stages.5*;embedder.fc;head"
 SVD_FINE_ATT := --grid "layers=embedder.fc;head,embedder.stages.5*;embedder.fc;head,none" \
   --grid alpha_r=100,150,200,300,450,650,1000 --grid alpha_f=1,3,10,30,100
@@ -173,6 +176,12 @@ tune-face-svd: install faces
 	    $(SVD_FINE_ATT) --out benchmarks/results/face/svd-fine-att-$$h-3seeds || exit 1; done
 	$(TUNE_FACE) benchmarks/configs/face-lfw62-cpu.yaml --head linear --method svd --val-seeds 0,1,2 --grid tune=false \
 	  $(SVD_FINE_LFW) --out benchmarks/results/face/svd-fine-lfw62-linear-3seeds
+	$(TUNE_FACE) benchmarks/configs/face-lfw62-two-stage-cpu.yaml --head cosine --method svd --val-seeds 0,1,2 \
+	  --grid tune=false --grid "layers=none,embedder.stages.5*;embedder.fc;head,embedder.fc;head" \
+	  --grid alpha_r=1000,1500,2000,3000 --grid alpha_f=1,3,10 --out benchmarks/results/face/svd-two-stage-lfw62-cosine-3seeds
+	$(TUNE_FACE) benchmarks/configs/face-att-two-stage-cpu.yaml --head linear --method svd --val-seeds 0,1,2 \
+	  --grid tune=false --grid "layers=head,embedder.fc;head,embedder.stages.5*;embedder.fc;head,none" \
+	  --grid alpha_r=100,300,1000,3000 --grid alpha_f=1,3,10,30 --out benchmarks/results/face/svd-two-stage-att-linear-3seeds
 
 # Issue 7: the SVD step and DELETE against the papers' procedures (benchmarks/reference/), on
 # cifar-resnet18 (one thread, about 40 minutes with 3 seeds of the randomised SVD steps; original

@@ -226,8 +226,10 @@ def write_face_bench(result: Mapping[str, Any], grid: Mapping[str, Any], out: st
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", result)
     write_face_report(out / "results.md", title, result["header"], result["rows"])
+    seeds = {r.get("seed") for r in result["rows"]}
+    which = f" (seed {result['rows'][0]['seed']}'s models)" if len(seeds) > 1 else ""
     plot_face_grid(out / "faces.png", grid["images"], grid["truth"], grid["forgotten"], grid["predictions"],
-                   f"{title}: top prediction of each model")  # fmt: skip
+                   f"{title}: top prediction of each model{which}")  # fmt: skip
 
 
 def load_config_data(cfg: Mapping[str, Any], config: FaceBenchConfig) -> tuple[FaceData, Engine]:

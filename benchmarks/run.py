@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import os
 import sys
@@ -206,40 +207,26 @@ def check_face(cfg: dict) -> None:
     check_config(config_from_mapping(cfg))
 
 
-def _speed():
-    """``benchmarks/speed.py``, however this runner was loaded (script or imported by tests)."""
+def _script(name: str):
+    """The module of ``benchmarks/<name>.py`` (``speed``, ``speed_segmentation``), however this runner
+    was loaded (script or imported by tests)."""
     here = str(Path(__file__).resolve().parent)
     if here not in sys.path:
         sys.path.insert(0, here)
-    import speed
-
-    return speed
+    return importlib.import_module(name)
 
 
-def run_speed(cfg: dict, out: Path) -> None:
-    _speed().run_config(cfg, out)
-    print_report(out / "results.md")
+def script_task(name: str) -> tuple:
+    """``(run, check)`` of a task whose runner is the ``run_config`` / ``check`` pair of a script."""
 
+    def run(cfg: dict, out: Path) -> None:
+        _script(name).run_config(cfg, out)
+        print_report(out / "results.md")
 
-def check_speed(cfg: dict) -> None:
-    _speed().check(cfg)
+    def check(cfg: dict) -> None:
+        _script(name).check(cfg)
 
-
-def _speed_segmentation():
-    """``benchmarks/speed_segmentation.py`` (after ``_speed``, which puts this folder on the path)."""
-    _speed()
-    import speed_segmentation
-
-    return speed_segmentation
-
-
-def run_speed_segmentation(cfg: dict, out: Path) -> None:
-    _speed_segmentation().run_config(cfg, out)
-    print_report(out / "results.md")
-
-
-def check_speed_segmentation(cfg: dict) -> None:
-    _speed_segmentation().check(cfg)
+    return run, check
 
 
 #: task name -> (run the config, check the config without running it)
@@ -248,13 +235,13 @@ TASKS = {
     "backdoor": (run_backdoor, check_backdoor),
     "segmentation": (run_segmentation, check_segmentation),
     "face": (run_face, check_face),
-    "speed": (run_speed, check_speed),
-    "speed-segmentation": (run_speed_segmentation, check_speed_segmentation),
+    "speed": script_task("speed"),
+    "speed-segmentation": script_task("speed_segmentation"),
 }
 
 
 def rewrite_speed(cfg: dict, out: Path) -> None:
-    _speed().rewrite_report(out, cfg.get("title", "Speed"))
+    _script("speed").rewrite_report(out, cfg.get("title", "Speed"))
     print_report(out / "results.md")
 
 

@@ -86,11 +86,12 @@ def test_bad_config_exits_2(tmp_path, folder, capsys):
     assert not (tmp_path / "bad").exists()
 
 
-def test_resume_is_refused_for_a_task_that_cannot_resume(tmp_path, folder, capsys):
+@pytest.mark.parametrize("option, task", [("--resume", "segmentation"), ("--rewrite", "speed")])
+def test_a_task_only_option_is_refused_for_another_task(tmp_path, folder, capsys, option, task):
     cfg = _config(tmp_path, folder, forget=1)
-    assert _runner().main([str(cfg), "--out", str(tmp_path / "bad"), "--resume"]) == 2
+    assert _runner().main([str(cfg), "--out", str(tmp_path / "bad"), option]) == 2
     assert capsys.readouterr().err.strip() == (
-        "benchmarks/run.py: error: --resume is for the segmentation task, not 'classification'"
+        f"benchmarks/run.py: error: {option} is for the {task} task, not 'classification'"
     )
     assert not (tmp_path / "bad").exists()
 
@@ -165,12 +166,3 @@ def test_forget_sets_split_across_processes_merge_into_one_suite(tmp_path, folde
     assert capsys.readouterr().err.strip() == (
         "benchmarks/run.py: error: --forget-set c0: not a forget set of this config"
     )
-
-
-def test_rewrite_is_refused_for_a_task_without_a_rewrite(tmp_path, folder, capsys):
-    cfg = _config(tmp_path, folder, forget=1)
-    assert _runner().main([str(cfg), "--out", str(tmp_path / "bad"), "--rewrite"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "benchmarks/run.py: error: --rewrite is for the speed task, not 'classification'"
-    )
-    assert not (tmp_path / "bad").exists()

@@ -59,8 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         from lethe.errors import ConfigError
         from lethe.metrics import forget_mask, split_accuracies
         from lethe_classification.pipeline import outputs_on, unlearn_model
-        from lethe_face.bench import check_config, config_from_mapping, head_method_overrides, load_config_data
-        from lethe_face.pipeline import PROTOCOLS, method_overrides
+        from lethe_face.bench import (
+            check_config,
+            config_from_mapping,
+            head_method_overrides,
+            load_config_data,
+            protocol_run,
+        )
+        from lethe_face.pipeline import method_overrides
 
         cfg = yaml.safe_load(Path(args.config).read_text())
         config = config_from_mapping(cfg)
@@ -73,16 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         for overrides in settings:
             lethe.method_settings(args.method, overrides)  # bad names fail before anything trains
         data, engine = load_config_data(cfg, config)
-        protocol, _ = PROTOCOLS.get(config.protocol)
-        spec = replace(config.spec, head=args.head)
         val_seeds = [int(v) for v in args.val_seeds.split(",")] if args.val_seeds else [config.seed]
         originals, per_seed, val_counts = [], [[] for _ in combos], []
         for val_seed in val_seeds:
             # the faces' train/test split stays the config's; the seed draws the validation images
             # held out of train, and the original's initialisation and order
             seeded = replace(engine, seed=val_seed)
-            run = protocol(data.bundle, data.identities(config.forget), spec, config.recipe, seeded,
-                           config.val_fraction, config.protocol_options)  # fmt: skip
+            run = protocol_run(data, config, args.head, seeded)
             splits = run.splits
 
             def scores(model, splits=splits, seeded=seeded) -> dict:

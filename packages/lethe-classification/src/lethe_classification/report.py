@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lethe.io import atomic_path, write_text_atomic
@@ -84,26 +84,33 @@ def plot_per_class(
     _save(fig, path)
 
 
+def column_stats(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> dict[str, list[float]]:
+    """``{column: [mean, std, n]}`` over the rows that measured it (a number, not NaN)."""
+    import numpy as np
+
+    stats = {}
+    for c in columns:
+        values = [float(r[c]) for r in rows if isinstance(r.get(c), (int, float)) and not math.isnan(r[c])]
+        if values:
+            stats[c] = [float(np.mean(values)), float(np.std(values)), len(values)]
+    return stats
+
+
 def aggregate(runs: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> dict[str, dict[str, dict]]:
     """Mean and standard deviation of every column per method, grouped by the number of
     forgotten classes: ``{"1 class": {"delete": {"forget_test": [mean, std, n], ...}}}``."""
-    import numpy as np
-
-    grouped: dict[str, dict[str, dict[str, list[float]]]] = {}
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for run in runs:
         size = len(run["forget"])
         group = grouped.setdefault(f"{size} class{'es' if size > 1 else ''}", {})
         for row in run["rows"]:
-            per_method = group.setdefault(row["method"], {})
-            for c in columns:
-                if isinstance(row.get(c), (int, float)) and not math.isnan(row[c]):  # NaN: not measured
-                    per_method.setdefault(c, []).append(float(row[c]))
-    def stats(values: list[float]) -> list[float]:
-        return [float(np.mean(values)), float(np.std(values)), len(values)]
+            group.setdefault(row["method"], []).append(row)
+    return {g: {m: column_stats(rows, columns) for m, rows in methods.items()} for g, methods in grouped.items()}
 
-    return {
-        g: {m: {c: stats(v) for c, v in cols.items()} for m, cols in methods.items()} for g, methods in grouped.items()
-    }
+
+def mean_std_cells(stats: Mapping[str, list[float]], columns: Sequence[str]) -> list[str]:
+    """Table cells ``mean ± std`` of ``column_stats`` output; "-" where a column was not measured."""
+    return [f"{stats[c][0]:.2f} ± {stats[c][1]:.2f}" if c in stats else "-" for c in columns]
 
 
 def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[str] = COLUMNS) -> str:
@@ -115,7 +122,7 @@ def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[st
         out.append("| method | " + " | ".join(columns) + " |")
         out.append("|---" * (len(columns) + 1) + "|")
         for method, cols in methods.items():
-            cells = [f"{cols[c][0]:.2f} ± {cols[c][1]:.2f}" if c in cols else "-" for c in columns]
+            cells = mean_std_cells(cols, columns)
             out.append(f"| {method} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)

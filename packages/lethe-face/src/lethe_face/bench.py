@@ -124,8 +124,6 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
     example images and predictions of the picture grid."""
     check_config(config)
     bundle = data.bundle
-    forget = data.identities(config.forget)
-    protocol, _ = PROTOCOLS.get(config.protocol)
     pairs = read_pairs(data.pairs_file) if config.official_pairs and data.pairs_file else None
     rows: list[dict[str, Any]] = []
     predictions: dict[str, dict[str, list[str]]] = {}
@@ -134,8 +132,7 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
     for seed in seeds:
         seeded = replace(engine, seed=seed)
         for head in config.heads:
-            run = protocol(bundle, forget, replace(config.spec, head=head), config.recipe, seeded,
-                           config.val_fraction, config.protocol_options)  # fmt: skip
+            run = protocol_run(data, config, head, seeded)
             # the picture grid shows the first seed's models
             grid_predictions = predictions.setdefault(head, {}) if seed == seeds[0] else None
             rows += run_head(run, head, seed, config, seeded, pairs, data, grid_predictions, log)
@@ -164,6 +161,14 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
     }
     result = {"header": header, "rows": rows, "examples": {k: v for k, v in grid.items() if k != "images"}}
     return result, grid
+
+
+def protocol_run(data: FaceData, config: FaceBenchConfig, head: str, engine: Engine) -> FaceRun:
+    """The config's protocol for one head type: the trained original, its splits and its oracle;
+    ``engine.seed`` draws the validation images, the initialisation and the order."""
+    protocol, _ = PROTOCOLS.get(config.protocol)
+    return protocol(data.bundle, data.identities(config.forget), replace(config.spec, head=head), config.recipe,
+                    engine, config.val_fraction, config.protocol_options)  # fmt: skip
 
 
 def run_head(

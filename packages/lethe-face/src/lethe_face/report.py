@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import torch
 
 from lethe.io import write_text_atomic
-from lethe_classification.report import _pyplot, _save, markdown_table
+from lethe_classification.report import _pyplot, _save, column_stats, markdown_table, mean_std_cells
 
 COLUMNS = (
     "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap", "probe_forget",
@@ -59,9 +58,9 @@ def criteria_lines(rows: Sequence[Mapping[str, Any]], methods: Sequence[str] = (
         for (h, method), runs in groups.items():
             if h != head or method not in methods:
                 continue
-            drop = retain - _mean(runs, "retain_test")
-            ok = _mean(runs, "forget_test") <= 5.0 and drop <= 2.0
-            line = (f"- {head} head, {method}: forget_test {_mean(runs, 'forget_test'):.2f} % (target <= 5), "
+            forgotten, drop = _mean(runs, "forget_test"), retain - _mean(runs, "retain_test")
+            ok = forgotten <= 5.0 and drop <= 2.0
+            line = (f"- {head} head, {method}: forget_test {forgotten:.2f} % (target <= 5), "
                     f"retain_test {-drop:+.2f} points against the original (target >= -2): "
                     f"{'met' if ok else 'NOT met'}")  # fmt: skip
             if len(runs) > 1:
@@ -76,15 +75,10 @@ def criteria_lines(rows: Sequence[Mapping[str, Any]], methods: Sequence[str] = (
 
 def mean_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
     """A Markdown table of ``mean ± std`` over the seeds, one row per method."""
-    import numpy as np
-
     cells = []
     for (_, method), runs in seed_groups(rows).items():
-        row: dict[str, Any] = {"method": method}
-        for c in columns:
-            values = [float(r[c]) for r in runs if isinstance(r.get(c), (int, float)) and not math.isnan(r[c])]
-            row[c] = f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else None
-        cells.append(row)
+        values = mean_std_cells(column_stats(runs, columns), columns)
+        cells.append({"method": method, **dict(zip(columns, values, strict=True))})
     return markdown_table(cells, columns)
 
 

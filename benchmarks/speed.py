@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -53,6 +53,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 
 import lethe  # noqa: E402
 from lethe.engine import Engine, environment, seed_everything, synchronize  # noqa: E402
+from lethe.epoch_clock import EpochClock  # noqa: E402
 from lethe.errors import ConfigError  # noqa: E402
 from lethe.io import write_json_atomic, write_text_atomic  # noqa: E402
 from lethe.metrics import accuracy, forget_mask  # noqa: E402
@@ -489,48 +490,6 @@ def summarise_svd(runs: list[dict[str, Any]], quality: tuple[str, str] = CLASSIF
 
 
 # ---------------------------------------------------------------- DELETE measurements
-
-
-class EpochClock:
-    """Wraps the forget loader: times the batches of each epoch and, between epochs, checks
-    ``forget_train`` with the clock paused. Once the target is reached (and ``stop`` is set) the
-    remaining epochs are empty. Call ``close_epoch()`` after the last epoch."""
-
-    def __init__(self, inner: DataLoader, check: Callable[[], float], target: float, stop: bool, device) -> None:
-        self.inner, self.dataset = inner, inner.dataset
-        self.check, self.target, self.stop, self.device = check, target, stop, device
-        self.train_seconds = 0.0
-        self.epochs = 0
-        self.history: list[dict[str, float]] = []
-        self.reached: dict[str, float] | None = None
-        self._start: float | None = None
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    @property
-    def done(self) -> bool:
-        return self.stop and self.reached is not None
-
-    def close_epoch(self) -> bool:
-        """Stop the clock after an epoch and check it; returns ``done``."""
-        if self._start is not None:
-            synchronize(self.device)
-            self.train_seconds += time.perf_counter() - self._start
-            self._start = None
-            self.epochs += 1
-            entry = {"epoch": self.epochs, "train_seconds": self.train_seconds, "forget_train": self.check()}
-            self.history.append(entry)
-            if self.reached is None and entry["forget_train"] <= self.target:
-                self.reached = entry
-        return self.done
-
-    def __iter__(self) -> Iterator:
-        if self.close_epoch():
-            return
-        synchronize(self.device)
-        self._start = time.perf_counter()
-        yield from self.inner
 
 
 def _delete_ours(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedConfig, engine: Engine) -> None:

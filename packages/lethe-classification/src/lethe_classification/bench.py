@@ -141,7 +141,7 @@ def cached_original(
     """The original model and its info (training seconds and log; ``cached``: the file it was
     loaded from), trained on all classes or loaded from ``cache/original-<arch>-<hash>.safetensors``."""
     spec = model_spec(arch, bundle, width)
-    identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": asdict(recipe), "seed": seed,
+    identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": recipe_identity(recipe), "seed": seed,
                 "val_fraction": val_fraction}  # fmt: skip
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache) / f"original-{arch}-{key}.safetensors" if cache else None
@@ -156,6 +156,15 @@ def cached_original(
         save_model(model, path, info)
         log(f"original model saved to {path}")
     return model, info
+
+
+def recipe_identity(recipe: TrainRecipe) -> dict[str, Any]:
+    """The recipe's fields for a cache key; ``label_smoothing`` only when set, so that originals
+    cached before the field existed keep their keys."""
+    fields = asdict(recipe)
+    if fields["label_smoothing"] == 0.0:
+        del fields["label_smoothing"]
+    return fields
 
 
 @dataclass(frozen=True)

@@ -64,20 +64,39 @@ class DatasetBundle:
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Batched ``RandomCrop(size, padding)``: zero-pad ``[B, C, H, W]`` by ``padding`` and cut one
-    uniformly placed ``H x W`` window per image (the CIFAR recipe of He et al., 2016)."""
+    uniformly placed ``H x W`` window per image (the CIFAR recipe of He et al., 2016).
+
+    The offsets are drawn on the CPU (from ``generator``, else the global one) whatever the images'
+    device, so a batch on the GPU is cut exactly as the same batch on the CPU."""
     b, c, h, w = images.shape
+    device = images.device
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    top = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator)
-    left = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator)
-    rows = (top + torch.arange(h))[:, None, :, None]
-    cols = (left + torch.arange(w))[:, None, None, :]
-    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    top = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator).to(device)
+    left = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator).to(device)
+    rows = (top + torch.arange(h, device=device))[:, None, :, None]
+    cols = (left + torch.arange(w, device=device))[:, None, None, :]
+    batch = torch.arange(b, device=device)[:, None, None, None]
+    return padded[batch, torch.arange(c, device=device)[None, :, None, None], rows, cols]
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Batched ``RandomHorizontalFlip(p=0.5)`` over ``[B, C, H, W]``."""
-    flip = torch.rand(len(images), generator=generator) < 0.5
+    """Batched ``RandomHorizontalFlip(p=0.5)`` over ``[B, C, H, W]`` (drawn on the CPU, as the crop)."""
+    flip = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B, C, H, W]`` to float, scaled to [0, 1] and standardised per channel."""
+    return (images.float() / 255.0 - mean) / std
+
+
+def augment_batch(images: torch.Tensor, padding: int, flip: bool) -> torch.Tensor:
+    """The training augmentation of one uint8 batch: crop (when ``padding``), then flip."""
+    if padding:
+        images = random_crop(images, padding)
+    if flip:
+        images = random_flip(images)
+    return images
 
 
 class TensorImageDataset(Dataset):
@@ -100,12 +119,8 @@ class TensorImageDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
         index = torch.as_tensor(indices, dtype=torch.long)
-        images = self.data.images[index]
-        if self.padding:
-            images = random_crop(images, self.padding)
-        if self.flip:
-            images = random_flip(images)
-        x = (images.float() / 255.0 - self.mean) / self.std
+        images = augment_batch(self.data.images[index], self.padding, self.flip)
+        x = normalise(images, self.mean, self.std)
         return list(zip(x.unbind(0), self.data.labels[index].tolist(), strict=True))
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:

@@ -7,6 +7,7 @@ small); augmentation and normalisation happen per sample in ``TensorImageDataset
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +146,41 @@ def read_image_folder(
     return ImageData(torch.stack(images), torch.tensor(labels, dtype=torch.long)), classes
 
 
+def folder_fingerprint(folder: Path, classes: list[str]) -> str:
+    """A hash of the images under ``folder/<class>/`` (relative paths, sizes, modification times)."""
+    digest = hashlib.sha256()
+    for name in classes:
+        for path in sorted((folder / name).glob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                stat = path.stat()
+                digest.update(f"{name}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_image_folder(folder: Path, classes: list[str], channels: int, cache: Path) -> ImageData:
+    """``read_image_folder`` decoded once: the uint8 tensors are kept in
+    ``cache/<folder name>-<fingerprint>.safetensors`` and read back while the images are unchanged."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    from lethe.io import atomic_path
+
+    path = cache / f"{folder.parent.name}-{folder.name}-{folder_fingerprint(folder, classes)}.safetensors"
+    if path.is_file():
+        try:
+            tensors = load_file(str(path))
+            return ImageData(tensors["images"], tensors["labels"])
+        except (OSError, KeyError, RuntimeError, SafetensorError, DataError):
+            pass  # a damaged cache is decoded again and replaced
+    data, _ = read_image_folder(folder, classes, channels=channels)
+    try:
+        with atomic_path(path) as tmp:
+            save_file({"images": data.images.contiguous(), "labels": data.labels}, str(tmp))
+    except OSError:
+        pass  # a read-only data folder: decode again next time
+    return data
+
+
 def _channel_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...]]:
     x = data.images.float() / 255.0
     mean = x.mean(dim=(0, 2, 3))
@@ -170,12 +206,13 @@ CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 @DATASETS.register("cifar10")
 def cifar10(root: Path, download: bool = True) -> DatasetBundle:
-    """CIFAR-10: the folder copy ``<root>/cifar10/{train,test}/<class>/*.jpg`` if present,
-    else torchvision's ``CIFAR10`` under ``<root>`` (downloaded when allowed)."""
+    """CIFAR-10: the folder copy ``<root>/cifar10/{train,test}/<class>/*.jpg`` if present (decoded
+    once into ``<root>/cache/decoded/``), else torchvision's ``CIFAR10`` under ``<root>`` (downloaded when allowed)."""
     folder = root / "cifar10"
     if (folder / "train").is_dir() and (folder / "test").is_dir():
-        train, classes = read_image_folder(folder / "train", CIFAR10_CLASSES, channels=3)
-        test, _ = read_image_folder(folder / "test", CIFAR10_CLASSES, channels=3)
+        cache = root / "cache" / "decoded"
+        train = cached_image_folder(folder / "train", CIFAR10_CLASSES, 3, cache)
+        test = cached_image_folder(folder / "test", CIFAR10_CLASSES, 3, cache)
     else:
         from torchvision.datasets import CIFAR10
 

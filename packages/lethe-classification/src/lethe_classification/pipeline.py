@@ -7,6 +7,7 @@ measured on the rest of the training data, ``forget_test`` / ``retain_test`` on 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,6 +37,7 @@ from lethe_classification.data import (
     per_class_sample,
     stratified_holdout,
 )
+from lethe_classification.device_data import DeviceLoader
 from lethe_classification.models import ModelSpec, build_model
 
 EVAL_BATCH = 512
@@ -52,6 +54,12 @@ class TrainRecipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: int = 1
+    #: label smoothing of the cross-entropy (Szegedy et al., 2016); 0 in the papers' recipe
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass
@@ -89,9 +97,19 @@ def make_splits(
     )  # fmt: skip
 
 
-def loader(engine: Engine, data: ImageData, bundle: DatasetBundle, batch_size: int, *, train: bool):
-    """A loader over ``data``: shuffled with augmentation for training, plain for evaluation."""
-    return engine.loader(TensorImageDataset(data, bundle, augment=train), batch_size, shuffle=train)
+def loader(
+    engine: Engine, data: ImageData, bundle: DatasetBundle, batch_size: int, *, train: bool, augment: bool | None = None
+):
+    """A loader over ``data``: shuffled (with augmentation unless ``augment`` is False) for training,
+    plain for evaluation. With ``engine.data_on_device`` the data stay on the device
+    (``DeviceLoader``, the same batches for the same seed)."""
+    augment = train if augment is None else augment
+    if engine.data_on_device:
+        if engine.distributed:
+            raise ConfigError("data_on_device is for one process; under torchrun use the DataLoader path")
+        return DeviceLoader(data, bundle, batch_size, shuffle=train, augment=augment, device=engine.device,
+                            seed=engine.seed)  # fmt: skip
+    return engine.loader(TensorImageDataset(data, bundle, augment=augment), batch_size, shuffle=train)
 
 
 def model_spec(arch: str, bundle: DatasetBundle, width: int | None = None) -> ModelSpec:
@@ -132,7 +150,8 @@ def train_model(
     scheduler = cosine_schedule(optimizer, steps, recipe.warmup_epochs * len(train_loader))
     synchronize(engine.device)
     start = time.perf_counter()
-    log = engine.fit(model, train_loader, cross_entropy_step, optimizer, recipe.epochs, scheduler=scheduler, desc=desc)
+    step = functools.partial(cross_entropy_step, label_smoothing=recipe.label_smoothing)
+    log = engine.fit(model, train_loader, step, optimizer, recipe.epochs, scheduler=scheduler, desc=desc)
     synchronize(engine.device)
     return model.eval(), time.perf_counter() - start, log
 
@@ -155,7 +174,7 @@ def unlearn_model(
         kept = splits.retain_train
         if retain_per_class is not None:
             kept = per_class_sample(kept, retain_per_class, splits.seed)
-        retain = engine.loader(TensorImageDataset(kept, splits.bundle, augment=augment), batch_size, shuffle=True)
+        retain = loader(engine, kept, splits.bundle, batch_size, train=True, augment=augment)
     validation = None
     if len(splits.validation):
         validation = loader(engine, splits.validation, splits.bundle, EVAL_BATCH, train=False)

@@ -97,6 +97,9 @@ class Engine:
     #: check the wiring without a C++ compiler)
     compile: bool = False
     compile_backend: str = "inductor"
+    #: keep small image datasets on the device and augment them there, batch by batch (task
+    #: pipelines that support it read this; same batches as the DataLoader path for a seed)
+    data_on_device: bool = False
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -221,15 +224,16 @@ class Engine:
             sums: dict[str, torch.Tensor] = {}
             batches = 0
             bar = self.progress_bar(loader, f"{desc} {epoch + 1}/{epochs}")
+            pending = None  # on CUDA (loss, batch) is checked one step late: the GPU queue never drains
             for i, batch in enumerate(bar):
                 batch = self.to_device(batch)
                 with self.autocast():
                     loss, parts = step(net, batch)
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"non-finite loss ({loss.item()}) in {desc} at epoch {epoch + 1}, "
-                        f"batch {i + 1}; lower the learning rate or check the data"
-                    )
+                if self.device.type != "cuda":
+                    self._check_finite(loss, i, desc, epoch)
+                elif pending is not None:
+                    self._check_finite(*pending, desc, epoch)
+                pending = (loss.detach(), i) if self.device.type == "cuda" else None
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -238,11 +242,21 @@ class Engine:
                 for key, value in {"loss": loss, **parts}.items():
                     sums[key] = sums.get(key, 0.0) + value.detach().float()
                 batches += 1
+            if pending is not None:
+                self._check_finite(*pending, desc, epoch)
             row = self._reduce_means(sums, batches)
             row["epoch"] = epoch + 1
             row["lr"] = optimizer.param_groups[0]["lr"]
             log.append(row)
         return log
+
+    @staticmethod
+    def _check_finite(loss: torch.Tensor, batch: int, desc: str, epoch: int) -> None:
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) in {desc} at epoch {epoch + 1}, "
+                f"batch {batch + 1}; lower the learning rate or check the data"
+            )
 
     def unused_parameters(self, model: nn.Module, loader: DataLoader, step: StepFn) -> list[str]:
         """Trainable parameters that ``step`` on the first batch does not reach (e.g. the stages an
@@ -300,8 +314,8 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_s
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def cross_entropy_step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict]:
+def cross_entropy_step(model: nn.Module, batch: Any, label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict]:
     """Standard supervised step on ``(inputs, labels)``; ignore label -100 is skipped."""
     x, y = batch[0], batch[1]
     logits = model(x)
-    return nn.functional.cross_entropy(logits.float(), y, ignore_index=-100), {}
+    return nn.functional.cross_entropy(logits.float(), y, ignore_index=-100, label_smoothing=label_smoothing), {}

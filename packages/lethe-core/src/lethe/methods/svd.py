@@ -134,7 +134,7 @@ def accumulate_grams(
             x, y = batch[0], batch[1]
             if per_class is not None:
                 keep = _class_quota_rows(y.cpu(), quota, per_class)
-                x = x[keep]
+                x = x[keep.to(x.device)]
             if max_samples is not None:
                 x = x[: max(0, max_samples - seen)]
             if len(x):

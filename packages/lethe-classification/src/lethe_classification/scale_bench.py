@@ -145,10 +145,12 @@ class RunLog:
                 f.write(line + "\n")
 
 
-#: Estimated cost of each stage in epochs of the original's training (calibrated by it); the
-#: baselines' counts are their published epochs over retained plus forgotten data at batch 128.
-STAGE_EPOCHS = {"oracle": 1.0, "delete": 0.2, "svd": 0.6, "salun": 4.0, "scrub": 2.0, "random_label": 4.0,
-                "evaluate": 0.4}  # fmt: skip
+#: Estimated cost of each stage in epochs of the original's training (calibrated by it), from the
+#: first H200 runs (benchmarks/results/classification/cifar10-resnet18-w64-gpu/): salun and
+#: random_label fine-tune through a per-image DataLoader, and evaluation is mostly scikit-learn on
+#: the CPU (the membership-inference SVC and the probe).
+STAGE_EPOCHS = {"oracle": 1.0, "delete": 1.0, "svd": 2.0, "salun": 30.0, "scrub": 4.0, "random_label": 30.0,
+                "evaluate": 6.0}  # fmt: skip
 
 
 class Estimate:
@@ -263,14 +265,16 @@ class ScaleRun:
         return self.result()
 
     def fit_epochs(self, spec, splits: Splits) -> None:
-        """Time ``probe_batches`` training steps on a throwaway model (after as many for warm-up) and
-        lower the recipe's epochs if original and oracles would not fit ``train_budget_seconds``."""
+        """Time one epoch over ``probe_batches`` batches on a throwaway model, after a first such
+        epoch that pays the one-time costs (CUDA start-up, cuDNN's algorithm search), and lower the
+        recipe's epochs if original and oracles would not fit ``train_budget_seconds``."""
         config = self.config
         n = min(len(splits.train), config.probe_batches * config.recipe.batch_size)
         part = splits.train.subset(torch.arange(n))
-        recipe = replace(config.recipe, epochs=2, warmup_epochs=0)
+        recipe = replace(config.recipe, epochs=1, warmup_epochs=0)
+        train_model(spec, part, self.bundle, recipe, self.engine, "speed warm-up")
         _, seconds, _ = train_model(spec, part, self.bundle, recipe, self.engine, "speed probe")
-        per_epoch = seconds / 2 * len(splits.train) / n
+        per_epoch = seconds * len(splits.train) / n
         trainings = 1 + len(self.classes) * (1 - 1 / self.bundle.num_classes)
         fit = max(1, int(config.train_budget_seconds / (trainings * per_epoch)))
         self.header["speed probe"] = {"seconds per epoch (estimated)": per_epoch, "recipe epochs": config.recipe.epochs,
@@ -468,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs of the original and oracles")
     parser.add_argument("--budget", type=float, default=None, help="seconds after which baselines are skipped")
+    parser.add_argument("--forget", default=None, help="forget classes, one per run, e.g. airplane,cat")
+    parser.add_argument("--train-budget", type=float, default=None, help="seconds for original and oracles")
     parser.add_argument("--overwrite", action="store_true", help="replace results already under --out")
     args = parser.parse_args(argv)
     try:
@@ -478,6 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.recipe = replace(config.recipe, epochs=args.epochs)
         if args.budget is not None:
             config.budget_seconds = args.budget
+        if args.train_budget is not None:
+            config.train_budget_seconds = args.train_budget
+        if args.forget:
+            config.forget = tuple(c.strip() for c in args.forget.split(",") if c.strip())
         if (args.out / "results.json").exists() and not args.overwrite:
             raise ConfigError(f"{args.out} already holds results; pass --overwrite to replace them")
         device = torch.device(args.device) if args.device else None

@@ -7,10 +7,13 @@ import gc
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.parametrize
 import torchvision
 from torch import nn
 
-from lethe.activations import GramCollector, _conv_features, supported_layers
+import lethe.activations as act
+from lethe.activations import GramCollector, _conv_features, register_conv_padding, supported_layers
+from lethe.errors import ConfigError
 
 
 def explicit_patches(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -20,9 +23,14 @@ def explicit_patches(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     is how a conv weight ``[out, C_in/g, kh, kw]`` flattens.
     """
     (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
-    ph, pw = conv.padding
+    if conv.padding == "same":  # dilation * (k - 1) in all, the odd one bottom and right (as PyTorch)
+        th, tw = dh * (kh - 1), dw * (kw - 1)
+        sides = (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+    else:
+        ph, pw = conv.padding
+        sides = (pw, pw, ph, ph)
     mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-    xp = F.pad(x.double(), (pw, pw, ph, ph), mode=mode)
+    xp = F.pad(x.double(), sides, mode=mode)
     out_h = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
     out_w = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
     cols = []
@@ -46,10 +54,17 @@ CONVS = {
     "grouped": dict(in_channels=6, out_channels=4, kernel_size=3, padding=1, groups=2),
     "depthwise": dict(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding=1, groups=4),
     "circular": dict(in_channels=2, out_channels=3, kernel_size=3, padding=1, padding_mode="circular"),
-}
+    # PyTorch's "same": asymmetric for an even kernel (1 top/left, 2 bottom/right), in padding_mode
+    "same-even-reflect": dict(in_channels=3, out_channels=4, kernel_size=(4, 2), padding="same",
+                              padding_mode="reflect"),
+    "same-even-dilated-reflect": dict(in_channels=4, out_channels=4, kernel_size=4, padding="same", dilation=2,
+                                      groups=2, padding_mode="reflect"),
+    "same-even-zeros": dict(in_channels=3, out_channels=2, kernel_size=4, padding="same"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("spec", list(CONVS.values()), ids=list(CONVS))
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 def test_conv_gram_equals_explicit_patches(spec):
     conv = nn.Conv2d(**spec, bias=False)
     x = torch.randn(2, spec["in_channels"], 7, 6)
@@ -350,3 +365,59 @@ def test_keep_rows_off_accumulates_the_gram_from_the_start():
     with GramCollector(layer, keep_rows=False) as collector:
         layer(torch.randn(2, 6))
     assert not collector.stats[""]._kept and collector.stats[""]._gram is not None
+
+
+class ActConv(nn.Conv2d):
+    """A conv subclass with its own forward: lethe cannot know how it pads."""
+
+    def forward(self, x):
+        return torch.relu(F.conv2d(F.pad(x, (0, 1, 0, 1)), self.weight, self.bias, self.stride, 0))
+
+
+def test_conv_subclass_with_unknown_padding_is_a_config_error(monkeypatch):
+    monkeypatch.setattr(act, "_CONV_PADDINGS", {})
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Sequential(ActConv(3, 3, 2)))
+    with pytest.raises(ConfigError, match=r"layer '1\.0' \(.*ActConv\) pads"):
+        GramCollector(model)  # before any data
+    assert set(GramCollector(model, layers=["0"]).stats) == {"0"}  # left out: no error
+
+    class Scale(nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    # torch.nn.utils.parametrize swaps in a subclass without a forward of its own: nn.Conv2d's padding
+    conv = nn.Conv2d(2, 3, 3, padding="same", padding_mode="reflect")
+    torch.nn.utils.parametrize.register_parametrization(conv, "weight", Scale())
+    assert type(conv) is not nn.Conv2d
+    collector = GramCollector(nn.Sequential(conv))
+    x = torch.randn(2, 2, 5, 5)
+    with collector:
+        collector.model(x)
+    r = explicit_patches(collector.model[0], x)
+    torch.testing.assert_close(collector.grams()["0"], r @ r.transpose(1, 2))
+
+
+def test_registered_padding_is_used_and_inherited(monkeypatch):
+    monkeypatch.setattr(act, "_CONV_PADDINGS", {})
+    register_conv_padding(ActConv, lambda conv, x: F.pad(x, (0, 1, 0, 1)))
+
+    class Child(ActConv):  # inherits ActConv's forward, hence its padding
+        pass
+
+    conv = Child(2, 3, 2, bias=False)
+    x = torch.randn(2, 2, 5, 4)
+    with GramCollector(conv) as collector:
+        conv(x)
+    r = F.unfold(F.pad(x, (0, 1, 0, 1)).double(), 2).permute(1, 0, 2).reshape(1, 8, -1)
+    torch.testing.assert_close(collector.grams()[""], r @ r.transpose(1, 2))
+    with pytest.raises(ConfigError, match="Conv2d subclass"):
+        register_conv_padding(nn.Linear, lambda conv, x: x)
+
+
+def test_wrong_declared_padding_is_caught_by_the_output_size(monkeypatch):
+    monkeypatch.setattr(act, "_CONV_PADDINGS", {})
+    register_conv_padding(ActConv, lambda conv, x: x)  # wrong: ActConv pads by one
+    conv = ActConv(2, 3, 2)
+    error = r"\(5, 4\) output but its padded input gives \(4, 3\)"
+    with pytest.raises(ConfigError, match=error), GramCollector(conv):
+        conv(torch.randn(1, 2, 5, 4))

@@ -7,18 +7,25 @@ layer has seen fewer rows than it has features (n < d: few samples, or a wide la
 resolution), the rows themselves are kept instead (n x d, less than the Gram's d x d) and the
 spectrum comes from their thin SVD, O(d n^2) instead of the O(d^3) of an eigen decomposition; the
 eigenvalues beyond rank n are zero, so the projectors are the same.
+
+A conv's patches are cut from its input padded the way the module itself pads it (``conv_padding``:
+``padding="same"`` and ``padding_mode``, timm's dynamic TF "SAME" ``Conv2dSame``), so that they are
+the patches its weight multiplies; a conv subclass whose padding is unknown is a ``ConfigError``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+import functools
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lethe.errors import ConfigError
 from lethe.projection import Spectrum, spectrum, thin_spectrum
 
 #: Elements of float64 activations handled per chunk (bounds the transient memory).
@@ -82,21 +89,134 @@ def weight_of(stats: LayerStats) -> torch.Tensor:
     return stats.module.in_proj_weight if stats.kind == "mha" else stats.module.weight
 
 
-def _conv_features(conv: nn.Conv2d, x: torch.Tensor, positions: int | None = None) -> torch.Tensor:
-    """Unfold ``x`` into patches of ``conv`` (its own kernel, stride, padding, dilation).
+#: ``pad(conv, x)``: ``x`` padded as ``conv`` pads it before its kernel reads it (no padding after).
+ConvPadding = Callable[[nn.Conv2d, torch.Tensor], torch.Tensor]
+
+#: Padding of Conv2d subclasses with their own forward, declared by ``register_conv_padding``.
+_CONV_PADDINGS: dict[type, ConvPadding] = {}
+
+
+def register_conv_padding(cls: type[nn.Conv2d], pad: ConvPadding) -> None:
+    """Declare how ``cls`` (a Conv2d subclass with its own ``forward``) pads its input, so that SVD
+    unlearning can cut the patches its weight really multiplies. ``pad(conv, x)`` returns the
+    padded input, which the kernel then reads with ``conv``'s stride and dilation and no padding."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Conv2d)):
+        raise ConfigError(f"register_conv_padding takes a Conv2d subclass, got {cls!r}")
+    _CONV_PADDINGS[cls] = pad
+
+
+def _functional_padding(conv: nn.Conv2d, x: torch.Tensor, padding) -> torch.Tensor:
+    """Zeros as ``F.conv2d(x, ..., padding=padding)`` adds them: per side, or ``"valid"`` (none), or
+    ``"same"``: ``dilation * (k - 1)`` in all, the odd one on the right and bottom, as PyTorch does."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return x
+        if padding != "same":
+            raise ConfigError(f"unknown conv padding {padding!r}")
+        sides = []
+        for k, d in zip(reversed(conv.kernel_size), reversed(conv.dilation), strict=True):
+            total = d * (k - 1)
+            sides += [total // 2, total - total // 2]
+    else:
+        ph, pw = (padding, padding) if isinstance(padding, int) else padding
+        sides = [pw, pw, ph, ph]
+    return F.pad(x, sides) if any(sides) else x
+
+
+def _torch_padding(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``nn.Conv2d._conv_forward``: ``F.pad`` in ``padding_mode`` unless zeros, else ``F.conv2d``'s
+    own padding (ints or ``"same"``/``"valid"``)."""
+    if conv.padding_mode != "zeros":
+        return F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
+    return _functional_padding(conv, x, conv.padding)
+
+
+def _timm_same(conv: nn.Conv2d, x: torch.Tensor, helpers) -> torch.Tensor:
+    """timm ``Conv2dSame``: dynamic TF "SAME" padding (``pad_same``), then ``F.conv2d`` with none."""
+    return helpers.pad_same(x, conv.weight.shape[-2:], conv.stride, conv.dilation)
+
+
+def _timm_same_export(conv: nn.Conv2d, x: torch.Tensor, helpers) -> torch.Tensor:
+    """timm ``Conv2dSameExport``: a ``ZeroPad2d`` fixed at the first input's size, then ``conv.padding``."""
+    pad = getattr(conv, "pad", None)
+    if pad is None:  # the forward about to run creates it from this input
+        pad = nn.ZeroPad2d(helpers.pad_same_arg(x.shape[-2:], conv.weight.shape[-2:], conv.stride, conv.dilation))
+    return _functional_padding(conv, pad(x), conv.padding)
+
+
+def _timm_std(conv: nn.Conv2d, x: torch.Tensor, helpers) -> torch.Tensor:
+    """timm ``(Scaled)StdConv2d(Same)``: ``pad_same`` if ``same_pad``, then zeros by ``conv.padding``."""
+    if getattr(conv, "same_pad", False):
+        x = helpers.pad_same(x, conv.kernel_size, conv.stride, conv.dilation)
+    return _functional_padding(conv, x, conv.padding)
+
+
+#: timm's Conv2d subclasses with their own forward: class name -> (padding, helpers it needs from
+#: the class's own module, i.e. the functions its forward calls). timm is never imported here.
+_TIMM_PADDINGS: dict[str, tuple[Callable, tuple[str, ...]]] = {
+    "Conv2dSame": (_timm_same, ("pad_same",)),
+    "Conv2dSameExport": (_timm_same_export, ("pad_same_arg",)),
+    "StdConv2d": (_timm_std, ()),
+    "StdConv2dSame": (_timm_std, ("pad_same",)),
+    "ScaledStdConv2d": (_timm_std, ()),
+    "ScaledStdConv2dSame": (_timm_std, ("pad_same",)),
+}
+
+
+def conv_padding(conv: nn.Conv2d, name: str = "") -> Callable[[torch.Tensor], torch.Tensor]:
+    """How ``conv`` pads its input, read from the class whose forward it runs: ``nn.Conv2d``'s
+    (``padding``, ``"same"``, ``padding_mode``), timm's (dynamic TF "SAME" via timm's own
+    ``pad_same``) or one declared with ``register_conv_padding``.
+
+    Raises ``ConfigError`` naming layer ``name`` and its type for a subclass with any other
+    forward: its patches could be silently wrong (Kodge et al., TMLR 2024, project the weight on
+    the space of the patches it multiplies).
+    """
+    for cls in type(conv).__mro__:
+        if cls in _CONV_PADDINGS:
+            return functools.partial(_CONV_PADDINGS[cls], conv)
+        if cls is nn.Conv2d:
+            return functools.partial(_torch_padding, conv)
+        if cls.__module__.split(".")[0] == "timm" and cls.__name__ in _TIMM_PADDINGS:
+            pad, needs = _TIMM_PADDINGS[cls.__name__]
+            helpers = sys.modules.get(cls.__module__)
+            if all(hasattr(helpers, n) for n in needs):
+                return functools.partial(pad, conv, helpers=helpers)
+        if "forward" in vars(cls) or "_conv_forward" in vars(cls):
+            break
+    kind = f"{type(conv).__module__}.{type(conv).__qualname__}"
+    raise ConfigError(
+        f"cannot tell how layer {name or '<model>'!r} ({kind}) pads its input: its class has its own "
+        "forward. Leave it out with the layers setting, or declare its padding with "
+        "lethe.activations.register_conv_padding"
+    )
+
+
+def _output_size(conv: nn.Conv2d, padded: torch.Tensor) -> tuple[int, int]:
+    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+    return (padded.shape[-2] - dh * (kh - 1) - 1) // sh + 1, (padded.shape[-1] - dw * (kw - 1) - 1) // sw + 1
+
+
+def _conv_features(conv: nn.Conv2d, x: torch.Tensor, positions: int | None = None,
+                   pad: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+    """Unfold ``x`` into the patches ``conv`` multiplies: padded as the module pads it (``pad``,
+    default ``conv_padding(conv)``), then cut with its kernel, stride and dilation.
 
     ``positions`` keeps that many output positions per sample, drawn uniformly at random without
     replacement (from torch's global generator): an unbiased estimate of the Gram matrix per
     patch, at ``positions / L`` of the cost. Only the kept patches are gathered (no full unfold).
     Returns ``[groups, C_in/groups * k*k, N*L]`` (``N*positions`` when sampling).
     """
-    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-    x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
-    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
-    out_h = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
-    out_w = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
-    if positions is not None and positions < out_h * out_w:
-        cols = _sampled_patches(x, (out_h, out_w), (kh, kw), (sh, sw), (dh, dw), positions)
+    if x.dim() == 3:  # unbatched [C, H, W]
+        x = x[None]
+    x = (conv_padding(conv) if pad is None else pad)(x)
+    return _padded_features(conv, x, _output_size(conv, x), positions)
+
+
+def _padded_features(conv: nn.Conv2d, x: torch.Tensor, out: tuple[int, int], positions: int | None) -> torch.Tensor:
+    """``_conv_features`` of an already padded ``x`` whose conv output is ``out`` (H, W)."""
+    if positions is not None and positions < out[0] * out[1]:
+        cols = _sampled_patches(x, out, conv.kernel_size, conv.stride, conv.dilation, positions)
     else:
         cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=0, stride=conv.stride)
     n, d, length = cols.shape
@@ -168,28 +288,51 @@ class GramCollector:
 
     def __post_init__(self) -> None:
         self._handles: list = []
+        self._pads: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}  # conv name -> its padding
+        self._out_sizes: dict[str, tuple[int, int]] = {}  # conv name -> output size its patches give
         for name, (module, kind, groups) in supported_layers(self.model, self.layers).items():
             self.stats[name] = LayerStats(name, module, kind, groups, product_dtype=self.product_dtype,
                                           keep_rows=self.keep_rows)  # fmt: skip
+            if kind == "conv":  # fails here, before any data, for a conv whose padding is unknown
+                self._pads[name] = conv_padding(module, name)
 
     def __enter__(self) -> GramCollector:
         for stats in self.stats.values():
             self._handles.append(stats.module.register_forward_pre_hook(self._hook(stats), with_kwargs=True))
+            if stats.kind == "conv":
+                self._handles.append(stats.module.register_forward_hook(self._check(stats)))
         return self
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._out_sizes.clear()
 
     def _hook(self, stats: LayerStats):
         def hook(module, args, kwargs):
             x = args[0] if args else kwargs.get("query", kwargs.get("input"))
-            x = x.detach()
+            x = x.detach().float()
             if stats.kind == "conv":
-                stats.add(_conv_features(module, x.float(), self.positions_per_sample))
+                x = self._pads[stats.name](x[None] if x.dim() == 3 else x)
+                out = self._out_sizes[stats.name] = _output_size(module, x)
+                stats.add(_padded_features(module, x, out, self.positions_per_sample))
             else:
-                stats.add(_token_features(x.float()))
+                stats.add(_token_features(x))
+
+        return hook
+
+    def _check(self, stats: LayerStats):
+        """A conv's output must have as many positions as the patches cut from its input."""
+
+        def hook(module, args, output):
+            expected = self._out_sizes.pop(stats.name, None)
+            if expected is not None and isinstance(output, torch.Tensor) and tuple(output.shape[-2:]) != expected:
+                raise ConfigError(
+                    f"layer {stats.name or '<model>'!r} ({type(module).__qualname__}) gave a "
+                    f"{tuple(output.shape[-2:])} output but its padded input gives {expected} patches: "
+                    "its padding is not the one lethe reproduces (see lethe.activations.register_conv_padding)"
+                )
 
         return hook
 

@@ -165,25 +165,26 @@ def unlearn_model(
     ``retain_per_class`` gives methods that read retained data a seeded sample of that many
     training images per kept class instead of all of them (a smaller retained-data budget)."""
     entry = lethe.get_method(method)
+    settings = lethe.method_settings(method, overrides)
+    retain_augment, forget_augment = lethe.sample_augmentation(method, settings)
     forget = splits.forget_train
     if len(forget) == 0:
         raise ConfigError(f"the forget split of classes {list(splits.forget_classes)} is empty")
     retain = None
     if entry.needs_retain:
-        augment = not entry.training_free  # gradient methods train on retained data as on any data
         kept = splits.retain_train
         if retain_per_class is not None:
             kept = per_class_sample(kept, retain_per_class, splits.seed)
-        retain = loader(engine, kept, splits.bundle, batch_size, train=True, augment=augment)
+        retain = loader(engine, kept, splits.bundle, batch_size, train=True, augment=retain_augment)
     validation = None
     if len(splits.validation):
         validation = loader(engine, splits.validation, splits.bundle, EVAL_BATCH, train=False)
     lethe.engine.seed_everything(engine.seed)
     return lethe.unlearn(
         model, method,
-        forget=loader(engine, forget, splits.bundle, batch_size, train=True),
+        forget=loader(engine, forget, splits.bundle, batch_size, train=True, augment=forget_augment),
         forget_classes=splits.forget_classes, retain=retain, validation=validation,
-        overrides=overrides, engine=engine, num_classes=splits.bundle.num_classes,
+        settings=settings, engine=engine, num_classes=splits.bundle.num_classes,
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from lethe._registry import (
     list_methods,
     method_settings,
     register_method,
+    sample_augmentation,
 )
 from lethe.api import UnlearnRecord, unlearn
 from lethe.engine import Engine
@@ -33,5 +34,6 @@ __all__ = [
     "list_methods",
     "method_settings",
     "register_method",
+    "sample_augmentation",
     "unlearn",
 ]

@@ -96,6 +96,22 @@ def register_method(
     return decorator
 
 
+#: values of a method's ``sample_transform`` setting: whether both sides' samples get the training augmentation
+SAMPLE_TRANSFORMS = {"train": True, "plain": False}
+
+
+def sample_augmentation(name: str, settings: Any) -> tuple[bool, bool]:
+    """Whether a task pipeline passes the method's (retained, forget) samples through the training
+    augmentation. A ``sample_transform`` setting ("train" or "plain") decides both sides alike;
+    without one, gradient methods get it on both sides and training-free ones on the forget side."""
+    transform = getattr(settings, "sample_transform", None)
+    if transform is None:
+        return not get_method(name).training_free, True
+    if transform not in SAMPLE_TRANSFORMS:
+        raise ConfigError(f"sample_transform must be one of {', '.join(SAMPLE_TRANSFORMS)}, got {transform!r}")
+    return SAMPLE_TRANSFORMS[transform], SAMPLE_TRANSFORMS[transform]
+
+
 def list_methods() -> list[str]:
     """Names of all registered methods, sorted."""
     return _METHODS.names()

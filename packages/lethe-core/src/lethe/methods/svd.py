@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lethe._registry import register_method
+from lethe._registry import SAMPLE_TRANSFORMS, register_method
 from lethe.activations import GramCollector, supported_layers, weight_of
 from lethe.errors import ConfigError, DataError
 from lethe.metrics import class_accuracy_score, collect_outputs
@@ -51,6 +51,9 @@ class SVDSettings:
     #: not in the paper: project only the layers whose module names match these ``fnmatch``
     #: patterns (an entry may join several with ";", e.g. "embedder.fc;head"); None: every layer
     layers: tuple[str, ...] | None = None
+    #: the transform of both sides' samples, read by the task pipelines: "train" (the training
+    #: augmentation on retained and forget samples alike, as the authors' code) or "plain" (none)
+    sample_transform: str = "train"
 
 
 GRAM_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
@@ -165,6 +168,8 @@ def _apply(updates: dict[str, LayerUpdate], targets: dict[str, torch.Tensor], al
 def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
     """Project every layer's weight away from the forget-only activation space, in place."""
     engine = ctx.engine
+    if s.sample_transform not in SAMPLE_TRANSFORMS:
+        raise ConfigError(f"sample_transform must be one of {', '.join(SAMPLE_TRANSFORMS)}, got {s.sample_transform!r}")
     if s.gram_precision not in GRAM_PRECISIONS:
         raise ConfigError(f"gram_precision must be one of {', '.join(GRAM_PRECISIONS)}, got {s.gram_precision!r}")
     for name in ("positions_per_sample", "max_patches"):

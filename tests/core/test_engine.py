@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -168,3 +171,23 @@ def test_compiled_fit_trains_the_same_weights():
     for a, b in zip(plain.parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(a, b)
     assert not torch.equal(plain.weight, start)  # both trained
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_bars_only_on_a_terminal(monkeypatch, terminal):
+    """Progress on: a terminal stderr gets tqdm's redrawn bar; a log file or pipe gets no '\\r' at all."""
+    stream = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    model = nn.Linear(5, 2)
+    engine = lethe.Engine(device="cpu", progress=True)
+    engine.fit(model, DataLoader(data(), batch_size=16), cross_entropy_step, sgd(model, 0.1), 2, desc="quiet")
+    output = stream.getvalue()
+    if terminal:
+        assert "\r" in output and "quiet 2/2" in output
+    else:
+        assert output == ""

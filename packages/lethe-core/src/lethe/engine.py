@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import random
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,10 +186,11 @@ class Engine:
         )
 
     def progress_bar(self, iterable: Any, desc: str, total: int | None = None) -> Iterator:
-        """A tqdm bar over ``iterable`` (on the main process only, when progress is on)."""
-        return tqdm(
-            iterable, desc=desc, total=total, leave=False, disable=not (self.progress and self.is_main)
-        )
+        """A tqdm bar over ``iterable`` (on the main process only, when progress is on). When stderr
+        is not a terminal (a log file, a pipe, CI) no bar is drawn: its carriage-return redraws would
+        fill the log. Notebook (widget) bars are kept."""
+        show = self.progress and self.is_main and (_stderr_is_terminal() or _NOTEBOOK_BARS)
+        return tqdm(iterable, desc=desc, total=total, leave=False, disable=not show)
 
     def fit(
         self,
@@ -290,6 +292,18 @@ class Engine:
         if self.distributed:
             dist.all_reduce(tensor)
         return tensor
+
+
+#: tqdm.auto picked its notebook (widget) bars, which draw no carriage returns on stderr
+_NOTEBOOK_BARS = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
+
+
+def _stderr_is_terminal() -> bool:
+    """Whether ``sys.stderr`` (as it is now) is an open terminal."""
+    try:
+        return bool(sys.stderr is not None and sys.stderr.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.SGD:

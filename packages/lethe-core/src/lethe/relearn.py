@@ -14,19 +14,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from lethe._registry import Settings, setting
 from lethe.engine import Engine, sgd
 from lethe.metrics import accuracy, collect_outputs
 
 
 @dataclass
-class RelearnSettings:
+class RelearnSettings(Settings):
     """Full-batch SGD on the handful of samples; accuracy checked after every step. The model
-    stays in eval mode (BatchNorm statistics are not re-estimated from a handful of samples)."""
+    stays in eval mode (BatchNorm statistics are not re-estimated from a handful of samples).
+    ``threshold`` is a forget-test accuracy in percent."""
 
-    steps: int = 50
-    lr: float = 0.01
-    momentum: float = 0.9
-    threshold: float = 50.0
+    steps: int = setting(50, ge=1)
+    lr: float = setting(0.01, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    threshold: float = setting(50.0, ge=0, lt=100)
 
 
 def relearn_steps(

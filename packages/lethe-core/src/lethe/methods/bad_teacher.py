@@ -30,20 +30,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from lethe._registry import register_method
+from lethe._registry import Settings, register_method, setting
 from lethe.errors import ConfigError, DataError
 from lethe.methods._common import reset_parameters
 
 
 @dataclass
-class BadTeacherSettings:
+class BadTeacherSettings(Settings):
     """Published defaults from the authors' code: Adam lr 1e-4, 1 epoch, KL temperature 1, a random
     30 % of the retained data."""
 
-    epochs: int = 1
-    lr: float = 1e-4
-    temperature: float = 1.0
-    retain_fraction: float = 0.3
+    epochs: int = setting(1, ge=1)
+    lr: float = setting(1e-4, gt=0, meaning="learning rate")
+    temperature: float = setting(1.0, gt=0)
+    retain_fraction: float = setting(0.3, ge=0, le=1)
 
 
 class _Flagged(Dataset):

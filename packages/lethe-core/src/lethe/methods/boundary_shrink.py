@@ -34,25 +34,32 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lethe._registry import register_method
+from lethe._registry import Settings, invalid_setting, register_method, setting
 from lethe.engine import sgd
 from lethe.errors import ConfigError
 
 
 @dataclass
-class BoundaryShrinkSettings:
+class BoundaryShrinkSettings(Settings):
     """Published defaults: the authors' CIFAR-10 code (FGSM bound 0.1, 10 epochs over the forget set,
     SGD lr 1e-5, momentum 0.9, no weight decay). ``pixel_mean``/``pixel_std`` (empty: the bound is in
     the model's input units) put the bound in [0, 1] pixel units as that code does."""
 
-    epochs: int = 10
-    lr: float = 1e-5
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    bound: float = 0.1
-    pixel_mean: tuple[float, ...] = ()
-    pixel_std: tuple[float, ...] = ()
+    epochs: int = setting(10, ge=1)
+    lr: float = setting(1e-5, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(0.0, ge=0)
+    bound: float = setting(0.1, gt=0)
+    pixel_mean: tuple[float, ...] = setting((), ge=0, le=1)
+    pixel_std: tuple[float, ...] = setting((), gt=0)
     wrong_label_only: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.pixel_mean) != len(self.pixel_std):
+            raise invalid_setting(
+                self, "pixel_mean", self.pixel_mean, f"one value per channel, as many as pixel_std={self.pixel_std}"
+            )
 
 
 @dataclass

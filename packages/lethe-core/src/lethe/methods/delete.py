@@ -18,26 +18,26 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lethe._registry import register_method
+from lethe._registry import Settings, register_method, setting
 from lethe.engine import sgd
 from lethe.losses import class_mask, masked_distillation_loss
 from lethe.methods._common import cycle
 
 
 @dataclass
-class DeleteSettings:
+class DeleteSettings(Settings):
     """Published defaults: the authors' CIFAR-10 ResNet-18 run (SGD 1e-3, momentum 0.9,
     no weight decay, 20 epochs over the forget set, T = 1). Use ``lr=5e-5`` for CIFAR-100,
     Tiny-ImageNet, VGG16, ViT-S, Swin-T and face models, as the paper does."""
 
-    epochs: int = 20
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    temperature: float = 1.0
+    epochs: int = setting(20, ge=1)
+    lr: float = setting(1e-3, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(0.0, ge=0)
+    temperature: float = setting(1.0, gt=0)
     freeze_bn: bool = False
     ignore_index: int | None = None
-    forget_pixel_weight: float = 1.0
+    forget_pixel_weight: float = setting(1.0, gt=0)
     use_retain: bool = False
 
 

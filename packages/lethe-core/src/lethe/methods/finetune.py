@@ -15,19 +15,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lethe._registry import register_method
+from lethe._registry import Settings, register_method, setting
 from lethe.engine import sgd
 
 
 @dataclass
-class FinetuneSettings:
+class FinetuneSettings(Settings):
     """Defaults of the l1-sparse / SalUn FT baseline on CIFAR-10 ResNet-18: 10 epochs, lr 0.01,
     momentum 0.9, weight decay 5e-4, constant learning rate."""
 
-    epochs: int = 10
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    epochs: int = setting(10, ge=1)
+    lr: float = setting(0.01, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(5e-4, ge=0)
 
 
 @register_method(

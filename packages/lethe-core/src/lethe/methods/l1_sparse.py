@@ -17,23 +17,28 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lethe._registry import register_method
+from lethe._registry import Settings, invalid_setting, register_method, setting
 from lethe.engine import sgd
 from lethe.errors import ConfigError
 
 
 @dataclass
-class L1SparseSettings:
+class L1SparseSettings(Settings):
     """Defaults of the official l1-sparse code on CIFAR-10 ResNet-18: 10 epochs, lr 0.01, momentum
     0.9, weight decay 5e-4, L1 weight alpha 5e-4 decaying linearly per epoch over all epochs
     (``no_l1_epochs`` 0)."""
 
-    epochs: int = 10
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    alpha: float = 5e-4
-    no_l1_epochs: int = 0
+    epochs: int = setting(10, ge=1)
+    lr: float = setting(0.01, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(5e-4, ge=0)
+    alpha: float = setting(5e-4, ge=0)
+    no_l1_epochs: int = setting(0, ge=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.no_l1_epochs > self.epochs:
+            raise invalid_setting(self, "no_l1_epochs", self.no_l1_epochs, f"in [0, epochs] = [0, {self.epochs}]")
 
 
 def l1_weight(s: L1SparseSettings, epoch: int) -> float:

@@ -21,22 +21,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lethe._registry import register_method
+from lethe._registry import Settings, register_method, setting
 from lethe.engine import sgd
 from lethe.errors import ConfigError
 from lethe.methods._common import cycle
 
 
 @dataclass
-class NegGradPlusSettings:
+class NegGradPlusSettings(Settings):
     """Defaults of the SCRUB repository's NegGrad+ runs: alpha 0.95 (weight of the retained loss),
     10 epochs over the retained data, lr 0.01, SGD without momentum or weight decay."""
 
-    alpha: float = 0.95
-    epochs: int = 10
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
+    alpha: float = setting(0.95, ge=0, le=1)
+    epochs: int = setting(10, ge=1)
+    lr: float = setting(0.01, gt=0, meaning="learning rate")
+    momentum: float = setting(0.0, ge=0, lt=1)
+    weight_decay: float = setting(0.0, ge=0)
 
 
 @register_method(

@@ -37,21 +37,21 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, IterableDataset
 
-from lethe._registry import register_method
+from lethe._registry import Settings, register_method, setting
 from lethe.engine import sgd
 from lethe.errors import ConfigError, DataError
 from lethe.methods._common import random_other_labels
 
 
 @dataclass
-class RandomLabelSettings:
+class RandomLabelSettings(Settings):
     """Published defaults: the SalUn repository's ResNet-18 CIFAR-10 RL run (10 epochs, SGD lr 0.01,
     momentum 0.9, weight decay 5e-4, constant rate). ``use_retain=False`` trains on the relabelled forget set alone."""
 
-    epochs: int = 10
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    epochs: int = setting(10, ge=1)
+    lr: float = setting(0.01, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(5e-4, ge=0)
     use_retain: bool = True
 
 

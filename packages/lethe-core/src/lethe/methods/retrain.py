@@ -16,21 +16,26 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lethe._registry import register_method
+from lethe._registry import Settings, invalid_setting, register_method, setting
 from lethe.engine import cosine_schedule, sgd
 from lethe.methods._common import reset_parameters
 
 
 @dataclass
-class RetrainSettings:
+class RetrainSettings(Settings):
     """Defaults: the l1-sparse / SalUn CIFAR-10 ResNet-18 training recipe (SGD lr 0.1, momentum 0.9,
     weight decay 5e-4, 182 epochs, no warm-up), with a per-batch cosine decay to zero over the run."""
 
-    epochs: int = 182
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 0
+    epochs: int = setting(182, ge=0)  # 0: re-initialise only (the oracle's starting point)
+    lr: float = setting(0.1, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(5e-4, ge=0)
+    warmup_epochs: int = setting(0, ge=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.warmup_epochs > self.epochs:
+            raise invalid_setting(self, "warmup_epochs", self.warmup_epochs, f"in [0, epochs] = [0, {self.epochs}]")
 
 
 @register_method(

@@ -35,22 +35,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lethe._registry import register_method
+from lethe._registry import Settings, register_method, setting
 from lethe.errors import ConfigError, DataError
 from lethe.methods.random_label import fit_random_labels
 
 
 @dataclass
-class SalUnSettings:
+class SalUnSettings(Settings):
     """Published defaults: the SalUn repository's ResNet-18 CIFAR-10 run (mask of the top 50 % of
     weights by forget-loss gradient magnitude; 10 epochs of masked random-label fine-tuning, SGD
     lr 0.013, momentum 0.9, weight decay 5e-4, constant rate). ``use_retain`` as in ``random_label``."""
 
-    epochs: int = 10
-    lr: float = 0.013
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    threshold: float = 0.5
+    epochs: int = setting(10, ge=1)
+    lr: float = setting(0.013, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(5e-4, ge=0)
+    threshold: float = setting(0.5, gt=0, le=1)
     use_retain: bool = True
 
 

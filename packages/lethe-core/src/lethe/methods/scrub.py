@@ -24,27 +24,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lethe._registry import register_method
+from lethe._registry import Settings, register_method, setting
 from lethe.engine import sgd
 from lethe.errors import ConfigError
 
 
 @dataclass
-class SCRUBSettings:
+class SCRUBSettings(Settings):
     """Published defaults: the SCRUB repository's CIFAR-10 class-forgetting run (SGD lr 5e-4,
     momentum 0.9, weight decay 5e-4, 3 epochs, max-steps in the first 2, kd_T 4, alpha 0.001,
     gamma 0.99, lr x0.1 after epochs 3, 5, 9)."""
 
-    epochs: int = 3
-    msteps: int = 2
-    lr: float = 5e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    alpha: float = 0.001
-    gamma: float = 0.99
-    kd_T: float = 4.0
-    lr_decay_epochs: tuple[int, ...] = (3, 5, 9)
-    lr_decay_rate: float = 0.1
+    epochs: int = setting(3, ge=1)
+    msteps: int = setting(2, ge=0)
+    lr: float = setting(5e-4, gt=0, meaning="learning rate")
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(5e-4, ge=0)
+    alpha: float = setting(0.001, ge=0)
+    gamma: float = setting(0.99, ge=0)
+    kd_T: float = setting(4.0, gt=0)
+    lr_decay_epochs: tuple[int, ...] = setting((3, 5, 9), ge=0)
+    lr_decay_rate: float = setting(0.1, gt=0, le=1)
 
 
 def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -28,17 +28,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lethe._registry import register_method
+from lethe._registry import Settings, register_method, setting
 from lethe.errors import ConfigError, DataError
 
 
 @dataclass
-class SSDSettings:
+class SSDSettings(Settings):
     """Published defaults from the authors' code (full-class forgetting, ResNet-18):
     selection weighting ``alpha`` = 10, dampening constant ``dampening`` (the paper's lambda) = 1."""
 
-    alpha: float = 10.0
-    dampening: float = 1.0
+    alpha: float = setting(10.0, gt=0)
+    dampening: float = setting(1.0, gt=0)
 
 
 def squared_gradient_sums(model: nn.Module, loader: DataLoader, engine) -> tuple[dict[str, torch.Tensor], int]:

@@ -19,44 +19,46 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lethe._registry import SAMPLE_TRANSFORMS, register_method
+from lethe._registry import SAMPLE_TRANSFORMS, Settings, register_method, setting
 from lethe.activations import GramCollector, supported_layers, weight_of
 from lethe.errors import ConfigError, DataError
 from lethe.metrics import class_accuracy_score, collect_outputs
 from lethe.projection import LayerUpdate
 
+GRAM_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+
 
 @dataclass
-class SVDSettings:
+class SVDSettings(Settings):
     """Published CIFAR-10 defaults: 100 retained samples per class, 900 forget samples,
     ``alpha_r=100``, ``alpha_f=3``; tuning grid ``alpha_r in {10,30,100,300,1000}`` x
     ``alpha_f in {1,3,10,30,100}`` scored by ``retain_acc * (1 - forget_acc)``.
-    (CIFAR-100: 10 per class, 500 forget, 1000/30; ImageNet: 999/999, 100/10.)"""
+    (CIFAR-100: 10 per class, 500 forget, 1000/30; ImageNet: 999/999, 100/10.)
+    ``retain_per_class=None`` streams every retained sample (task pipelines that have no
+    per-sample class, such as segmentation, set it)."""
 
-    alpha_r: float = 100.0
-    alpha_f: float = 3.0
-    retain_per_class: int = 100
-    num_forget: int = 900
+    alpha_r: float = setting(100.0, gt=0)
+    alpha_f: float = setting(3.0, gt=0)
+    retain_per_class: int | None = setting(100, ge=1)
+    num_forget: int = setting(900, ge=1)
     tune: bool = True
-    grid_r: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0)
-    grid_f: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)
+    grid_r: tuple[float, ...] = setting((10.0, 30.0, 100.0, 300.0, 1000.0), gt=0, min_items=1)
+    grid_f: tuple[float, ...] = setting((1.0, 3.0, 10.0, 30.0, 100.0), gt=0, min_items=1)
     #: speed options, off by default (exact): conv output positions kept per sample, and the
     #: dtype of each chunk's Gram product ("float32" is about 2x faster on CPU; sums stay float64)
-    positions_per_sample: int | None = None
-    gram_precision: str = "float64"
+    positions_per_sample: int | None = setting(None, ge=1)
+    gram_precision: str = setting("float64", choices=tuple(GRAM_PRECISIONS))
     #: speed option, off by default: about this many conv patches per layer and side, spread
     #: evenly over the samples (positions per sample = ceil(max_patches / samples)); the published
     #: code keeps at most 10,000 patches per layer from one batch
-    max_patches: int | None = None
+    max_patches: int | None = setting(None, ge=1)
     #: not in the paper: project only the layers whose module names match these ``fnmatch``
     #: patterns (an entry may join several with ";", e.g. "embedder.fc;head"); None: every layer
     layers: tuple[str, ...] | None = None
     #: the transform of both sides' samples, read by the task pipelines: "train" (the training
     #: augmentation on retained and forget samples alike, as the authors' code) or "plain" (none)
-    sample_transform: str = "train"
+    sample_transform: str = setting("train", choices=tuple(SAMPLE_TRANSFORMS))
 
-
-GRAM_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 
 
 def layer_patterns(layers: Sequence[str] | str | None) -> tuple[str, ...] | None:

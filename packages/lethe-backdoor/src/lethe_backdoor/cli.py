@@ -47,7 +47,12 @@ from lethe_classification.bench import parse_method_overrides
 from lethe_classification.checkpoints import save_model
 from lethe_classification.datasets import DATASETS, load_dataset
 from lethe_classification.pipeline import model_spec, train_model
-from lethe_classification.recipe_args import add_recipe_args, recipe_from_args
+from lethe_classification.recipe_args import (
+    add_pretrained_arg,
+    add_recipe_args,
+    pretrained_from_args,
+    recipe_from_args,
+)
 
 PROG = "lethe-backdoor"
 
@@ -69,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", aliases=["poison"], help="poison a dataset and train a backdoored classifier")
     _poisoning(p)
     add_recipe_args(p)
+    add_pretrained_arg(p)
     p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
@@ -129,10 +135,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_new_output(args.out)
     engine = engine_from_args(args)
     recipe = recipe_from_args(args)
+    pretrained = pretrained_from_args(args)
     attack = build_attack(args.attack, _attack_overrides(args))
     bundle = load_dataset(args.dataset, args.data_root)
     splits = make_backdoor_splits(bundle, attack, args.val_fraction, args.seed)
-    spec = model_spec(args.arch, bundle, args.width)
+    spec = model_spec(args.arch, bundle, args.width, pretrained)
     model, seconds, log = train_model(spec, splits.train, bundle, recipe, engine, "backdoored")
     info = {
         "model": spec.to_dict(), "dataset": args.dataset, "classes": bundle.classes,

@@ -6,6 +6,10 @@ Examples::
     lethe-classify unlearn --checkpoint runs/fm.safetensors --forget 3 --method delete --out runs/fm-f3.safetensors
     lethe-classify evaluate --checkpoint runs/fm-f3.safetensors --forget 3 --json runs/fm-f3.json
     lethe-classify bench --dataset fashion-mnist --arch small-cnn --epochs 3 --forget 3 --out runs/bench
+    lethe-classify train --dataset imagefolder:data/flowers --arch timm:tf_efficientnet_lite0 \
+        --pretrained efficientnet-lite0 --image-size 224 --mean 0.5 --std 0.5 --lr 0.01 --out runs/flowers.safetensors
+    lethe-classify import --weights my.pth --arch timm:resnet18 --classes cat,dog,fox --image-size 64 \
+        --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --dataset imagefolder:data/pets --out runs/mine.safetensors
 """
 
 from __future__ import annotations
@@ -29,18 +33,31 @@ from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
 from lethe.metrics import avg_gap
 from lethe_classification.bench import BenchConfig, parse_method_overrides, run_bench, write_bench
-from lethe_classification.checkpoints import load_model, save_model
-from lethe_classification.data import parse_classes
-from lethe_classification.datasets import DATASETS, load_dataset
+from lethe_classification.checkpoints import import_model, load_model, save_model
+from lethe_classification.data import align_classes, parse_classes
+from lethe_classification.datasets import DATASETS
+from lethe_classification.models import MODELS, ModelSpec
 from lethe_classification.pipeline import (
     EvalOptions,
+    check_input,
     evaluate_model,
     make_splits,
     model_spec,
     train_model,
     unlearn_model,
 )
-from lethe_classification.recipe_args import add_recipe_args, recipe_from_args
+from lethe_classification.preprocess import (
+    Preprocess,
+    add_preprocess_args,
+    load_preprocessed,
+    preprocess_from_args,
+)
+from lethe_classification.recipe_args import (
+    add_pretrained_arg,
+    add_recipe_args,
+    pretrained_from_args,
+    recipe_from_args,
+)
 
 PROG = "lethe-classify"
 
@@ -74,12 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a classifier (the original model, or an oracle with --exclude)")
     _data(p)
     add_recipe_args(p)
+    add_pretrained_arg(p)
+    add_preprocess_args(p)
     p.add_argument("--exclude", default="", help="classes left out of training (e.g. the retrain oracle: --exclude 3)")
     p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p)
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint forget classes")
     add_unlearn_args(p, "classes", batch_size=128)
+    _checkpoint_data(p)
     add_runtime_args(p)
 
     p = sub.add_parser("evaluate", help="forget/retain accuracies and MIA of a checkpoint")
@@ -87,12 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forget", required=True, help="the forgotten classes to evaluate")
     p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds avg_gap")
     p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    _checkpoint_data(p)
     _evaluation(p)
     add_runtime_args(p)
 
     p = sub.add_parser("bench", help="original, retrain oracle and methods, evaluated together")
     _data(p)
     add_recipe_args(p)
+    add_preprocess_args(p)
     p.add_argument("--forget", required=True, help="classes to forget")
     p.add_argument("--methods", default="delete,svd", help="comma-separated method names")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -100,31 +122,64 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluation(p)
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, per_class.png")
     add_runtime_args(p)
+
+    p = sub.add_parser("import", help="make a checkpoint of your own model (a state dict for a named architecture)")
+    p.add_argument("--weights", required=True, help="the state dict: .pth, .pt or .safetensors")
+    p.add_argument("--arch", required=True, help=f"its architecture, one of: {', '.join(MODELS.names())}")
+    p.add_argument("--width", type=int, default=None, help="base width of a lethe architecture")
+    p.add_argument("--classes", required=True,
+                   help="class names in the order of its outputs: a,b,c or a file with one per line")  # fmt: skip
+    p.add_argument("--channels", type=int, default=3, choices=(1, 3), help="input channels (default 3)")
+    g = p.add_argument_group("input preprocessing (required: what the model was trained with)")
+    g.add_argument("--image-size", type=int, required=True, help="input side in pixels (images are resized to it)")
+    g.add_argument("--mean", required=True, help="per-channel mean, e.g. 0.485,0.456,0.406 (or one value)")
+    g.add_argument("--std", required=True, help="per-channel std, e.g. 0.229,0.224,0.225 (or one value)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset that unlearn/evaluate use by default (else they need --dataset)")  # fmt: skip
+    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
     return parser
 
 
-def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: str):
-    bundle = load_dataset(info["dataset"], args.data_root)
+def _checkpoint_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default=None, help="dataset to use (default: the checkpoint's)")
+    add_preprocess_args(p, default_help="the checkpoint's")
+
+
+def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: str, model):
+    """The checkpoint's dataset (or ``--dataset``) with its recorded preprocessing (or the options'),
+    classes in the model's order, and the checkpoint's split settings."""
+    dataset = args.dataset or info.get("dataset")
+    if not dataset:
+        raise ConfigError(f"{args.checkpoint} names no dataset; pass --dataset")
+    pre = preprocess_from_args(args).over(Preprocess.from_dict(info.get("preprocess"), str(args.checkpoint)))
+    bundle = load_preprocessed(dataset, args.data_root, pre)
+    if info.get("classes"):
+        bundle = align_classes(bundle, info["classes"])
+    spec = ModelSpec(**info["model"])
+    if (bundle.channels, bundle.image_size) != (spec.in_channels, spec.image_size):
+        check_input(model, spec, bundle.channels, bundle.image_size)
     split = info.get("split", {})
     forget = parse_classes(forget_text, bundle.classes)
     if not forget:
         raise ConfigError("--forget names no class; name at least one class to forget")
-    return make_splits(bundle, forget, split.get("val_fraction", 0.05), split.get("seed", 0))
+    splits = make_splits(bundle, forget, split.get("val_fraction", 0.05), split.get("seed", 0))
+    return splits, {"dataset": dataset, "preprocess": Preprocess.of(bundle).to_dict()}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     check_new_output(args.out)
     engine = engine_from_args(args)
     recipe = recipe_from_args(args)
-    bundle = load_dataset(args.dataset, args.data_root)
+    pretrained = pretrained_from_args(args)
+    bundle = load_preprocessed(args.dataset, args.data_root, preprocess_from_args(args))
     exclude = parse_classes(args.exclude, bundle.classes)
     splits = make_splits(bundle, exclude, args.val_fraction, args.seed)
-    spec = model_spec(args.arch, bundle, args.width)
+    spec = model_spec(args.arch, bundle, args.width, pretrained)
     data = splits.retain_train if exclude else splits.train
     model, seconds, log = train_model(spec, data, bundle, recipe, engine)
     info = {
         "model": spec.to_dict(), "dataset": args.dataset, "classes": bundle.classes,
-        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
+        "preprocess": Preprocess.of(bundle).to_dict(), "split": {"val_fraction": args.val_fraction, "seed": args.seed},
         "excluded_classes": list(exclude), "recipe": vars(recipe), "train_seconds": seconds,
         "train_log": log,
     }  # fmt: skip
@@ -140,9 +195,9 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     overrides = parse_assignments(args.set)
     lethe.method_settings(args.method, overrides)
     model, info = load_model(args.checkpoint)
-    splits = _splits_from_checkpoint(info, args, args.forget)
+    splits, used = _splits_from_checkpoint(info, args, args.forget, model)
     unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
-    info = {**info, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
+    info = {**info, **used, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
                                   "settings": record.settings, "seconds": record.seconds,
                                   "source": str(args.checkpoint)}}  # fmt: skip
     save_model(unlearned, args.out, info)
@@ -156,7 +211,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         check_new_output(args.json, args.checkpoint, args.oracle)
     engine = engine_from_args(args)
     model, info = load_model(args.checkpoint)
-    splits = _splits_from_checkpoint(info, args, args.forget)
+    splits, _ = _splits_from_checkpoint(info, args, args.forget, model)
     options = _eval_options_from(args)
     result = evaluate_model(model, splits, engine, options)
     metrics = dict(result.metrics)
@@ -179,7 +234,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     overrides = parse_method_overrides(args.set, parse_assignments)
     recipe = recipe_from_args(args)
-    bundle = load_dataset(args.dataset, args.data_root)
+    bundle = load_preprocessed(args.dataset, args.data_root, preprocess_from_args(args))
     config = BenchConfig(
         arch=args.arch, forget=parse_classes(args.forget, bundle.classes), methods=methods,
         width=args.width, recipe=recipe, val_fraction=args.val_fraction, seed=args.seed,
@@ -191,7 +246,25 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print_report(Path(args.out) / "results.md")
 
 
-COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}
+def _class_names(text: str) -> list[str]:
+    """``a,b,c``, or the lines of a file of that name."""
+    path = Path(text)
+    if path.is_file():
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    check_new_output(args.out, args.weights)
+    classes = _class_names(args.classes)
+    pre = preprocess_from_args(args)
+    spec = ModelSpec(args.arch, len(classes), args.channels, pre.image_size, args.width)
+    import_model(args.weights, spec, classes, pre.mean, pre.std, args.out, dataset=args.dataset)
+    print(f"imported {args.arch} with {len(classes)} classes from {args.weights}; saved {args.out}")
+
+
+COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench,
+            "import": cmd_import}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.data import Dataset
@@ -182,3 +182,22 @@ def parse_classes(text: str, classes: Sequence[str]) -> tuple[int, ...]:
         else:
             raise ConfigError(f"unknown class {item!r}; classes are {', '.join(classes)}")
     return tuple(result)
+
+
+def align_classes(bundle: DatasetBundle, classes: Sequence[str]) -> DatasetBundle:
+    """``bundle`` with its labels renumbered to the order of ``classes`` (a model's class names):
+    the dataset must have exactly these classes, in any order."""
+    classes = list(classes)
+    if list(bundle.classes) == classes:
+        return bundle
+    if sorted(bundle.classes) != sorted(classes):
+        extra = sorted(set(bundle.classes) - set(classes))[:3]
+        absent = sorted(set(classes) - set(bundle.classes))[:3]
+        raise ConfigError(
+            f"the classes of {bundle.name} differ from the model's ({len(bundle.classes)} vs {len(classes)}; "
+            f"only in the data: {extra or 'none'}, only in the model: {absent or 'none'})"
+        )
+    order = torch.tensor([classes.index(c) for c in bundle.classes], dtype=torch.long)
+    train = ImageData(bundle.train.images, order[bundle.train.labels])
+    test = ImageData(bundle.test.images, order[bundle.test.labels])
+    return replace(bundle, classes=classes, train=train, test=test)

@@ -1,7 +1,8 @@
 """Dataset registry: ``fashion-mnist``, ``cifar10``, ``cifar100`` and ``imagefolder:<root>``.
 
 Every loader returns a ``DatasetBundle`` of uint8 tensors held in memory (these datasets are
-small); augmentation and normalisation happen per sample in ``TensorImageDataset``.
+small); augmentation and normalisation happen per sample in ``TensorImageDataset``. Every loader
+takes ``image_size``: images resized to that square size on load (None: as stored).
 """
 
 from __future__ import annotations
@@ -37,11 +38,27 @@ def default_data_root() -> Path:
     return Path(os.environ.get("LETHE_DATA", "data"))
 
 
-def load_dataset(spec: str, root: str | os.PathLike | None = None, download: bool = True) -> DatasetBundle:
-    """Load a registered dataset by name (``cifar10``) or family (``imagefolder:/path``)."""
+def load_dataset(
+    spec: str, root: str | os.PathLike | None = None, download: bool = True, image_size: int | None = None
+) -> DatasetBundle:
+    """Load a registered dataset by name (``cifar10``) or family (``imagefolder:/path``), its images
+    resized to ``image_size`` x ``image_size`` when given."""
     loader, arg = DATASETS.get(spec)
     root = Path(root) if root is not None else default_data_root()
-    return loader(root, arg, download=download) if arg is not None else loader(root, download=download)
+    kwargs = {"download": download, "image_size": image_size}
+    return loader(root, arg, **kwargs) if arg is not None else loader(root, **kwargs)
+
+
+def resize_images(data: ImageData, size: int | None, chunk: int = 1024) -> ImageData:
+    """``data`` with every image resized to ``size`` x ``size`` (bilinear, antialiased, as image
+    folders are decoded); unchanged when ``size`` is None or already the images' size."""
+    if size is None or tuple(data.images.shape[-2:]) == (size, size):
+        return data
+    from torchvision.transforms.v2 import functional as TF
+
+    parts = [TF.resize(data.images[i : i + chunk], [size, size], antialias=True) for i in range(0, len(data), chunk)]
+    return ImageData(torch.cat(parts) if parts else data.images.new_zeros(0, data.images.shape[1], size, size),
+                     data.labels)  # fmt: skip
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -69,7 +86,7 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 
 @DATASETS.register("fashion-mnist")
-def fashion_mnist(root: Path, download: bool = True) -> DatasetBundle:
+def fashion_mnist(root: Path, download: bool = True, image_size: int | None = None) -> DatasetBundle:
     """Fashion-MNIST (Xiao et al., 2017): the Debian package's idx files, else torchvision's."""
     folders = [DEBIAN_FASHION_MNIST, root / "fashion-mnist", root / "FashionMNIST" / "raw"]
     splits = {}
@@ -86,8 +103,8 @@ def fashion_mnist(root: Path, download: bool = True) -> DatasetBundle:
 
         splits = {s: _from_torchvision(FashionMNIST, root, s == "train", download) for s in ("train", "test")}
     return DatasetBundle(
-        "fashion-mnist", FASHION_CLASSES, splits["train"], splits["test"],
-        mean=(0.2860,), std=(0.3530,), crop_padding=2, flip=True,
+        "fashion-mnist", FASHION_CLASSES, resize_images(splits["train"], image_size),
+        resize_images(splits["test"], image_size), mean=(0.2860,), std=(0.3530,), crop_padding=2, flip=True,
     )  # fmt: skip
 
 
@@ -142,7 +159,7 @@ def read_image_folder(
         raise DataError(f"{folder} has class folders but no images")
     shapes = {tuple(i.shape) for i in images}
     if len(shapes) > 1:
-        raise DataError(f"images under {folder} differ in size {sorted(shapes)[:3]}; pass an image size")
+        raise DataError(f"images under {folder} differ in size {sorted(shapes)[:3]}; pass an image size (--image-size)")
     return ImageData(torch.stack(images), torch.tensor(labels, dtype=torch.long)), classes
 
 
@@ -189,11 +206,13 @@ def _channel_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...
 
 
 @DATASETS.register("imagefolder", family=True)
-def image_folder(root: Path, folder: str, download: bool = True, name: str | None = None) -> DatasetBundle:
+def image_folder(
+    root: Path, folder: str, download: bool = True, name: str | None = None, image_size: int | None = None
+) -> DatasetBundle:
     """Any ``<folder>/train/<class>/*`` + ``<folder>/test/<class>/*`` tree (classes sorted)."""
     base = Path(folder)
-    train, classes = read_image_folder(base / "train", channels=3)
-    test, _ = read_image_folder(base / "test", classes=classes, channels=3)
+    train, classes = read_image_folder(base / "train", channels=3, size=image_size)
+    test, _ = read_image_folder(base / "test", classes=classes, channels=3, size=image_size)
     mean, std = _channel_stats(train)
     return DatasetBundle(name or f"imagefolder:{folder}", classes, train, test, mean, std)
 
@@ -205,7 +224,7 @@ CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
 @DATASETS.register("cifar10")
-def cifar10(root: Path, download: bool = True) -> DatasetBundle:
+def cifar10(root: Path, download: bool = True, image_size: int | None = None) -> DatasetBundle:
     """CIFAR-10: the folder copy ``<root>/cifar10/{train,test}/<class>/*.jpg`` if present (decoded
     once into ``<root>/cache/decoded/``), else torchvision's ``CIFAR10`` under ``<root>`` (downloaded when allowed)."""
     folder = root / "cifar10"
@@ -218,16 +237,17 @@ def cifar10(root: Path, download: bool = True) -> DatasetBundle:
 
         train = _from_torchvision(CIFAR10, root, True, download)
         test = _from_torchvision(CIFAR10, root, False, download)
+    train, test = resize_images(train, image_size), resize_images(test, image_size)
     return DatasetBundle("cifar10", CIFAR10_CLASSES, train, test, CIFAR_MEAN, CIFAR_STD)
 
 
 @DATASETS.register("cifar100")
-def cifar100(root: Path, download: bool = True) -> DatasetBundle:
+def cifar100(root: Path, download: bool = True, image_size: int | None = None) -> DatasetBundle:
     """CIFAR-100 through torchvision (downloaded when allowed)."""
     from torchvision.datasets import CIFAR100
 
-    train = _from_torchvision(CIFAR100, root, True, download)
-    test = _from_torchvision(CIFAR100, root, False, download)
+    train = resize_images(_from_torchvision(CIFAR100, root, True, download), image_size)
+    test = resize_images(_from_torchvision(CIFAR100, root, False, download), image_size)
     classes = CIFAR100(str(root), train=False, download=False).classes
     return DatasetBundle(
         "cifar100", classes, train, test, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)

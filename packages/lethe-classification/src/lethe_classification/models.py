@@ -1,5 +1,8 @@
 """Model registry: ``small-cnn``, ``cifar-resnet18``, ``cifar-vgg11-bn``, ``cifar-vgg16-bn``,
-``torchvision:<name>`` and ``timm:<name>``, each with its head sized to the dataset."""
+``torchvision:<name>`` and ``timm:<name>``, each with its head sized to the dataset.
+
+``ModelSpec.pretrained`` names weights of ``lethe.pretrained.PRETRAINED`` that ``build_model``
+copies in (backbone weights kept, head re-sized to the dataset's classes)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from torch import nn
 
 from lethe import Registry
 from lethe.errors import ConfigError
+from lethe.pretrained import check_pretrained, load_pretrained
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("architecture")
 
@@ -24,17 +28,38 @@ class ModelSpec:
     in_channels: int = 3
     image_size: int = 32
     width: int | None = None
+    #: weights the model started from (``lethe.pretrained``); None: random initialisation
+    pretrained: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without ``pretrained`` when it is None (the form of checkpoints and cache
+        keys written before the field existed)."""
+        fields = asdict(self)
+        if fields["pretrained"] is None:
+            del fields["pretrained"]
+        return fields
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    """Build the (randomly initialised) model described by ``spec``."""
+    """Build the model described by ``spec``: randomly initialised, then ``spec.pretrained``'s
+    weights copied into it when given."""
     builder, arg = MODELS.get(spec.arch)
     if spec.width is not None and spec.width < 1:
         raise ConfigError(f"width must be positive, got {spec.width}")
-    return builder(spec, arg) if arg is not None else builder(spec)
+    if spec.pretrained:
+        check_pretrained(spec.pretrained)
+    model = builder(spec, arg) if arg is not None else builder(spec)
+    if spec.pretrained:
+        load_pretrained(backbone(model), spec.pretrained, spec.arch)
+    return model
+
+
+def backbone(model: nn.Module) -> nn.Module:
+    """The network inside a ``RepeatChannels`` wrapper (torchvision models on grey images), else ``model``:
+    the module whose tensor names are the library's."""
+    if isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[0], RepeatChannels):
+        return model[1]
+    return model
 
 
 @MODELS.register("small-cnn")

@@ -112,24 +112,30 @@ def loader(
     return engine.loader(TensorImageDataset(data, bundle, augment=augment), batch_size, shuffle=train)
 
 
-def model_spec(arch: str, bundle: DatasetBundle, width: int | None = None) -> ModelSpec:
-    return ModelSpec(arch, bundle.num_classes, bundle.channels, bundle.image_size, width)
+def model_spec(arch: str, bundle: DatasetBundle, width: int | None = None, pretrained: str | None = None) -> ModelSpec:
+    return ModelSpec(arch, bundle.num_classes, bundle.channels, bundle.image_size, width, pretrained)
 
 
 def build_checked(spec: ModelSpec) -> nn.Module:
     """Build the model and check that it accepts the dataset's input size."""
-    model = build_model(spec)
+    return check_input(build_model(spec), spec)
+
+
+def check_input(model: nn.Module, spec: ModelSpec, channels: int | None = None, size: int | None = None) -> nn.Module:
+    """Check that ``model`` takes ``channels`` x ``size`` x ``size`` inputs (default: the spec's)
+    and gives ``[N, num_classes]`` outputs; a ConfigError otherwise."""
+    channels, size = channels or spec.in_channels, size or spec.image_size
     was = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.zeros(2, spec.in_channels, spec.image_size, spec.image_size))
+            out = model(torch.zeros(2, channels, size, size))
     except RuntimeError as err:
         raise ConfigError(
-            f"architecture {spec.arch} cannot take {spec.in_channels}x{spec.image_size}x"
-            f"{spec.image_size} inputs ({str(err).splitlines()[0][:120]})"
+            f"architecture {spec.arch} cannot take {channels}x{size}x{size} inputs ({str(err).splitlines()[0][:120]})"
         ) from None
-    model.train(was)
+    finally:
+        model.train(was)
     if out.shape != (2, spec.num_classes):
         raise ConfigError(f"architecture {spec.arch} gives outputs {tuple(out.shape)}, not [N, {spec.num_classes}]")
     return model

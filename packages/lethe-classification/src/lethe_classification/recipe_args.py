@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from lethe.errors import ConfigError
+from lethe.pretrained import check_pretrained, list_pretrained
 from lethe_classification.models import MODELS
 from lethe_classification.pipeline import TrainRecipe
 
@@ -31,3 +32,17 @@ def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
     if args.weight_decay < 0:
         raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
     return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def add_pretrained_arg(p: argparse.ArgumentParser) -> None:
+    """``--pretrained NAME``: weights the model starts from (``lethe.pretrained``)."""
+    p.add_argument("--pretrained", default=None, metavar="NAME",
+                   help=f"start from these weights, head re-sized to the classes: {', '.join(list_pretrained())} "
+                        "(hub: the library's own weights, downloaded; default: random initialisation)")  # fmt: skip
+
+
+def pretrained_from_args(args: argparse.Namespace) -> str | None:
+    """``--pretrained``, checked against the registered names (None when not given)."""
+    if args.pretrained is not None:
+        check_pretrained(args.pretrained)
+    return args.pretrained

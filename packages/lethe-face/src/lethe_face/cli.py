@@ -28,6 +28,7 @@ from lethe.cli_support import (
 )
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
+from lethe.pretrained import list_pretrained
 from lethe_classification.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
 from lethe_face.checkpoints import load_face_model, save_face_model
 from lethe_face.datasets import FACE_DATASETS, FaceData, FaceOptions, load_faces
@@ -56,8 +57,9 @@ def _model(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embedding-dim", type=int, default=None, help="embedding size (128; inception-resnet-v1: 512)")
     g.add_argument("--scale", type=float, default=FaceModelSpec.scale, help="cosine head scale s")
     g.add_argument("--margin", type=float, default=FaceModelSpec.margin, help="cosine head additive angular margin m")
-    g.add_argument("--pretrained", default=None, choices=["vggface2"],
-                   help="inception-resnet-v1: VGGFace2 weights found locally (never downloaded)")  # fmt: skip
+    g.add_argument("--pretrained", default=None, metavar="NAME",
+                   help="inception-resnet-v1: vggface2 (weights found locally, never downloaded); timm:<name> "
+                        f"embedders: one of {', '.join(list_pretrained())}")  # fmt: skip
     g.add_argument("--weights", default=None, help="local VGGFace2 state dict (default: facenet-pytorch's cache)")
     g.add_argument("--epochs", type=int, default=20)
     g.add_argument("--batch-size", type=int, default=64)

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lethe import Registry
+from lethe import pretrained as weights_registry
 from lethe.errors import CheckpointError, ConfigError
 from lethe_classification.models import BasicBlock
 from lethe_face._facenet import facenet
@@ -198,6 +199,37 @@ def inception_resnet_v1(spec: FaceModelSpec, load_pretrained: bool = True) -> nn
     net.classify, net.logits = True, nn.Identity()  # forward ends at last_bn: the raw embedding
     net.last_bn.__class__ = SafeBatchNorm1d
     return net
+
+
+class TimmEmbedder(nn.Module):
+    """A timm network's pooled features (``backbone``, classifier removed) through the linear +
+    BatchNorm1d embedding layer of ``LightResNet`` (``fc``, ``bn``)."""
+
+    def __init__(self, backbone: nn.Module, dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Linear(backbone.num_features, dim, bias=False)
+        self.bn = SafeBatchNorm1d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.fc(self.backbone(x)))
+
+
+@EMBEDDERS.register("timm", family=True)
+def timm_embedder(spec: FaceModelSpec, load_pretrained: bool = True) -> nn.Module:
+    """``TimmEmbedder`` around timm's ``<name>`` (``timm:<name>``); ``pretrained`` names weights of
+    ``lethe.pretrained`` for that network (``efficientnet-lite0`` for ``timm:tf_efficientnet_lite0``)."""
+    import timm
+
+    name = spec.embedder.partition(":")[2]
+    if not timm.is_model(name):
+        raise ConfigError(f"timm has no model {name!r}")
+    if spec.pretrained:
+        weights_registry.check_pretrained(spec.pretrained)
+    backbone = timm.create_model(name, pretrained=False, num_classes=0)
+    if spec.pretrained and load_pretrained:
+        weights_registry.load_pretrained(backbone, spec.pretrained, f"timm:{name}")
+    return TimmEmbedder(backbone, spec.embedding_dim)
 
 
 def build_face_model(spec: FaceModelSpec, load_pretrained: bool = True) -> FaceModel:

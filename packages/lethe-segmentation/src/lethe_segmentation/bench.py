@@ -144,7 +144,7 @@ def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engi
         + (f", encoder_depth {spec.encoder_depth}" if spec.encoder_depth else "")
         + (f", decoder_channels {spec.decoder_channels}" if spec.decoder_channels else "")
         + (f", {spec.kwargs}" if spec.kwargs else "")
-        + f", encoder weights {spec.encoder_weights or 'none (random init)'}",
+        + f", encoder weights {spec.encoder_weights or spec.pretrained or 'none (random init)'}",
         "resolution": (f"resized to {res.size[0]}x{res.size[1]}" if res.size else
                        f"native (evaluation padded to {splits.largest[0]}x{splits.largest[1]} rounded up to "
                        f"/{res.divisor}, padding ignored)")
@@ -241,6 +241,7 @@ def config_from_mapping(cfg: Mapping[str, Any]) -> tuple[SegBundle, BenchConfig]
         arch=cfg.get("arch", "Unet"), encoder=cfg.get("encoder", "resnet18"), num_classes=bundle.num_classes,
         encoder_depth=cfg.get("encoder_depth"), decoder_channels=cfg.get("decoder_channels"),
         kwargs=dict(cfg.get("model_kwargs", {})), encoder_weights=cfg.get("encoder_weights"),
+        pretrained=cfg.get("pretrained"),
     )  # fmt: skip
     resolution = Resolution(parse_size(cfg.get("size")), parse_size(cfg.get("crop"), "crop"),
                             scale=tuple(cfg.get("scale", (0.75, 1.5))))  # fmt: skip

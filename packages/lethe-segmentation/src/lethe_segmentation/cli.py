@@ -26,6 +26,7 @@ from lethe._registry import parse_assignments
 from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, print_report, run_command
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic
+from lethe.pretrained import check_pretrained, list_pretrained
 from lethe_segmentation.bench import BenchConfig, run_bench, write_bench
 from lethe_segmentation.checkpoints import load_model, save_model
 from lethe_segmentation.datasets import DATASETS, load_dataset, parse_classes
@@ -59,6 +60,9 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="any other smp argument, value as JSON (e.g. decoder_pyramid_channels=64)")  # fmt: skip
     g.add_argument("--encoder-weights", default="none", help="none (offline, random init) or imagenet")
+    g.add_argument("--pretrained", default=None, metavar="NAME",
+                   help=f"encoder weights from lethe's registry: {', '.join(list_pretrained())} "
+                        "(e.g. efficientnet-lite0 with --encoder tu-tf_efficientnet_lite0)")  # fmt: skip
     g = p.add_argument_group("resolution and recipe")
     g.add_argument("--size", default=None, help="resize images to HEIGHTxWIDTH (e.g. 96x128); default native")
     g.add_argument("--crop", default=None, help="training crop HEIGHTxWIDTH (default: --size, or native)")
@@ -151,7 +155,12 @@ def _spec_from(args: argparse.Namespace, num_classes: int) -> ModelSpec:
         except ValueError:
             raise ConfigError(f"--decoder-channels must be integers, got {args.decoder_channels!r}") from None
     weights = None if str(args.encoder_weights).lower() in ("none", "", "null") else args.encoder_weights
-    return ModelSpec(args.arch, args.encoder, num_classes, args.encoder_depth, decoder, kwargs, weights)
+    if args.pretrained is not None:
+        check_pretrained(args.pretrained)
+        if weights:
+            raise ConfigError("--encoder-weights and --pretrained both given; give one")
+    return ModelSpec(args.arch, args.encoder, num_classes, args.encoder_depth, decoder, kwargs, weights,
+                     args.pretrained)  # fmt: skip
 
 
 def _resolution_from(args: argparse.Namespace) -> Resolution:

@@ -2,8 +2,11 @@
 ``DeepLabV3Plus``, ...) with any of its encoders (``resnet18``, ``tu-<timm name>``, ...).
 
 ``encoder_weights=None`` builds offline (random initialisation); ``"imagenet"`` downloads the
-encoder's ImageNet weights through smp when the user has internet. A checkpoint always rebuilds
-its model with ``encoder_weights=None``: the weights come from the checkpoint.
+encoder's ImageNet weights through smp when the user has internet. ``pretrained`` instead names
+weights of ``lethe.pretrained.PRETRAINED`` copied into the encoder (``efficientnet-lite0`` for
+``tu-tf_efficientnet_lite0``, installed with pip; ``hub``; ``file:<path>``); the network's
+classifier and any layers past the encoder's last stage are dropped. A checkpoint always
+rebuilds its model without either: the weights come from the checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from torch import nn
 
 from lethe import Registry
 from lethe.errors import ConfigError
+from lethe.pretrained import LIBRARIES, check_pretrained, load_pretrained
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("architecture")
 
@@ -32,9 +36,16 @@ class ModelSpec:
     decoder_channels: list[int] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     encoder_weights: str | None = None  # the initialisation of the ORIGINAL model (informative)
+    #: pretrained weights of the ORIGINAL model's encoder (``lethe.pretrained``), informative as above
+    pretrained: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without ``pretrained`` when it is None (the form of checkpoints and cache
+        keys written before the field existed)."""
+        fields = asdict(self)
+        if fields["pretrained"] is None:
+            del fields["pretrained"]
+        return fields
 
     def smp_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.kwargs)
@@ -97,6 +108,37 @@ def build_model(spec: ModelSpec, weights: str | None = None) -> nn.Module:
             f"cannot load {weights} weights for encoder {encoder} ({str(err).splitlines()[0][:200]}); "
             "use --encoder-weights none offline"
         ) from None
+
+
+@LIBRARIES.register("smp", family=True)
+def smp_encoder(name: str, pretrained: bool) -> nn.Module:
+    """smp's own encoder ``name`` (its ``imagenet`` weights if asked): the reference network of
+    ``smp:<name>``, for ``hub`` weights of non-timm encoders."""
+    if name not in encoder_names():
+        raise ConfigError(f"smp has no encoder {name!r}")
+    return _smp().encoders.get_encoder(name, weights="imagenet" if pretrained else None)
+
+
+def encoder_reference(model: nn.Module, spec: ModelSpec) -> tuple[nn.Module, str]:
+    """The module holding the encoder's library weights and that library's name for the network:
+    the timm model inside ``tu-<name>`` (``timm:<name>``), else smp's encoder (``smp:<name>``)."""
+    if spec.encoder.startswith("tu-"):
+        return model.encoder.model, f"timm:{spec.encoder[3:]}"
+    return model.encoder, f"smp:{spec.encoder}"
+
+
+def initial_model(spec: ModelSpec) -> nn.Module:
+    """The model training starts from: ``spec.encoder_weights`` through smp, or ``spec.pretrained``
+    copied into the encoder, else random."""
+    if spec.pretrained and spec.encoder_weights:
+        raise ConfigError("give encoder weights or pretrained weights, not both")
+    if spec.pretrained:
+        check_pretrained(spec.pretrained)
+    model = build_model(spec, spec.encoder_weights)
+    if spec.pretrained:
+        target, arch = encoder_reference(model, spec)
+        load_pretrained(target, spec.pretrained, arch, partial=True)
+    return model
 
 
 def output_stride(model: nn.Module) -> int:

@@ -34,7 +34,7 @@ from lethe.errors import ConfigError, DataError
 from lethe_segmentation.confusion import collect_confusion
 from lethe_segmentation.datasets import IGNORE_INDEX, LabelMap, SegBundle, SegmentationDataset, SegSplit
 from lethe_segmentation.metrics import segmentation_metrics
-from lethe_segmentation.models import ModelSpec, build_model, check_model, output_stride
+from lethe_segmentation.models import ModelSpec, check_model, initial_model, output_stride
 from lethe_segmentation.transforms import Resolution, eval_transform, train_transform
 
 EVAL_BATCH = 16
@@ -203,7 +203,7 @@ def train_model(
     retrain oracle). Returns (model, seconds, per-epoch log); ``splits.resolution`` must be resolved."""
     weight = class_weights(splits.train, splits.bundle.num_classes, recipe.class_weights, ignore_classes)
     seed_everything(engine.seed)
-    model = build_model(spec, spec.encoder_weights)
+    model = initial_model(spec)
     data = splits.dataset(splits.train, augment=True, label_map=LabelMap(ignore=tuple(ignore_classes)))
     train_loader = loader(engine, data, recipe.batch_size, shuffle=True)
     optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)

@@ -15,7 +15,7 @@ export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
 .PHONY: install demo test lint data fashion-mnist cifar10 camvid bench-fashion-mnist \
-	bench-classification bench-backdoor tune-backdoor tune-face tune-face-svd bench-segmentation faces bench-face bench-speed bench-gpu clean
+	bench-classification bench-backdoor tune-backdoor tune-face tune-face-svd bench-segmentation faces bench-face bench-speed bench-gpu bench-delete-defaults fashion-mnist-small clean
 
 install: $(STAMP)
 
@@ -70,6 +70,13 @@ $(DATA)/att_faces/.extracted:
 	rm -rf $(DATA)/att_faces.tmp && mkdir -p $(DATA)/att_faces.tmp
 	tar xzf $(SHARED)/att-faces.tar.gz -C $(DATA)/att_faces.tmp
 	rm -rf $(DATA)/att_faces && mv $(DATA)/att_faces.tmp/att_faces $(DATA)/att_faces && rmdir $(DATA)/att_faces.tmp && touch $@
+
+# Issue 16's small image-folder dataset: 300 training and 100 test images per class sampled from
+# Fashion-MNIST (seeded), written as PNG folders.
+fashion-mnist-small: $(DATA)/fashion-mnist-small/.written
+$(DATA)/fashion-mnist-small/.written: | install fashion-mnist
+	$(BIN)/python benchmarks/make_image_folder.py fashion-mnist $(DATA)/fashion-mnist-small --train 300 --test 100
+	touch $@
 
 data: fashion-mnist cifar10 camvid faces
 
@@ -190,6 +197,18 @@ tune-face-svd: install faces
 bench-speed: install cifar10 camvid
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/speed-cifar10-resnet18-cpu.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/speed-camvid-unet-resnet18-cpu.yaml
+
+# Issue 16: DELETE's defaults (docs/delete-batchnorm.md). The small image folder with every class
+# forgotten in turn (published settings, frozen BatchNorm, the authors' lower learning rate; about 6
+# minutes), the weights/statistics decomposition (2 minutes), then frozen BatchNorm on full
+# Fashion-MNIST (10 minutes) beside the CIFAR-10 width-8 model (25 minutes), one thread each.
+bench-delete-defaults: install fashion-mnist-small cifar10
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/fashion-mnist-small-folder-delete-cpu.yaml
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/delete_bn_check.py benchmarks/configs/fashion-mnist-small-folder-delete-cpu.yaml \
+	  --classes 0,1,3,5,7,9 --out benchmarks/results/classification/fashion-mnist-small-folder-delete-cpu/bn-check.md
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/fashion-mnist-delete-bn-cpu.yaml & a=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-resnet18-w8-delete-bn-cpu.yaml & b=$$!; \
+	wait $$a && wait $$b
 
 # Issue 17: the papers' full-width CIFAR-10 ResNet-18 on one GPU, original, oracles, DELETE, SVD,
 # three baselines and the speed rows in about 8 minutes on an H100/H200 (docs/gpu.md; --smoke is the

@@ -119,6 +119,7 @@ def run_classification(cfg: dict, out: Path) -> None:
         retain_per_class=cfg.get("retain_per_class"),
         oracle=bool(cfg.get("oracle", True)),
         cache=cfg.get("cache"),
+        variants=cfg.get("variants", {}),
     )
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
     title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")
@@ -169,8 +170,13 @@ def check_classification(cfg: dict) -> None:
 
     lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
     eval_options(cfg.get("evaluation"))
+    from lethe_classification.bench import BenchConfig
+
     per_set = [m for f in cfg.get("forget_sets", []) if isinstance(f, dict) for m in f.get("methods") or []]
-    _check_methods([*cfg.get("methods", []), *per_set], cfg.get("overrides"))
+    variants = BenchConfig(arch="", forget=(), variants=cfg.get("variants", {}))
+    for name in [*cfg.get("methods", []), *per_set]:
+        lethe.method_settings(*variants.resolve(name))
+    _check_methods([], cfg.get("overrides"))
 
 
 def check_backdoor(cfg: dict) -> None:

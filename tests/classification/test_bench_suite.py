@@ -51,3 +51,18 @@ def test_derive_columns_without_an_oracle_leaves_the_gaps_empty_and_the_tables_s
     assert "avg_gap" not in summary["1 class"]["svd"] and summary["1 class"]["svd"]["forget_test"][0] == 1.0
     table = aggregate_markdown(summary)
     assert "nan" not in table and "| svd | - | - | 1.00 ± 0.00 | 69.00 ± 0.00 |" in table
+
+
+def test_variants_run_a_method_with_their_own_settings():
+    from lethe_classification.bench import BenchConfig
+
+    config = BenchConfig(
+        arch="small-cnn", forget=(1,), methods=("delete", "delete-frozen-bn"),
+        method_overrides={"delete": {"epochs": 3}},
+        variants={"delete-frozen-bn": {"method": "delete", "overrides": {"freeze_bn": True}}},
+    )  # fmt: skip
+    assert config.resolve("delete") == ("delete", {"epochs": 3})
+    assert config.resolve("delete-frozen-bn") == ("delete", {"epochs": 3, "freeze_bn": True})
+    bad = BenchConfig(arch="small-cnn", forget=(1,), variants={"x": {"overrides": {}}})
+    with pytest.raises(ConfigError, match="variant 'x' takes method and overrides"):
+        bad.resolve("x")

@@ -57,6 +57,20 @@ class BenchConfig:
     oracle: bool = True
     #: folder keeping the original model for later runs (see the module docstring); None: no cache
     cache: str | None = None
+    #: named settings of a method, listed in ``methods`` like one: ``{"delete-frozen-bn": {"method":
+    #: "delete", "overrides": {"freeze_bn": True}}}`` (its overrides go over the method's own)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def resolve(self, name: str) -> tuple[str, dict[str, Any]]:
+        """The registered method and the overrides that row ``name`` runs."""
+        variant = self.variants.get(name)
+        if variant is None:
+            return name, dict(self.method_overrides.get(name, {}))
+        unknown = set(variant) - {"method", "overrides"}
+        if unknown or "method" not in variant:
+            raise ConfigError(f"variant {name!r} takes method and overrides; got {sorted(variant)}")
+        method = variant["method"]
+        return method, {**self.method_overrides.get(method, {}), **variant.get("overrides", {})}
 
 
 TrainedModel = tuple[nn.Module, float, list]
@@ -70,8 +84,8 @@ def run_bench(
     ``original`` (model, training seconds, log) reuses a model trained with the same seed: the
     training split depends only on the seed, not on the forget classes.
     """
-    for method in config.methods:
-        lethe.get_method(method)  # unknown names fail before hours of training
+    for name in config.methods:  # unknown names and settings fail before hours of training
+        lethe.method_settings(*config.resolve(name))
     for method, overrides in config.method_overrides.items():
         lethe.method_settings(method, overrides)
     splits: Splits = make_splits(bundle, config.forget, config.val_fraction, config.seed)
@@ -90,12 +104,12 @@ def run_bench(
     if config.oracle:
         oracle, seconds, train_log = train_model(spec, splits.retain_train, bundle, config.recipe, engine, "retrain")
         add_row("retrain", oracle, seconds, {"train_log": train_log})
-    for method in config.methods:
-        overrides = config.method_overrides.get(method, {})
+    for name in config.methods:
+        method, overrides = config.resolve(name)
         model, record = unlearn_model(original, method, splits, engine, overrides, config.unlearn_batch_size,
                                       config.retain_per_class)  # fmt: skip
         extra = {k: v for k, v in record.extra.items() if k != "grid"}
-        add_row(method, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
+        add_row(name, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
     derive_columns(rows)
     header = {
         "dataset": bundle.name, "arch": config.arch, "width": config.width,
@@ -104,6 +118,7 @@ def run_bench(
         "train samples": len(splits.train), "validation samples (held out of train)": len(splits.validation),
         "test samples": len(splits.test), "seed": config.seed,
         "evaluation": asdict(config.evaluation), "method_overrides": config.method_overrides,
+        **({"variants": config.variants} if config.variants else {}),
         "retained images per class given to methods": config.retain_per_class or "all",
         **({"original model cache": config.cache} if config.cache else {}),
         **({} if config.oracle else {"retrain oracle": "not trained (avg_gap, acc_gap, seconds_vs_retrain empty)"}),
@@ -213,8 +228,8 @@ def run_suite(
     ``on_run(runs)`` is called after each run (the runner writes partial results with it)."""
     sets = [s if isinstance(s, ForgetSet) else ForgetSet(tuple(s)) for s in forget_sets]
     for fs in sets:
-        for method in fs.methods or ():
-            lethe.get_method(method)  # unknown names fail before hours of training
+        for name in fs.methods or ():
+            lethe.get_method(config.resolve(name)[0])  # unknown names fail before hours of training
     chosen: dict[int, tuple[str, ...]] = {}
     runs: list[dict[str, Any]] = []
     for seed in seeds:

@@ -7,6 +7,7 @@ overrides; results (JSON, Markdown, plots) go to ``benchmarks/results/<out>``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib
 import json
@@ -102,7 +103,10 @@ def run_classification(cfg: dict, out: Path) -> None:
     from lethe_classification.datasets import load_dataset
     from lethe_classification.pipeline import TrainRecipe, eval_options
 
-    bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
+    bundle = load_dataset(cfg["dataset"], cfg.get("data_root"), image_size=cfg.get("image_size"))
+    if "mean" in cfg or "std" in cfg:  # the normalisation the (pretrained) model expects
+        mean, std = tuple(cfg.get("mean", bundle.mean)), tuple(cfg.get("std", bundle.std))
+        bundle = dataclasses.replace(bundle, mean=mean, std=std)
     forget_sets = [forget_set(f, bundle.classes) for f in cfg.get("forget_sets", [cfg.get("forget")])]
     if cfg.get("only_sets"):
         forget_sets = only_sets(forget_sets, cfg["only_sets"], bundle.classes)
@@ -120,8 +124,10 @@ def run_classification(cfg: dict, out: Path) -> None:
         oracle=bool(cfg.get("oracle", True)),
         cache=cfg.get("cache"),
         variants=cfg.get("variants", {}),
+        pretrained=cfg.get("pretrained"),
     )
-    engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
+    engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0),
+                    data_on_device=bool(cfg.get("data_on_device", False)))
     title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")
     if "forget_sets" in cfg or "seeds" in cfg:
         seeds = cfg.get("seeds", [config.seed])
@@ -166,11 +172,14 @@ def _check_methods(methods, overrides: dict, settings=None) -> None:
 
 def check_classification(cfg: dict) -> None:
     import lethe
+    from lethe.pretrained import check_pretrained
+    from lethe_classification.bench import BenchConfig
     from lethe_classification.pipeline import TrainRecipe, eval_options
 
     lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
     eval_options(cfg.get("evaluation"))
-    from lethe_classification.bench import BenchConfig
+    if cfg.get("pretrained"):
+        check_pretrained(cfg["pretrained"])
 
     per_set = [m for f in cfg.get("forget_sets", []) if isinstance(f, dict) for m in f.get("methods") or []]
     variants = BenchConfig(arch="", forget=(), variants=cfg.get("variants", {}))

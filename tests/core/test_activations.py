@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 import torch.nn.utils.parametrize
 import torchvision
+from patch_helpers import sampled_and_expected
 from torch import nn
 
 import lethe.activations as act
@@ -333,14 +334,7 @@ def test_float32_products_match_float64_grams():
 )  # fmt: skip
 def test_sampled_patches_are_the_unfolded_columns_at_the_drawn_positions(conv):
     x = torch.randn(3, 4, 9, 7)
-    full = _conv_features(conv, x)  # [groups, d, N * L]
-    length = full.shape[-1] // 3
-    torch.manual_seed(5)
-    drawn = torch.rand(3, length).topk(4, dim=1).indices  # the draw _conv_features makes
-    torch.manual_seed(5)
-    sampled = _conv_features(conv, x, positions=4)
-    expected = full.view(full.shape[0], full.shape[1], 3, length)
-    expected = torch.stack([expected[:, :, i, drawn[i]] for i in range(3)], dim=2).flatten(2)
+    sampled, expected = sampled_and_expected(conv, x, _conv_features(conv, x), positions=4)
     torch.testing.assert_close(sampled, expected)
 
 

@@ -12,6 +12,7 @@ import timm
 import torch
 import torch.nn.functional as F
 import torchvision
+from patch_helpers import sampled_and_expected
 from timm.layers import Conv2dSame, create_conv2d, pad_same
 from timm.layers.conv2d_same import Conv2dSameExport
 from timm.layers.std_conv import ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame
@@ -20,7 +21,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, TensorDataset
 
 import lethe
-from lethe.activations import GramCollector, _conv_features
+from lethe.activations import GramCollector
 
 
 @dataclass
@@ -262,13 +263,7 @@ def test_sampled_positions_are_patches_of_the_padded_input(make):
     x = torch.randn(3, 4, 7, 6)
     _, rec = collect(nn.Sequential(conv), x)
     full = reference_patches(rec.calls["0"]).float()
-    length = full.shape[-1] // 3
-    torch.manual_seed(5)
-    drawn = torch.rand(3, length).topk(4, dim=1).indices  # the draw _conv_features makes
-    torch.manual_seed(5)
-    sampled = _conv_features(conv, x, positions=4)
-    expected = full.view(full.shape[0], full.shape[1], 3, length)
-    expected = torch.stack([expected[:, :, i, drawn[i]] for i in range(3)], dim=2).flatten(2)
+    sampled, expected = sampled_and_expected(conv, x, full, positions=4)
     torch.testing.assert_close(sampled, expected)
     torch.manual_seed(5)
     collector, _ = collect(nn.Sequential(conv), x, positions_per_sample=4)

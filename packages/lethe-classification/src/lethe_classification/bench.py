@@ -60,6 +60,8 @@ class BenchConfig:
     #: named settings of a method, listed in ``methods`` like one: ``{"delete-frozen-bn": {"method":
     #: "delete", "overrides": {"freeze_bn": True}}}`` (its overrides go over the method's own)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: pretrained weights the original and the oracle start from (``lethe.pretrained``); None: random
+    pretrained: str | None = None
 
     def resolve(self, name: str) -> tuple[str, dict[str, Any]]:
         """The registered method and the overrides that row ``name`` runs."""
@@ -89,7 +91,7 @@ def run_bench(
     for method, overrides in config.method_overrides.items():
         lethe.method_settings(method, overrides)
     splits: Splits = make_splits(bundle, config.forget, config.val_fraction, config.seed)
-    spec = model_spec(config.arch, bundle, config.width)
+    spec = model_spec(config.arch, bundle, config.width, config.pretrained)
     rows: list[dict[str, Any]] = []
 
     def add_row(name: str, model, seconds: float, extra: dict) -> None:
@@ -120,6 +122,8 @@ def run_bench(
         "evaluation": asdict(config.evaluation), "method_overrides": config.method_overrides,
         **({"variants": config.variants} if config.variants else {}),
         "retained images per class given to methods": config.retain_per_class or "all",
+        **({"pretrained": config.pretrained, "image size": bundle.image_size, "normalisation":
+            {"mean": list(bundle.mean), "std": list(bundle.std)}} if config.pretrained else {}),
         **({"original model cache": config.cache} if config.cache else {}),
         **({} if config.oracle else {"retrain oracle": "not trained (avg_gap, acc_gap, seconds_vs_retrain empty)"}),
         **environment(engine),
@@ -145,17 +149,17 @@ def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine, l
     """Train the original model on the training split of ``config.seed`` (all classes), or load
     it from ``config.cache``; returns (model, training seconds, training log)."""
     model, info = cached_original(bundle, config.arch, config.width, config.recipe, config.seed,
-                                  config.val_fraction, engine, config.cache, log)  # fmt: skip
+                                  config.val_fraction, engine, config.cache, log, config.pretrained)  # fmt: skip
     return model, float(info["train_seconds"]), info.get("train_log", [])
 
 
 def cached_original(
     bundle: DatasetBundle, arch: str, width: int | None, recipe: TrainRecipe, seed: int, val_fraction: float,
-    engine: Engine, cache: str | Path | None, log=main_print,
+    engine: Engine, cache: str | Path | None, log=main_print, pretrained: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
     """The original model and its info (training seconds and log; ``cached``: the file it was
     loaded from), trained on all classes or loaded from ``cache/original-<arch>-<hash>.safetensors``."""
-    spec = model_spec(arch, bundle, width)
+    spec = model_spec(arch, bundle, width, pretrained)
     identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": recipe_identity(recipe), "seed": seed,
                 "val_fraction": val_fraction}  # fmt: skip
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

@@ -21,15 +21,15 @@ from pathlib import Path
 
 from lethe._registry import parse_assignments
 from lethe.cli_support import (
+    add_output_arg,
     add_runtime_args,
-    check_new_output,
     command_parser,
     engine_from_args,
     print_report,
     run_command,
 )
 from lethe.errors import ConfigError
-from lethe.io import write_json_atomic
+from lethe.io import atomic_folder, atomic_paths, write_json_atomic
 from lethe_backdoor.attacks import build_attack, list_attacks
 from lethe_backdoor.bench import (
     DEFAULT_BUDGETS,
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _poisoning(p)
     add_recipe_args(p)
     add_pretrained_arg(p)
-    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
     p = sub.add_parser("unlearn", help="remove the backdoor of a checkpoint with the defender's budget")
@@ -89,13 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method setting, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--out", required=True, help="new checkpoint file for the defended model")
-    p.add_argument("--record", default=None, help="also write the run record (JSON) here")
+    add_output_arg(p, "--out", required=True, help="new checkpoint file for the defended model")
+    add_output_arg(p, "--record", help="also write the run record (JSON) here")
     add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
     p = sub.add_parser("evaluate", help="clean_acc, asr and robust_acc of a checkpoint")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    add_output_arg(p, "--json", help="write the metrics here (JSON)")
     add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
     p = sub.add_parser("bench", help="backdoored model, every defence and a budget sweep, evaluated together")
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a method setting, e.g. --set delete.epochs=5 (repeatable)")  # fmt: skip
     p.add_argument("--unlearn-batch-size", type=int, default=128)
     p.add_argument("--examples", type=int, default=4, help="test images in the example figure")
-    p.add_argument("--out", required=True, help="output folder: results.json, results.md, two PNGs")
+    add_output_arg(p, "--out", required=True, folder=True, help="output folder: results.json, results.md, two PNGs")
     add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
     return parser
 
@@ -132,7 +132,6 @@ def _check_batch(value: int, flag: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    check_new_output(args.out)
     engine = engine_from_args(args)
     recipe = recipe_from_args(args)
     pretrained = pretrained_from_args(args)
@@ -154,9 +153,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
-    check_new_output(args.out, args.checkpoint)
-    if args.record:
-        check_new_output(args.record, args.checkpoint, args.out)
     _check_batch(args.batch_size, "--batch-size")
     engine = engine_from_args(args)
     overrides = parse_assignments(args.set)
@@ -169,9 +165,10 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     info = {**info, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
                                   "settings": record.settings, "seconds": record.seconds,
                                   "budget": budget.describe(), "source": str(args.checkpoint)}}  # fmt: skip
-    save_model(defended, args.out, info)
-    if args.record:
-        write_json_atomic(args.record, record.to_dict())
+    with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
+        save_model(defended, out, info)
+        if record_path:
+            write_json_atomic(record_path, record.to_dict())
     print(
         f"{args.method} on {budget.size} stamped / {len(budget.clean)} clean images ({args.budget_source}) "
         f"in {record.seconds:.1f}s; saved {args.out}"
@@ -179,8 +176,6 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    if args.json:
-        check_new_output(args.json, args.checkpoint)
     engine = engine_from_args(args)
     model, info, splits = load_backdoored(args.checkpoint, args.data_root)
     metrics = evaluate_backdoor(model, splits, engine)
@@ -208,7 +203,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     bundle = load_dataset(args.dataset, args.data_root)
     output = run_backdoor_bench(bundle, config, engine)
     title = f"Backdoor removal on {bundle.name} with {args.arch}, {config.attack} attack"
-    write_backdoor_bench(output, args.out, title)
+    with atomic_folder(args.out) as out:  # every file or none
+        write_backdoor_bench(output, out, title)
     print_report(Path(args.out) / "results.md")
 
 

@@ -21,16 +21,16 @@ from pathlib import Path
 import lethe
 from lethe._registry import parse_assignments
 from lethe.cli_support import (
+    add_output_arg,
     add_runtime_args,
     add_unlearn_args,
-    check_new_output,
     command_parser,
     engine_from_args,
     print_report,
     run_command,
 )
 from lethe.errors import ConfigError
-from lethe.io import write_json_atomic
+from lethe.io import atomic_folder, atomic_paths, write_json_atomic
 from lethe.metrics import avg_gap
 from lethe_classification.bench import BenchConfig, parse_method_overrides, run_bench, write_bench
 from lethe_classification.checkpoints import import_model, load_model, save_model
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pretrained_arg(p)
     add_preprocess_args(p)
     p.add_argument("--exclude", default="", help="classes left out of training (e.g. the retrain oracle: --exclude 3)")
-    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p)
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint forget classes")
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--forget", required=True, help="the forgotten classes to evaluate")
     p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds avg_gap")
-    p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    add_output_arg(p, "--json", help="write the metrics here (JSON)")
     _checkpoint_data(p)
     _evaluation(p)
     add_runtime_args(p)
@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="override a method setting, e.g. --set delete.lr=1e-2 (repeatable)")  # fmt: skip
     _evaluation(p)
-    p.add_argument("--out", required=True, help="output folder: results.json, results.md, per_class.png")
+    add_output_arg(p, "--out", required=True, folder=True,
+                   help="output folder: results.json, results.md, per_class.png")  # fmt: skip
     add_runtime_args(p)
 
     p = sub.add_parser("import", help="make a checkpoint of your own model (a state dict for a named architecture)")
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--std", required=True, help="per-channel std, e.g. 0.229,0.224,0.225 (or one value)")
     p.add_argument("--dataset", default=None,
                    help="dataset that unlearn/evaluate use by default (else they need --dataset)")  # fmt: skip
-    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
     return parser
 
 
@@ -167,7 +168,6 @@ def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: s
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    check_new_output(args.out)
     engine = engine_from_args(args)
     recipe = recipe_from_args(args)
     pretrained = pretrained_from_args(args)
@@ -188,9 +188,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
-    check_new_output(args.out, args.checkpoint)
-    if args.record:
-        check_new_output(args.record, args.checkpoint, args.out)
     engine = engine_from_args(args)
     overrides = parse_assignments(args.set)
     lethe.method_settings(args.method, overrides)
@@ -200,23 +197,47 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     info = {**info, **used, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
                                   "settings": record.settings, "seconds": record.seconds,
                                   "source": str(args.checkpoint)}}  # fmt: skip
-    save_model(unlearned, args.out, info)
-    if args.record:
-        write_json_atomic(args.record, record.to_dict())
+    with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
+        save_model(unlearned, out, info)
+        if record_path:
+            write_json_atomic(record_path, record.to_dict())
     print(f"{args.method} forgot classes {record.forget_classes} in {record.seconds:.1f}s; saved {args.out}")
 
 
+def _load_oracle(path: str, splits):
+    """The retrain oracle of ``--oracle``: a checkpoint of the same classes, taking the inputs of
+    the evaluated data (an oracle of another dataset is an error, not a crash mid-evaluation)."""
+    oracle, oracle_info = load_model(path)
+    classes = list(splits.bundle.classes)
+    spec = ModelSpec(**oracle_info["model"])
+    recorded = oracle_info.get("classes")
+    if spec.num_classes != len(classes) or (recorded is not None and list(recorded) != classes):
+        raise ConfigError(
+            f"--oracle {path} has other classes ({oracle_info.get('dataset')}, {spec.num_classes} classes) than "
+            f"the evaluated data ({splits.bundle.name}, {len(classes)} classes, in the checkpoint's order); "
+            "give the retrain oracle of this dataset"
+        )
+    channels, size = splits.bundle.channels, splits.bundle.image_size
+    if (spec.in_channels, spec.image_size) != (channels, size):
+        try:
+            check_input(oracle, spec, channels, size)
+        except ConfigError:
+            raise ConfigError(
+                f"--oracle {path} takes {spec.in_channels}x{spec.image_size}x{spec.image_size} inputs, the "
+                f"evaluated data is {channels}x{size}x{size}; give the retrain oracle of this dataset"
+            ) from None
+    return oracle
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    if args.json:
-        check_new_output(args.json, args.checkpoint, args.oracle)
     engine = engine_from_args(args)
     model, info = load_model(args.checkpoint)
     splits, _ = _splits_from_checkpoint(info, args, args.forget, model)
     options = _eval_options_from(args)
+    oracle = _load_oracle(args.oracle, splits) if args.oracle else None
     result = evaluate_model(model, splits, engine, options)
     metrics = dict(result.metrics)
-    if args.oracle:
-        oracle, _ = load_model(args.oracle)
+    if oracle is not None:
         oracle_metrics = evaluate_model(oracle, splits, engine, options).metrics
         metrics["avg_gap"] = avg_gap(metrics, oracle_metrics)
         metrics["oracle"] = oracle_metrics
@@ -242,7 +263,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     )  # fmt: skip
     result = run_bench(bundle, config, engine)
     title = f"Class forgetting on {bundle.name} with {args.arch}"
-    write_bench(result, args.out, title)
+    with atomic_folder(args.out) as out:  # every file or none
+        write_bench(result, out, title)
     print_report(Path(args.out) / "results.md")
 
 
@@ -255,7 +277,6 @@ def _class_names(text: str) -> list[str]:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    check_new_output(args.out, args.weights)
     classes = _class_names(args.classes)
     pre = preprocess_from_args(args)
     spec = ModelSpec(args.arch, len(classes), args.channels, pre.image_size, args.width)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,28 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, spec: dict[str, A
     """Write ``model``'s state dict and ``spec`` (JSON-serialisable) atomically to ``path``."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={SPEC_KEY: json.dumps(spec)})
+        try:
+            save_file(state, str(tmp), metadata={SPEC_KEY: json.dumps(spec)})
+        except SafetensorError as err:
+            raise _os_error(err, tmp) from None
     return Path(path)
+
+
+def _os_error(err: SafetensorError, path: Path) -> Exception:
+    """safetensors reports a failed write (a full disk, ...) as a SafetensorError naming the OS
+    error: an ``OSError`` for ``path`` then, like any other failed write; else ``err`` itself."""
+    found = re.search(r"os error (\d+)", str(err))
+    if not found:
+        return err
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def read_spec(path: str | os.PathLike) -> dict[str, Any]:
     """The build spec stored in checkpoint ``path``."""
     p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"{p} is a folder, not a checkpoint file")
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
     try:

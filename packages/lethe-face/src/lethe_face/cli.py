@@ -18,16 +18,16 @@ from pathlib import Path
 import lethe
 from lethe._registry import parse_assignments
 from lethe.cli_support import (
+    add_output_arg,
     add_runtime_args,
     add_unlearn_args,
-    check_new_output,
     command_parser,
     engine_from_args,
     print_report,
     run_command,
 )
 from lethe.errors import ConfigError
-from lethe.io import write_json_atomic
+from lethe.io import atomic_folder, atomic_paths, write_json_atomic
 from lethe.pretrained import list_pretrained
 from lethe_classification.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
 from lethe_face.checkpoints import load_face_model, save_face_model
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data(p)
     _model(p)
     p.add_argument("--exclude", default="", help="identities left out of training (the retrain oracle)")
-    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p)
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint forget identities")
@@ -93,13 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="identification, MIA, probe and verification metrics of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--forget", required=True, help="the forgotten identities to evaluate")
-    p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    add_output_arg(p, "--json", help="write the metrics here (JSON)")
     _evaluation(p)
     add_runtime_args(p)
 
     p = sub.add_parser("bench", help="run a face benchmark config (YAML): original, oracle and methods")
     p.add_argument("config", help="YAML config, e.g. benchmarks/configs/face-att-cpu.yaml")
-    p.add_argument("--out", required=True, help="output folder: results.json, results.md, faces.png")
+    add_output_arg(p, "--out", required=True, folder=True, help="output folder: results.json, results.md, faces.png")
     p.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
     return parser
 
@@ -139,8 +139,10 @@ def _splits(data: FaceData, info: dict, forget: str):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    check_new_output(args.out)
     recipe = _recipe_from(args)
+    if args.weights and args.pretrained != "vggface2":
+        raise ConfigError("--weights is the local VGGFace2 state dict of --pretrained vggface2 (with --embedder "
+                          "inception-resnet-v1); it is not used otherwise")  # fmt: skip
     dim = args.embedding_dim or (512 if args.embedder == "inception-resnet-v1" else FaceModelSpec.embedding_dim)
     spec = FaceModelSpec(2, args.embedder, args.head, embedding_dim=dim, width=args.width, scale=args.scale,
                          margin=args.margin, pretrained=args.pretrained, weights=args.weights)  # fmt: skip
@@ -167,9 +169,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
-    check_new_output(args.out, args.checkpoint)
-    if args.record:
-        check_new_output(args.record, args.checkpoint, args.out)
     overrides = method_overrides(args.method, parse_assignments(args.set))
     lethe.method_settings(args.method, overrides)
     engine = engine_from_args(args)
@@ -179,15 +178,14 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     names = [splits.bundle.classes[c] for c in record.forget_classes]
     info = {**info, "unlearned": {"method": record.method, "forget": names, "settings": record.settings,
                                   "seconds": record.seconds, "source": str(args.checkpoint)}}  # fmt: skip
-    save_face_model(unlearned, args.out, info)
-    if args.record:
-        write_json_atomic(args.record, record.to_dict())
+    with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
+        save_face_model(unlearned, out, info)
+        if record_path:
+            write_json_atomic(record_path, record.to_dict())
     print(f"{args.method} forgot {', '.join(names)} in {record.seconds:.1f}s; saved {args.out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    if args.json:
-        check_new_output(args.json, args.checkpoint)
     if args.relearn_per_class < 0 or args.pairs_per_identity < 1:
         raise ConfigError("--relearn-per-class must be >= 0 and --pairs-per-identity >= 1")
     engine = engine_from_args(args)
@@ -217,14 +215,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     try:
         cfg = yaml.safe_load(Path(args.config).read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read config {args.config}: {str(err).splitlines()[0]}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{args.config} is not a mapping")
     cfg["_path"] = args.config
     if args.data_root:
         cfg["data_root"] = args.data_root
-    run_config(cfg, Path(args.out), log=lambda line: print(line, file=sys.stderr))
+    with atomic_folder(args.out) as out:  # every file or none
+        run_config(cfg, out, log=lambda line: print(line, file=sys.stderr))
     print_report(Path(args.out) / "results.md")
 
 

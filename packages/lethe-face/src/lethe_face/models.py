@@ -190,12 +190,19 @@ def inception_resnet_v1(spec: FaceModelSpec, load_pretrained: bool = True) -> nn
     net = facenet().InceptionResnetV1(pretrained=None, classify=False)
     if spec.pretrained and load_pretrained:
         path = vggface2_weights(spec.weights)
+        what = f"{path} is not a facenet-pytorch InceptionResnetV1 state dict"
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-            net.load_state_dict(state, strict=True)
-        except (RuntimeError, OSError, ValueError, AttributeError) as err:
-            raise CheckpointError(f"{path} is not a facenet-pytorch InceptionResnetV1 state dict ({err})") from None
+        except Exception as err:  # random bytes, a truncated file, a pickle of other objects: unpickling errors
+            raise CheckpointError(f"{what} (torch.load cannot read it: {type(err).__name__})") from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{what} (it holds no mapping of names to tensors)")
+        try:
+            net.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")}, strict=True)
+        except RuntimeError as err:
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            detail = lines[1] if len(lines) > 1 else "".join(lines) or type(err).__name__
+            raise CheckpointError(f"{what} ({detail[:300]})") from None
     net.classify, net.logits = True, nn.Identity()  # forward ends at last_bn: the raw embedding
     net.last_bn.__class__ = SafeBatchNorm1d
     return net

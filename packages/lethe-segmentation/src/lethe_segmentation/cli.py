@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 import lethe
 from lethe._registry import parse_assignments
-from lethe.cli_support import add_runtime_args, check_new_output, engine_from_args, print_report, run_command
+from lethe.cli_support import add_output_arg, add_runtime_args, engine_from_args, print_report, run_command
 from lethe.errors import ConfigError
-from lethe.io import write_json_atomic
+from lethe.io import atomic_folder, atomic_paths, write_json_atomic
 from lethe.pretrained import check_pretrained, list_pretrained
 from lethe_segmentation.bench import BenchConfig, run_bench, write_bench
 from lethe_segmentation.checkpoints import load_model, save_model
@@ -46,6 +47,8 @@ from lethe_segmentation.pipeline import (
 from lethe_segmentation.transforms import Resolution, parse_size
 
 PROG = "lethe-segment"
+#: a ``--model-arg`` value taken as a string when it is not JSON (``activation=sigmoid``)
+PLAIN_WORD = re.compile(r"[A-Za-z_][\w.\-]*")
 
 
 def _recipe(p: argparse.ArgumentParser) -> None:
@@ -58,7 +61,8 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoder-depth", type=int, default=None, help="encoder stages (smp default 5)")
     g.add_argument("--decoder-channels", default=None, help="Unet-family decoder widths, e.g. 128,64,32,16,8")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other smp argument, value as JSON (e.g. decoder_pyramid_channels=64)")  # fmt: skip
+                   help="any other smp argument, value as JSON (e.g. decoder_pyramid_channels=64; a plain word "
+                        "is a string: activation=sigmoid)")  # fmt: skip
     g.add_argument("--encoder-weights", default="none", help="none (offline, random init) or imagenet")
     g.add_argument("--pretrained", default=None, metavar="NAME",
                    help=f"encoder weights from lethe's registry: {', '.join(list_pretrained())} "
@@ -84,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe(p)
     p.add_argument("--forget-as-ignore", default="",
                    help="classes relabelled as ignore (the retrain oracle): names or indices")  # fmt: skip
-    p.add_argument("--out", required=True, help="new checkpoint file (.safetensors)")
+    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p)
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint stop labelling classes")
@@ -95,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a method setting, e.g. --set lr=1e-3 or --set forget_pixel_weight=5")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
-    p.add_argument("--out", required=True, help="new checkpoint file for the unlearned model")
-    p.add_argument("--record", default=None, help="also write the run record (JSON) here")
+    add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
+    add_output_arg(p, "--record", help="also write the run record (JSON) here")
     add_runtime_args(p)
 
     p = sub.add_parser("evaluate", help="per-class IoU, miou_retain, iou_forget, recall_forget of a checkpoint")
@@ -104,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forget", default=None, help="forgotten classes (default: those recorded in the checkpoint)")
     p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds forget_to_gap")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--json", default=None, help="write the metrics here (JSON)")
+    add_output_arg(p, "--json", help="write the metrics here (JSON)")
     add_runtime_args(p)
 
     p = sub.add_parser("bench", help="original, retrain oracle and methods per forget set, with overlays")
@@ -119,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlays", type=int, default=4, help="test images in each overlay figure")
     p.add_argument("--cache", default=None, help="folder keeping original/oracle checkpoints for reuse")
     p.add_argument("--title", default=None)
-    p.add_argument("--out", required=True, help="output folder: results.json, results.md, overlays_*.png")
+    add_output_arg(p, "--out", required=True, folder=True,
+                   help="output folder: results.json, results.md, overlays_*.png")  # fmt: skip
     add_runtime_args(p)
     return parser
 
@@ -146,7 +151,10 @@ def _spec_from(args: argparse.Namespace, num_classes: int) -> ModelSpec:
     for key, value in parse_assignments(args.model_arg).items():
         try:
             kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
+            if not PLAIN_WORD.fullmatch(value):  # a word is a string; anything else must be JSON
+                raise ConfigError(f"--model-arg {key}={value}: the value is neither JSON nor a plain word "
+                                  f"({err.msg} at character {err.pos})") from None  # fmt: skip
             kwargs[key] = value
     decoder = None
     if args.decoder_channels:
@@ -177,7 +185,6 @@ def _splits_from_checkpoint(info: dict, args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    check_new_output(args.out)
     engine = engine_from_args(args)
     recipe = _recipe_from(args)
     bundle = load_dataset(args.dataset, args.data_root)
@@ -198,9 +205,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
-    check_new_output(args.out, args.checkpoint)
-    if args.record:
-        check_new_output(args.record, args.checkpoint, args.out)
     _positive(args.batch_size, "--batch-size")
     engine = engine_from_args(args)
     overrides = parse_assignments(args.set)
@@ -213,9 +217,10 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     info = {**info, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
                                   "settings": record.settings, "seconds": record.seconds,
                                   "source": str(args.checkpoint)}}  # fmt: skip
-    save_model(unlearned, args.out, info)
-    if args.record:
-        write_json_atomic(args.record, record.to_dict())
+    with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
+        save_model(unlearned, out, info)
+        if record_path:
+            write_json_atomic(record_path, record.to_dict())
     names = ", ".join(splits.bundle.classes[c] for c in record.forget_classes)
     print(f"{args.method} forgot {names} in {record.seconds:.1f}s; saved {args.out}")
 
@@ -225,14 +230,29 @@ def _recorded_forget(info: dict) -> list[int]:
     return list(unlearned.get("forget_classes") or info.get("ignored_classes") or [])
 
 
+def _load_oracle(path: str, classes: list[str]):
+    """The retrain oracle of ``--oracle``: a checkpoint of the evaluated dataset's classes."""
+    oracle, info = load_model(path)
+    theirs = list(info.get("classes") or [])
+    if theirs != list(classes):
+        raise ConfigError(
+            f"--oracle {path} has other classes ({_names(theirs)}) than the checkpoint's dataset "
+            f"({_names(classes)}); give the retrain oracle of this dataset"
+        )
+    return oracle
+
+
+def _names(classes: list[str], most: int = 8) -> str:
+    return ", ".join(classes[:most]) + (f", ... ({len(classes)} classes)" if len(classes) > most else "")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    if args.json:
-        check_new_output(args.json, args.checkpoint, args.oracle)
     _positive(args.batch_size, "--batch-size")
     engine = engine_from_args(args)
     model, info = load_model(args.checkpoint)
     splits = _splits_from_checkpoint(info, args)
     classes = splits.bundle.classes
+    oracle = _load_oracle(args.oracle, classes) if args.oracle else None
     if args.forget is not None:
         forget = parse_classes(args.forget, classes, splits.bundle.name)
     else:
@@ -240,8 +260,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if forget:
         forget = check_forget(splits, forget)
     metrics = evaluate_model(model, splits, forget, engine, batch_size=args.batch_size)
-    if args.oracle:
-        oracle, _ = load_model(args.oracle)
+    if oracle is not None:
         oracle_metrics = evaluate_model(oracle, splits, forget, engine, batch_size=args.batch_size)
         metrics["forget_to_gap"] = distribution_gap(metrics["forget_to"], oracle_metrics["forget_to"])
         metrics["oracle"] = {k: v for k, v in oracle_metrics.items() if k != "confusion"}
@@ -283,7 +302,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     )  # fmt: skip
     result = run_bench(bundle, args.dataset, config, engine)
     title = args.title or f"Class forgetting in segmentation: {bundle.name}, {config.spec.arch} {config.spec.encoder}"
-    write_bench(result, args.out, title)
+    with atomic_folder(args.out) as out:  # every file or none
+        write_bench(result, out, title)
     print_report(Path(args.out) / "results.md")
 
 

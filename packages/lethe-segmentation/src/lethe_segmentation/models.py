@@ -11,6 +11,7 @@ rebuilds its model without either: the weights come from the checkpoint.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -70,6 +71,7 @@ def _register_smp() -> None:
             return _cls(encoder_name=spec.encoder, encoder_weights=weights, classes=spec.num_classes,
                         **spec.smp_kwargs())  # fmt: skip
 
+        builder.smp_class = cls  # type: ignore[attr-defined]
         MODELS.add(cls.__name__, builder)
 
 
@@ -98,6 +100,7 @@ def build_model(spec: ModelSpec, weights: str | None = None) -> nn.Module:
             f"unknown encoder {encoder!r}; smp encoders include {', '.join(encoder_names()[:12])}, ... "
             "or any timm model as tu-<name>"
         )
+    check_arguments(builder, spec)
     try:
         return builder(spec, weights)
     except (KeyError, ValueError, TypeError, AssertionError, RuntimeError) as err:
@@ -108,6 +111,23 @@ def build_model(spec: ModelSpec, weights: str | None = None) -> nn.Module:
             f"cannot load {weights} weights for encoder {encoder} ({str(err).splitlines()[0][:200]}); "
             "use --encoder-weights none offline"
         ) from None
+
+
+def check_arguments(builder: Callable[..., nn.Module], spec: ModelSpec) -> None:
+    """Refuse a model argument the architecture does not take: smp hands any other keyword to the
+    encoder, and its own encoders drop them silently (only ``tu-`` timm encoders use them)."""
+    cls = getattr(builder, "smp_class", None)
+    if cls is None or spec.encoder.startswith("tu-"):
+        return
+    params = inspect.signature(cls.__init__).parameters.values()
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    unknown = sorted(set(spec.smp_kwargs()) - named)
+    if unknown:
+        own = sorted(named - {"encoder_name", "encoder_weights", "classes"})
+        raise ConfigError(
+            f"{spec.arch} takes no argument {', '.join(unknown)} (with encoder {spec.encoder} it would be ignored); "
+            f"its arguments: {', '.join(own)}"
+        )
 
 
 @LIBRARIES.register("smp", family=True)

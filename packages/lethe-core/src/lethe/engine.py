@@ -9,6 +9,7 @@ non-finite loss.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
@@ -78,6 +79,17 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def _destroy_process_group() -> None:
+    """Tear the process group down while the interpreter is still whole.
+
+    Left to interpreter finalisation, gloo's worker threads may free work objects that hold
+    Python references after the GIL is gone, and the process dies with SIGABRT after its work is
+    done (pytorch/pytorch#179291; seen once in CI on one rank of the 2-process CPU test).
+    """
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued device work (so wall-clock timings are honest)."""
     if device.type == "cuda":
@@ -111,6 +123,7 @@ class Engine:
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
             dist.init_process_group(backend=backend)
+            atexit.register(_destroy_process_group)
 
     @property
     def distributed(self) -> bool:

@@ -1,8 +1,8 @@
 """``bench``: original, retrain oracle and each method on one dataset, evaluated together.
 
-With a ``cache`` folder the original model is kept there, named by a hash of what it was trained
-from (dataset, model, recipe, seed, validation fraction), and reused by any later run that would
-train the same model.
+With a ``cache`` folder the original model and the retrain oracles are kept there, named by a hash
+of what they were trained from (dataset, model, recipe, seed, validation fraction and, for an
+oracle, the forgotten classes), and reused by any later run that would train the same model.
 """
 
 from __future__ import annotations
@@ -91,7 +91,6 @@ def run_bench(
     for method, overrides in config.method_overrides.items():
         lethe.method_settings(method, overrides)
     splits: Splits = make_splits(bundle, config.forget, config.val_fraction, config.seed)
-    spec = model_spec(config.arch, bundle, config.width, config.pretrained)
     rows: list[dict[str, Any]] = []
 
     def add_row(name: str, model, seconds: float, extra: dict) -> None:
@@ -104,8 +103,8 @@ def run_bench(
     original, seconds, train_log = original or train_original(bundle, config, engine, log)
     add_row("original", original, seconds, {"train_log": train_log})
     if config.oracle:
-        oracle, seconds, train_log = train_model(spec, splits.retain_train, bundle, config.recipe, engine, "retrain")
-        add_row("retrain", oracle, seconds, {"train_log": train_log})
+        oracle, info = cached_oracle(bundle, config, splits, engine, log)
+        add_row("retrain", oracle, float(info["train_seconds"]), {"train_log": info.get("train_log", [])})
     for name in config.methods:
         method, overrides = config.resolve(name)
         model, record = unlearn_model(original, method, splits, engine, overrides, config.unlearn_batch_size,
@@ -162,18 +161,45 @@ def cached_original(
     spec = model_spec(arch, bundle, width, pretrained)
     identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": recipe_identity(recipe), "seed": seed,
                 "val_fraction": val_fraction}  # fmt: skip
+
+    def train() -> tuple[nn.Module, float, list]:
+        splits = make_splits(bundle, (), val_fraction, seed)
+        return train_model(spec, splits.train, bundle, recipe, engine, "original")
+
+    return _cached_training("original", arch, identity, train, engine, cache, log)
+
+
+def cached_oracle(
+    bundle: DatasetBundle, config: BenchConfig, splits: Splits, engine: Engine, log=main_print
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The retrain oracle of ``splits`` (the original's recipe on the retained training data),
+    trained or loaded from ``config.cache/retrain-<arch>-<hash>.safetensors``."""
+    spec = model_spec(config.arch, bundle, config.width, config.pretrained)
+    identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": recipe_identity(config.recipe),
+                "seed": config.seed, "val_fraction": config.val_fraction,
+                "forget": sorted(int(c) for c in splits.forget_classes)}  # fmt: skip
+
+    def train() -> tuple[nn.Module, float, list]:
+        return train_model(spec, splits.retain_train, bundle, config.recipe, engine, "retrain")
+
+    return _cached_training("retrain", config.arch, identity, train, engine, config.cache, log)
+
+
+def _cached_training(
+    role: str, arch: str, identity: Mapping[str, Any], train, engine: Engine, cache: str | Path | None, log
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``train()``'s model and info, or the one stored under ``cache`` for the same ``identity``."""
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache) / f"original-{arch}-{key}.safetensors" if cache else None
+    path = Path(cache) / f"{role}-{arch}-{key}.safetensors" if cache else None
     if path is not None and path.is_file():
         model, info = load_model(path)
-        log(f"original model loaded from {path}")
+        log(f"{role} model loaded from {path}")
         return engine.prepare(model), {**info, "cached": str(path)}
-    splits = make_splits(bundle, (), val_fraction, seed)
-    model, seconds, train_log = train_model(spec, splits.train, bundle, recipe, engine, "original")
+    model, seconds, train_log = train()
     info = {**identity, "train_seconds": seconds, "train_log": train_log}
     if path is not None:
         save_model(model, path, info)
-        log(f"original model saved to {path}")
+        log(f"{role} model saved to {path}")
     return model, info
 
 

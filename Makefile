@@ -14,7 +14,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: install demo test lint data fashion-mnist cifar10 camvid bench-fashion-mnist \
+.PHONY: install demo test lint data fashion-mnist cifar10 camvid bench-fashion-mnist bench-pretrained \
 	bench-classification bench-backdoor tune-backdoor tune-face tune-face-svd bench-segmentation faces bench-face bench-speed bench-gpu bench-delete-defaults fashion-mnist-small clean
 
 install: $(STAMP)
@@ -94,6 +94,12 @@ bench-classification: install cifar10
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py $(SUITE) --seeds 1 --out runs/suite/seed1 & s1=$$!; \
 	wait $$s0 && wait $$s1
 	$(BIN)/python benchmarks/run.py $(SUITE) --merge runs/suite/seed0 runs/suite/seed1
+
+# Issue 16: CIFAR-10 on tf_efficientnet_lite0 fine-tuned from the ImageNet wheel at 64 px, forgetting
+# cat: original and oracle about 25 minutes each (cached under data/cache/pretrained), DELETE about 15,
+# SVD and four baselines a few minutes each, on 2 threads.
+bench-pretrained: install cifar10
+	$(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-efficientnet-lite0-pretrained-cpu.yaml
 
 # Issue 5: both attacks side by side, one thread each (about 20 minutes: 12 of them training), then
 # BadNets with a budget of identified poisoned samples instead of stamped ones (about 20 more).

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared/data
 DATA ?= data
-PACKAGES := packages/lethe-core packages/lethe-classification packages/lethe-backdoor packages/lethe-segmentation \
+PACKAGES := packages/lethe-core packages/lethe-vision packages/lethe-classification packages/lethe-backdoor packages/lethe-segmentation \
 	packages/lethe-face
 
 export HF_HUB_OFFLINE := 1

@@ -21,8 +21,8 @@ from torch import nn
 from lethe.engine import Engine
 from lethe.io import write_text_atomic
 from lethe.metrics import accuracy, forget_mask
-from lethe_classification.datasets import load_dataset
-from lethe_classification.pipeline import (
+from lethe_vision.datasets import load_dataset
+from lethe_vision.pipeline import (
     TrainRecipe,
     loader,
     make_splits,

@@ -17,10 +17,10 @@ import torch
 from lethe.engine import Engine
 from lethe.io import write_text_atomic
 from lethe.metrics import accuracy
-from lethe_classification.data import normalise
-from lethe_classification.datasets import load_dataset
-from lethe_classification.models import build_model
-from lethe_classification.pipeline import TrainRecipe, make_splits, model_spec, outputs_on, train_model
+from lethe_vision.data import normalise
+from lethe_vision.datasets import load_dataset
+from lethe_vision.models import build_model
+from lethe_vision.pipeline import TrainRecipe, make_splits, model_spec, outputs_on, train_model
 
 ARCH, WEIGHTS, SIZE = "timm:tf_efficientnet_lite0", "efficientnet-lite0", 64
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from PIL import Image
 
 from lethe.errors import LetheError
-from lethe_classification.data import per_class_sample
-from lethe_classification.datasets import load_dataset
+from lethe_vision.data import per_class_sample
+from lethe_vision.datasets import load_dataset
 
 
 def write_folder(dataset: str, out: Path, train: int, test: int, seed: int = 0) -> None:

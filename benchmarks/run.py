@@ -34,7 +34,7 @@ def forget_set(entry, classes):
     optionally ``methods`` and ``strongest_baselines``."""
     from lethe.errors import ConfigError
     from lethe_classification.bench import ForgetSet
-    from lethe_classification.data import parse_classes
+    from lethe_vision.data import parse_classes
 
     if not isinstance(entry, dict):
         return ForgetSet(parse_classes(str(entry), classes))
@@ -49,7 +49,7 @@ def forget_set(entry, classes):
 def only_sets(forget_sets: list, wanted: list[str], classes) -> list:
     """The config's forget sets whose classes are among ``wanted`` (``--forget-set``), in config order."""
     from lethe.errors import ConfigError
-    from lethe_classification.data import parse_classes
+    from lethe_vision.data import parse_classes
 
     picked = {tuple(sorted(parse_classes(str(w), classes))): w for w in wanted}
     have = {tuple(sorted(fs.classes)) for fs in forget_sets}
@@ -100,8 +100,8 @@ def run_classification(cfg: dict, out: Path) -> None:
         run_suite,
         write_bench,
     )
-    from lethe_classification.datasets import load_dataset
-    from lethe_classification.pipeline import TrainRecipe, eval_options
+    from lethe_vision.datasets import load_dataset
+    from lethe_vision.pipeline import TrainRecipe, eval_options
 
     bundle = load_dataset(cfg["dataset"], cfg.get("data_root"), image_size=cfg.get("image_size"))
     if "mean" in cfg or "std" in cfg:  # the normalisation the (pretrained) model expects
@@ -174,7 +174,7 @@ def check_classification(cfg: dict) -> None:
     import lethe
     from lethe.pretrained import check_pretrained
     from lethe_classification.bench import BenchConfig
-    from lethe_classification.pipeline import TrainRecipe, eval_options
+    from lethe_vision.pipeline import TrainRecipe, eval_options
 
     lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
     eval_options(cfg.get("evaluation"))

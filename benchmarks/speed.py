@@ -58,17 +58,17 @@ from lethe.errors import ConfigError  # noqa: E402
 from lethe.io import write_json_atomic, write_text_atomic  # noqa: E402
 from lethe.metrics import accuracy, forget_mask  # noqa: E402
 from lethe_classification.bench import cached_original  # noqa: E402
-from lethe_classification.checkpoints import load_model, save_model  # noqa: E402
-from lethe_classification.data import (  # noqa: E402
+from lethe_vision.checkpoints import load_model, save_model  # noqa: E402
+from lethe_vision.data import (  # noqa: E402
     DatasetBundle,
     ImageData,
     TensorImageDataset,
     parse_classes,
     per_class_sample,
 )
-from lethe_classification.datasets import DATASETS, load_dataset  # noqa: E402
-from lethe_classification.models import MODELS  # noqa: E402
-from lethe_classification.pipeline import (  # noqa: E402
+from lethe_vision.datasets import DATASETS, load_dataset  # noqa: E402
+from lethe_vision.models import MODELS  # noqa: E402
+from lethe_vision.pipeline import (  # noqa: E402
     Splits,
     TrainRecipe,
     loader,
@@ -77,7 +77,7 @@ from lethe_classification.pipeline import (  # noqa: E402
     outputs_on,
     train_model,
 )
-from lethe_classification.report import markdown_table  # noqa: E402
+from lethe_vision.report import markdown_table  # noqa: E402
 from reference.delete_reference import ReferenceDeleteSettings, delete_reference  # noqa: E402
 from reference.svd_reference import ReferenceSVDSettings, svd_unlearn_reference  # noqa: E402
 

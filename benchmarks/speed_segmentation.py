@@ -33,10 +33,10 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 import lethe  # noqa: E402
 from lethe.engine import Engine  # noqa: E402
 from lethe.errors import ConfigError  # noqa: E402
-from lethe_classification.report import markdown_table  # noqa: E402
 from lethe_segmentation import bench as seg_bench  # noqa: E402
 from lethe_segmentation.checkpoints import load_model, save_model  # noqa: E402
 from lethe_segmentation.pipeline import SegSplits, evaluate_model  # noqa: E402
+from lethe_vision.report import markdown_table  # noqa: E402
 from speed import (  # noqa: E402
     TARGETS_NOTE,
     SVDStepSettings,

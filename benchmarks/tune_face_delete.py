@@ -58,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         from lethe.engine import environment
         from lethe.errors import ConfigError
         from lethe.metrics import forget_mask, split_accuracies
-        from lethe_classification.pipeline import outputs_on, unlearn_model
         from lethe_face.bench import (
             check_config,
             config_from_mapping,
@@ -67,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             protocol_run,
         )
         from lethe_face.pipeline import method_overrides
+        from lethe_vision.pipeline import outputs_on, unlearn_model
 
         cfg = yaml.safe_load(Path(args.config).read_text())
         config = config_from_mapping(cfg)

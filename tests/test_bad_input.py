@@ -20,27 +20,27 @@ import pytest
 import torch
 
 HERE = Path(__file__).parent
-for _sub in ("classification", "backdoor", "segmentation", "face"):  # the packages' test helpers
+for _sub in ("backdoor", "segmentation", "face"):  # the packages' test helpers
     if str(HERE / _sub) not in sys.path:
         sys.path.insert(0, str(HERE / _sub))
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from cli_testing import Result, assert_clean_failure  # noqa: E402
-from cls_helpers import make_image_folder  # noqa: E402
 from face_helpers import make_identity_folder  # noqa: E402
+from image_folders import make_image_folder  # noqa: E402
 from seg_helpers import TINY_MODEL, make_seg_folder  # noqa: E402
 
 import lethe.checkpoint  # noqa: E402
 from lethe_backdoor.cli import main as backdoor_main  # noqa: E402
-from lethe_classification.checkpoints import save_model  # noqa: E402
 from lethe_classification.cli import main as classify_main  # noqa: E402
-from lethe_classification.models import ModelSpec  # noqa: E402
-from lethe_classification.pipeline import build_checked  # noqa: E402
 from lethe_face.cli import main as face_main  # noqa: E402
 from lethe_segmentation.checkpoints import load_model as load_seg_model  # noqa: E402
 from lethe_segmentation.checkpoints import save_model as save_seg_model  # noqa: E402
 from lethe_segmentation.cli import main as segment_main  # noqa: E402
+from lethe_vision.checkpoints import save_model  # noqa: E402
+from lethe_vision.models import ModelSpec  # noqa: E402
+from lethe_vision.pipeline import build_checked  # noqa: E402
 
 MAINS = {"lethe-classify": classify_main, "lethe-backdoor": backdoor_main, "lethe-segment": segment_main,
          "lethe-face": face_main}  # fmt: skip

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lethe_classification.data import DatasetBundle, ImageData
+from lethe_vision.data import DatasetBundle, ImageData
 
 #: Options every CLI call in these tests gets: CPU, quiet.
 RUNTIME = ("--device", "cpu", "--no-progress")

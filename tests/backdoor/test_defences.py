@@ -15,7 +15,7 @@ from lethe_backdoor.budget import make_budget
 from lethe_backdoor.defences import DEFENCES, defence_settings, list_defences, prune_until, run_defence
 from lethe_backdoor.metrics import evaluate_backdoor, outputs_on
 from lethe_backdoor.poison import make_backdoor_splits
-from lethe_classification.pipeline import TrainRecipe, model_spec, train_model
+from lethe_vision.pipeline import TrainRecipe, model_spec, train_model
 
 
 def quiet_engine(seed: int = 0) -> lethe.Engine:

@@ -1,4 +1,5 @@
-"""Generated image-folder datasets and a CLI runner for the lethe_classification tests.
+"""A CLI runner, a dataset with holes and trained checkpoints for the lethe_classification tests
+(the tiny image-folder dataset is tests/conftest.py's).
 
 Everything is generated in temporary folders: no download, no real dataset.
 """
@@ -10,25 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 from cli_testing import cli_runner
-from cls_helpers import CLASSES, RUNTIME, TEST_PER_CLASS, TRAIN_PER_CLASS, make_image_folder, train_args
+from cls_helpers import RUNTIME, train_args
+from image_folders import make_image_folder
 
 from lethe_classification.cli import main
 
 # Tiny tensors on a shared 2-core machine: one intra-op thread avoids oversubscription
 # (measured here: SVD on small-cnn takes 8 s with the default threads and 0.2 s with one).
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory) -> Path:
-    """Four learnable classes (colours), 20 train and 8 test 16x16 RGB images each."""
-    root = tmp_path_factory.mktemp("tiny") / "data"
-    return make_image_folder(root, {c: (TRAIN_PER_CLASS, TEST_PER_CLASS) for c in CLASSES})
-
-
-@pytest.fixture(scope="session")
-def tiny_spec(tiny_root) -> str:
-    return f"imagefolder:{tiny_root}"
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ trained from."""
 from lethe.checkpoint import state_equal
 from lethe.engine import Engine
 from lethe_classification.bench import BenchConfig, cached_oracle, cached_original
-from lethe_classification.datasets import load_dataset
-from lethe_classification.pipeline import TrainRecipe, make_splits
+from lethe_vision.datasets import load_dataset
+from lethe_vision.pipeline import TrainRecipe, make_splits
 
 
 def test_cached_original_is_trained_once_per_recipe_and_seed(tiny_spec, tmp_path):

@@ -16,12 +16,13 @@ import pytest
 import torch
 from cli_testing import assert_clean_failure as clean_failure
 from cli_testing import listing, weights_differ
-from cls_helpers import CLASSES, train_args
+from cls_helpers import train_args
+from image_folders import CLASSES
 from safetensors.torch import load_file
 
 from lethe.checkpoint import read_spec, save_checkpoint
-from lethe_classification.checkpoints import load_model
 from lethe_classification.cli import build_parser
+from lethe_vision.checkpoints import load_model
 
 METRICS = (
     "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "probe_forget", "relearn_steps",

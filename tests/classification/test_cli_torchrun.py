@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 from cli_testing import assert_printed_once, main_checked, torchrun_checked
-from cls_helpers import CLASSES, RUNTIME, make_image_folder, train_args
+from cls_helpers import RUNTIME, train_args
+from image_folders import CLASSES, make_image_folder
 
-from lethe_classification.checkpoints import load_model
 from lethe_classification.cli import main
+from lethe_vision.checkpoints import load_model
 
 distributed = functools.partial(torchrun_checked, "lethe_classification.cli", extra=RUNTIME)
 single = functools.partial(main_checked, main, extra=RUNTIME)

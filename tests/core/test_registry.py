@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 import lethe
-from lethe._registry import build_settings, parse_assignments
+from lethe import parse_assignments
+from lethe._registry import build_settings
 
 
 def test_list_methods():

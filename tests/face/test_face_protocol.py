@@ -9,12 +9,12 @@ import torch
 
 from lethe.engine import Engine
 from lethe.errors import ConfigError
-from lethe_classification.data import DatasetBundle, ImageData
-from lethe_classification.pipeline import EvalOptions, TrainRecipe, unlearn_model
 from lethe_face import FaceModelSpec, FaceOptions, ProtocolOptions, evaluate_face, load_faces
 from lethe_face.bench import run_config
 from lethe_face.metrics import VerifyOptions
 from lethe_face.pipeline import PROTOCOLS, identities_with_images, method_overrides
+from lethe_vision.data import DatasetBundle, ImageData
+from lethe_vision.pipeline import EvalOptions, TrainRecipe, unlearn_model
 
 RECIPE = TrainRecipe(epochs=10, batch_size=8, lr=0.01, warmup_epochs=0)
 SPEC = FaceModelSpec(2, head="linear", embedding_dim=32, width=8)

@@ -5,7 +5,7 @@ hidden trigger. Given a small, explicit budget of trigger-stamped samples, ``let
 masks the target class for each stamped sample (methods.md s.1) and SVD projects away the
 activation space only stamped samples use; fine-tuning, fine-pruning, random labelling and
 gradient ascent are the baselines. Metrics follow BackdoorBench: ``clean_acc``, ``asr``,
-``robust_acc``. Datasets, models and the training recipe are ``lethe_classification``'s.
+``robust_acc``. Datasets, models and the training recipe are ``lethe_vision``'s.
 """
 
 from lethe_backdoor.attacks import ATTACKS, Attack, BadNets, Blended, attack_settings, build_attack, list_attacks

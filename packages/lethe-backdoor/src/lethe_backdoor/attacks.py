@@ -1,6 +1,6 @@
 """Backdoor attacks: triggers that stamp uint8 images ``[N, C, H, W]`` before normalisation.
 
-Triggers act on the raw ``ImageData`` tensors of ``lethe_classification``, so a poisoned
+Triggers act on the raw ``ImageData`` tensors of ``lethe_vision``, so a poisoned
 dataset goes through the same augmentation and normalisation (``TensorImageDataset``) as a
 clean one. Both attacks are all-to-one: every stamped training sample is relabelled with the
 ``target`` class.

@@ -26,8 +26,8 @@ from lethe_backdoor.defences import defence_settings, run_defence
 from lethe_backdoor.metrics import evaluate_backdoor, outputs_on
 from lethe_backdoor.poison import BackdoorSplits, make_backdoor_splits, stamped_test
 from lethe_backdoor.report import plot_budget_sweep, plot_examples, write_markdown
-from lethe_classification.data import DatasetBundle, ImageData
-from lethe_classification.pipeline import TrainRecipe, model_spec, train_model
+from lethe_vision.data import DatasetBundle, ImageData
+from lethe_vision.pipeline import TrainRecipe, model_spec, train_model
 
 DEFAULT_METHODS = ("delete", "svd", "finetune", "fine_pruning", "random_label", "gradient_ascent")
 DEFAULT_BUDGETS = ("0.01", "0.005", "0.002", "0.001")
@@ -87,7 +87,7 @@ def config_from_mapping(cfg: Mapping[str, Any]) -> BackdoorBenchConfig:
 def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = main_print) -> BenchOutput:
     """Run a benchmark YAML (as a mapping) and write its results under ``out``: the whole job of
     ``benchmarks/run.py`` for ``task: backdoor``."""
-    from lethe_classification.datasets import load_dataset
+    from lethe_vision.datasets import load_dataset
 
     config = config_from_mapping(cfg)
     build_attack(config.attack, config.attack_overrides)  # bad settings fail before the dataset loads

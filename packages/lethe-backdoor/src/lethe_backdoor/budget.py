@@ -25,7 +25,7 @@ import torch
 
 from lethe.errors import ConfigError
 from lethe_backdoor.poison import BackdoorSplits
-from lethe_classification.data import ImageData
+from lethe_vision.data import ImageData
 
 SOURCES = ("stamp", "poisoned")
 BUDGET_SEED, BUDGET_STAMP_SEED = 404, 505

@@ -1,4 +1,4 @@
-"""Backdoored checkpoints: ``lethe_classification`` checkpoints whose info also records the attack.
+"""Backdoored checkpoints: ``lethe_vision`` checkpoints whose info also records the attack.
 
 The ``backdoor`` entry holds the attack's name and settings, the seed, the defender's pool share
 (``val_fraction``) and the poisoned indices, so ``unlearn`` and ``evaluate`` rebuild exactly the
@@ -16,8 +16,8 @@ from torch import nn
 from lethe.errors import CheckpointError, LetheError
 from lethe_backdoor.attacks import attack_from_dict
 from lethe_backdoor.poison import BackdoorSplits, check_recorded, make_backdoor_splits
-from lethe_classification.checkpoints import load_model, save_model
-from lethe_classification.datasets import load_dataset
+from lethe_vision.checkpoints import load_model, save_model
+from lethe_vision.datasets import load_dataset
 
 KEY = "backdoor"
 

@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lethe._registry import parse_assignments
+from lethe import parse_assignments
 from lethe.cli_support import (
     add_output_arg,
     add_runtime_args,
@@ -43,13 +43,13 @@ from lethe_backdoor.checkpoints import load_backdoored, save_backdoored
 from lethe_backdoor.defences import defence_settings, list_defences, run_defence
 from lethe_backdoor.metrics import evaluate_backdoor
 from lethe_backdoor.poison import make_backdoor_splits
-from lethe_classification.bench import parse_method_overrides
-from lethe_classification.checkpoints import save_model
-from lethe_classification.datasets import DATASETS, load_dataset
-from lethe_classification.pipeline import model_spec, train_model
-from lethe_classification.recipe_args import (
+from lethe_vision.checkpoints import save_model
+from lethe_vision.datasets import DATASETS, load_dataset
+from lethe_vision.pipeline import model_spec, train_model
+from lethe_vision.recipe_args import (
     add_pretrained_arg,
     add_recipe_args,
+    parse_method_overrides,
     pretrained_from_args,
     recipe_from_args,
 )
@@ -197,7 +197,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         sweep_methods=tuple(m.strip() for m in args.sweep_methods.split(",") if m.strip()),
         budget_source=args.budget_source, width=args.width, recipe=recipe_from_args(args),
         val_fraction=args.val_fraction, seed=args.seed, batch_size=args.unlearn_batch_size,
-        method_overrides=parse_method_overrides(args.set, parse_assignments), examples=args.examples,
+        method_overrides=parse_method_overrides(args.set), examples=args.examples,
     )  # fmt: skip
     build_attack(config.attack, config.attack_overrides)  # bad settings fail before the dataset loads
     bundle = load_dataset(args.dataset, args.data_root)

@@ -42,8 +42,8 @@ from lethe.metrics import collect_outputs
 from lethe.probe import head_layer
 from lethe_backdoor.budget import DefenderBudget
 from lethe_backdoor.metrics import budget_score
-from lethe_classification.data import DatasetBundle, TensorImageDataset
-from lethe_classification.pipeline import EVAL_BATCH, loader
+from lethe_vision.data import DatasetBundle, TensorImageDataset
+from lethe_vision.pipeline import EVAL_BATCH, loader
 
 #: Share of the budget SVD holds out to tune its alphas on (clean and stamped images alike).
 TUNE_FRACTION = 0.2

@@ -18,8 +18,8 @@ from torch import nn
 from lethe.engine import Engine
 from lethe.metrics import Outputs, accuracy, collect_outputs
 from lethe_backdoor.poison import BackdoorSplits, stamped_test
-from lethe_classification.data import DatasetBundle, ImageData
-from lethe_classification.pipeline import EVAL_BATCH, loader
+from lethe_vision.data import DatasetBundle, ImageData
+from lethe_vision.pipeline import EVAL_BATCH, loader
 
 METRICS = ("clean_acc", "asr", "robust_acc")
 

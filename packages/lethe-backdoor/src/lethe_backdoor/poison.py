@@ -1,8 +1,8 @@
-"""A seeded, reproducible poisoned dataset over any ``lethe_classification`` dataset.
+"""A seeded, reproducible poisoned dataset over any ``lethe_vision`` dataset.
 
 The protocol (BackdoorBench conventions, Wu et al., arXiv 2206.12654):
 
-1. ``lethe_classification.pipeline.make_splits`` holds a stratified share (``val_fraction``) of
+1. ``lethe_vision.pipeline.make_splits`` holds a stratified share (``val_fraction``) of
    the training data out, seeded. That clean hold-out is the DEFENDER'S POOL: the only clean
    training images a defence may use (never the test set). The model never trains on it.
 2. Of the remaining training split, ``round(rate * N)`` samples (at least one) are drawn, seeded,
@@ -24,8 +24,8 @@ import torch
 
 from lethe.errors import CheckpointError, ConfigError, DataError
 from lethe_backdoor.attacks import Attack
-from lethe_classification.data import DatasetBundle, ImageData
-from lethe_classification.pipeline import make_splits
+from lethe_vision.data import DatasetBundle, ImageData
+from lethe_vision.pipeline import make_splits
 
 #: Offsets added to the seed for each random draw, so they are independent of one another.
 POISON_SEED, TRAIN_STAMP_SEED, TEST_STAMP_SEED, VALIDATION_STAMP_SEED = 101, 202, 303, 606

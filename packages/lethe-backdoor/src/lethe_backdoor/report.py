@@ -9,29 +9,11 @@ from typing import Any
 
 import torch
 
-from lethe.io import atomic_path, write_text_atomic
-from lethe_classification.report import markdown_table
+from lethe.io import write_text_atomic
+from lethe_vision.report import markdown_table, pyplot, save_figure
 
 COLUMNS = ("clean_acc", "asr", "robust_acc", "delta_clean_acc", "stamped", "clean", "seconds")
 SWEEP_COLUMNS = ("budget", "stamped", "clean", "clean_acc", "asr", "robust_acc", "seconds")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    """Save ``fig`` as PNG atomically and close it."""
-    if fig.get_layout_engine() is None:
-        fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    _pyplot().close(fig)
 
 
 def checks(result: Mapping[str, Any]) -> list[str]:
@@ -82,7 +64,7 @@ def write_markdown(path: str | os.PathLike, result: Mapping[str, Any], title: st
 
 def plot_budget_sweep(path: str | os.PathLike, result: Mapping[str, Any], title: str) -> None:
     """ASR (and clean accuracy) after each swept defence against the number of stamped samples."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     backdoored = next((r for r in result["rows"] if r["method"] == "backdoored"), None)
     for method in dict.fromkeys(row["method"] for row in result["sweep"]):
@@ -107,7 +89,7 @@ def plot_budget_sweep(path: str | os.PathLike, result: Mapping[str, Any], title:
     ax.set_title("attack success rate after unlearning")
     ax2.set_title("clean accuracy after unlearning")
     fig.suptitle(title, fontsize=9, wrap=True)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _show(ax, image: torch.Tensor) -> None:
@@ -132,7 +114,7 @@ def plot_examples(
 ) -> None:
     """One column per example: the clean image above its stamped version, each titled with its
     predictions by the ``before`` and ``after`` models (class names)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(examples)
     fig, axes = plt.subplots(2, n, figsize=(max(6.0, 2.6 * n), 6.8), squeeze=False, layout="constrained")
     for i, ex in enumerate(examples):
@@ -143,4 +125,4 @@ def plot_examples(
             head = f"{kind}, true: {classes[ex['true']]}\n" if row == 0 else f"{kind}\n"
             ax.set_title(f"{head}{before}: {b}\n{after}: {a}", fontsize=8)
     fig.suptitle(title, fontsize=9, wrap=True)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -22,9 +22,10 @@ from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import ACCURACY_METRICS, avg_gap
-from lethe_classification.checkpoints import load_model, save_model
-from lethe_classification.data import DatasetBundle
-from lethe_classification.pipeline import (
+from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
+from lethe_vision.checkpoints import load_model, save_model
+from lethe_vision.data import DatasetBundle
+from lethe_vision.pipeline import (
     EvalOptions,
     Splits,
     TrainRecipe,
@@ -34,7 +35,6 @@ from lethe_classification.pipeline import (
     train_model,
     unlearn_model,
 )
-from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
 
 
 @dataclass
@@ -306,14 +306,3 @@ def write_suite(runs: Sequence[Mapping[str, Any]], out: str | Path, title: str, 
     plot_scatter(out / "scatter.png", runs, title)
     first = runs[0]
     plot_per_class(out / "per_class.png", first["classes"], first["rows"], first["forget"], f"{title} (first run)")
-
-
-def parse_method_overrides(items: Sequence[str], parse) -> dict[str, dict[str, str]]:
-    """``["delete.lr=1e-2", "svd.tune=false"]`` -> ``{"delete": {"lr": "1e-2"}, ...}``."""
-    result: dict[str, dict[str, str]] = {}
-    for key, value in parse(items).items():
-        method, sep, name = key.partition(".")
-        if not sep:
-            raise lethe.ConfigError(f"bench --set needs METHOD.KEY=VALUE, got {key}={value}")
-        result.setdefault(method, {})[name] = value
-    return result

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import lethe
-from lethe._registry import parse_assignments
+from lethe import parse_assignments
 from lethe.cli_support import (
     add_output_arg,
     add_runtime_args,
@@ -32,12 +32,12 @@ from lethe.cli_support import (
 from lethe.errors import ConfigError
 from lethe.io import atomic_folder, atomic_paths, write_json_atomic
 from lethe.metrics import avg_gap
-from lethe_classification.bench import BenchConfig, parse_method_overrides, run_bench, write_bench
-from lethe_classification.checkpoints import import_model, load_model, save_model
-from lethe_classification.data import align_classes, parse_classes
-from lethe_classification.datasets import DATASETS
-from lethe_classification.models import MODELS, ModelSpec
-from lethe_classification.pipeline import (
+from lethe_classification.bench import BenchConfig, run_bench, write_bench
+from lethe_vision.checkpoints import import_model, load_model, save_model
+from lethe_vision.data import align_classes, parse_classes
+from lethe_vision.datasets import DATASETS
+from lethe_vision.models import MODELS, ModelSpec
+from lethe_vision.pipeline import (
     EvalOptions,
     check_input,
     evaluate_model,
@@ -46,15 +46,16 @@ from lethe_classification.pipeline import (
     train_model,
     unlearn_model,
 )
-from lethe_classification.preprocess import (
+from lethe_vision.preprocess import (
     Preprocess,
     add_preprocess_args,
     load_preprocessed,
     preprocess_from_args,
 )
-from lethe_classification.recipe_args import (
+from lethe_vision.recipe_args import (
     add_pretrained_arg,
     add_recipe_args,
+    parse_method_overrides,
     pretrained_from_args,
     recipe_from_args,
 )
@@ -253,7 +254,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     engine = engine_from_args(args)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    overrides = parse_method_overrides(args.set, parse_assignments)
+    overrides = parse_method_overrides(args.set)
     recipe = recipe_from_args(args)
     bundle = load_preprocessed(args.dataset, args.data_root, preprocess_from_args(args))
     config = BenchConfig(

@@ -1,14 +1,15 @@
-"""Benchmark reports: the Markdown table and the per-class accuracy plot."""
+"""Classification benchmark reports: the Markdown report, the ``mean ± std`` tables over runs, the
+per-class accuracy plot and the forget/retain scatter."""
 
 from __future__ import annotations
 
-import math
 import os
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from lethe.io import atomic_path, write_text_atomic
+from lethe.io import write_text_atomic
+from lethe_vision.report import column_stats, markdown_table, mean_std_cells, pyplot, save_figure
 
 COLUMNS = (
     "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap", "acc_gap",
@@ -21,44 +22,11 @@ def _wrapped(title: str, width: int = 80) -> str:
     return "\n".join(textwrap.wrap(title, width))
 
 
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    """Save ``fig`` as PNG atomically and close it."""
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    _pyplot().close(fig)
-
-
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
-    """A Markdown table with one row per model (``method`` first)."""
-    lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for row in rows:
-        lines.append(f"| {row['method']} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def write_report(path: str | os.PathLike, title: str, header: dict[str, Any], rows: Sequence[dict]) -> str:
     """Write the Markdown report (settings list then table) atomically; returns its text."""
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in header.items()]
-    text = "\n".join(lines) + "\n\n" + markdown_table(rows)
+    text = "\n".join(lines) + "\n\n" + markdown_table(rows, COLUMNS)
     write_text_atomic(path, text)
     return text
 
@@ -67,7 +35,7 @@ def plot_per_class(
     path: str | os.PathLike, classes: Sequence[str], rows: Sequence[dict], forget: Sequence[int], title: str
 ) -> None:
     """Grouped bars of per-class test accuracy, one group per class, one bar per model."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(classes)), 4))
     width = 0.8 / max(1, len(rows))
     for i, row in enumerate(rows):
@@ -81,19 +49,7 @@ def plot_per_class(
     ax.set_ylim(0, 100)
     ax.set_title(_wrapped(title), fontsize=9)
     ax.legend(fontsize=8, ncol=min(7, len(rows)), loc="upper center", bbox_to_anchor=(0.5, -0.25))
-    _save(fig, path)
-
-
-def column_stats(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> dict[str, list[float]]:
-    """``{column: [mean, std, n]}`` over the rows that measured it (a number, not NaN)."""
-    import numpy as np
-
-    stats = {}
-    for c in columns:
-        values = [float(r[c]) for r in rows if isinstance(r.get(c), (int, float)) and not math.isnan(r[c])]
-        if values:
-            stats[c] = [float(np.mean(values)), float(np.std(values)), len(values)]
-    return stats
+    save_figure(fig, path)
 
 
 def aggregate(runs: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> dict[str, dict[str, dict]]:
@@ -106,11 +62,6 @@ def aggregate(runs: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) 
         for row in run["rows"]:
             group.setdefault(row["method"], []).append(row)
     return {g: {m: column_stats(rows, columns) for m, rows in methods.items()} for g, methods in grouped.items()}
-
-
-def mean_std_cells(stats: Mapping[str, list[float]], columns: Sequence[str]) -> list[str]:
-    """Table cells ``mean ± std`` of ``column_stats`` output; "-" where a column was not measured."""
-    return [f"{stats[c][0]:.2f} ± {stats[c][1]:.2f}" if c in stats else "-" for c in columns]
 
 
 def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[str] = COLUMNS) -> str:
@@ -130,7 +81,7 @@ def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[st
 
 def plot_scatter(path: str | os.PathLike, runs: Sequence[dict[str, Any]], title: str) -> None:
     """retain_test against forget_test for every model of every run, one colour per method."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
     methods = list(dict.fromkeys(row["method"] for run in runs for row in run["rows"]))
     cmap = plt.get_cmap("tab20")
@@ -142,4 +93,4 @@ def plot_scatter(path: str | os.PathLike, runs: Sequence[dict[str, Any]], title:
     ax.set_ylabel("retain_test accuracy (%)")
     ax.set_title(_wrapped(title), fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    _save(fig, path)
+    save_figure(fig, path)

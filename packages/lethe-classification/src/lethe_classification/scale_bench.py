@@ -37,9 +37,10 @@ from lethe.errors import ConfigError, LetheError
 from lethe.io import write_json_atomic, write_text_atomic
 from lethe.metrics import accuracy
 from lethe_classification.bench import derive_columns
-from lethe_classification.data import DatasetBundle, ImageData, parse_classes
-from lethe_classification.datasets import load_dataset
-from lethe_classification.pipeline import (
+from lethe_classification.report import plot_per_class
+from lethe_vision.data import DatasetBundle, ImageData, parse_classes
+from lethe_vision.datasets import load_dataset
+from lethe_vision.pipeline import (
     EvalOptions,
     Splits,
     TrainRecipe,
@@ -51,7 +52,7 @@ from lethe_classification.pipeline import (
     train_model,
     unlearn_model,
 )
-from lethe_classification.report import markdown_table, plot_per_class
+from lethe_vision.report import markdown_table
 
 #: The GPU recipe: one-cycle-like SGD (2 warm-up epochs, cosine to zero) over 32 epochs at batch
 #: 512, lr 0.4 (the papers' 0.1 at 128, scaled linearly), wd 5e-4, label smoothing 0.1, crop + flip.

@@ -11,6 +11,7 @@ from lethe._registry import (
     get_method,
     list_methods,
     method_settings,
+    parse_assignments,
     register_method,
     sample_augmentation,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "get_method",
     "list_methods",
     "method_settings",
+    "parse_assignments",
     "register_method",
     "sample_augmentation",
     "unlearn",

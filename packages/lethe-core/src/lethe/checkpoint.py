@@ -83,13 +83,6 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return model
 
 
-def clone_model(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` with the same weights (parameters on the same device)."""
-    import copy
-
-    return copy.deepcopy(model)
-
-
 def state_equal(a: nn.Module, b: nn.Module) -> bool:
     """True when two models have identical state dicts."""
     sa, sb = a.state_dict(), b.state_dict()

@@ -4,7 +4,7 @@ Identity-folder datasets (``lfw``, ``att``, ``folder:<root>``) with optional MTC
 embedder (``light-resnet``, facenet-pytorch ``inception-resnet-v1``) with a ``linear`` or ArcFace
 ``cosine`` identity head, the ``all`` and ``two-stage`` (DELETE's face setting) protocols, and
 verification metrics next to identification accuracy. Every ``lethe`` method runs through
-``lethe.unlearn``; splits, loaders and identification metrics are ``lethe_classification``'s.
+``lethe.unlearn``; splits, loaders and identification metrics are ``lethe_vision``'s.
 """
 
 from lethe_face.datasets import FACE_DATASETS, FaceData, FaceOptions, identity_subset, load_faces, parse_identities

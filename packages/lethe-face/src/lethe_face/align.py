@@ -19,9 +19,8 @@ from safetensors.torch import load_file, save_file
 
 from lethe.errors import DataError
 from lethe.io import atomic_path
-from lethe_classification.datasets import _decode
 from lethe_face._facenet import facenet
-from lethe_face.datasets import centre_crop
+from lethe_vision.images import centre_crop, decode_image
 
 CACHE_VERSION = 1
 
@@ -62,7 +61,7 @@ def align_faces(
     skipped, no_face = [], torch.zeros(len(files), dtype=torch.bool)
     for i, path in enumerate(files):
         try:
-            image = _decode(path, 3, None)
+            image = decode_image(path, 3, None)
         except DataError:
             images.append(None)
             skipped.append(str(path))

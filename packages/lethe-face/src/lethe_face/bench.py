@@ -18,12 +18,12 @@ from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import main_print, write_json_atomic
 from lethe.metrics import avg_gap
-from lethe_classification.pipeline import EvalOptions, TrainRecipe, eval_options, outputs_on, unlearn_model
 from lethe_face.datasets import FaceData, FaceOptions, load_faces
 from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs
 from lethe_face.models import HEADS, FaceModelSpec
 from lethe_face.pipeline import PROTOCOLS, FaceRun, ProtocolOptions, evaluate_face, method_overrides
 from lethe_face.report import plot_face_grid, write_face_report
+from lethe_vision.pipeline import EvalOptions, TrainRecipe, eval_options, outputs_on, unlearn_model
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import lethe
-from lethe._registry import parse_assignments
+from lethe import parse_assignments
 from lethe.cli_support import (
     add_output_arg,
     add_runtime_args,
@@ -29,12 +29,12 @@ from lethe.cli_support import (
 from lethe.errors import ConfigError
 from lethe.io import atomic_folder, atomic_paths, write_json_atomic
 from lethe.pretrained import list_pretrained
-from lethe_classification.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
 from lethe_face.checkpoints import load_face_model, save_face_model
 from lethe_face.datasets import FACE_DATASETS, FaceData, FaceOptions, load_faces
 from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs
 from lethe_face.models import EMBEDDERS, HEADS, FaceModelSpec, build_face_model
 from lethe_face.pipeline import evaluate_face, method_overrides, train_face
+from lethe_vision.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
 
 PROG = "lethe-face"
 

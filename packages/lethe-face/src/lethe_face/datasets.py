@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 from lethe import Registry
 from lethe.errors import ConfigError, DataError
-from lethe_classification.data import DatasetBundle, ImageData
-from lethe_classification.datasets import _decode, default_data_root
+from lethe_vision.data import DatasetBundle, ImageData
+from lethe_vision.datasets import default_data_root
+from lethe_vision.images import centre_crop, decode_image
 
 FACE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm"}
 #: facenet-pytorch's fixed standardisation, (x - 127.5) / 128, as a mean/std normalisation.
@@ -130,22 +130,13 @@ def list_identities(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-def centre_crop(image: torch.Tensor, size: int, crop: float = 1.0) -> torch.Tensor:
-    """The centre square of side ``crop * min(H, W)`` resized to ``size``, as uint8 RGB."""
-    h, w = image.shape[-2:]
-    side = max(1, round(crop * min(h, w)))
-    image = TF.center_crop(image, [side, side])
-    image = TF.resize(image, [size, size], antialias=True)
-    return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image
-
-
 def decode_faces(files: list[Path], size: int, crop: float) -> tuple[list[torch.Tensor | None], list[str]]:
     """Decode and centre-crop every file; ``None`` (and the file in the skip list) where it fails."""
     images: list[torch.Tensor | None] = []
     skipped = []
     for path in files:
         try:
-            images.append(centre_crop(_decode(path, 3, None), size, crop))
+            images.append(centre_crop(decode_image(path, 3, None), size, crop))
         except DataError:
             images.append(None)
             skipped.append(str(path))

@@ -1,5 +1,5 @@
 """Face metrics (methods.md s.3, face): identification accuracy on forgotten vs kept identities
-comes from ``lethe_classification.pipeline.evaluate_model``; this module adds verification.
+comes from ``lethe_vision.pipeline.evaluate_model``; this module adds verification.
 
 Verification follows the LFW protocol (Huang et al., 2007): cosine similarity of L2-normalised
 embeddings; 10-fold accuracy with the threshold chosen on 9 folds (best accuracy) and tested on the
@@ -22,7 +22,7 @@ from torch import nn
 from lethe.engine import Engine
 from lethe.errors import DataError
 from lethe.metrics import collect_outputs
-from lethe_classification.data import DatasetBundle, ImageData, TensorImageDataset
+from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset
 
 
 @dataclass

@@ -23,8 +23,8 @@ from torch.nn import functional as F
 from lethe import Registry
 from lethe import pretrained as weights_registry
 from lethe.errors import CheckpointError, ConfigError
-from lethe_classification.models import BasicBlock
 from lethe_face._facenet import facenet
+from lethe_vision.models import BasicBlock
 
 #: ``builder(spec, load_pretrained) -> nn.Module`` giving unnormalised embeddings ``[N, D]``.
 EMBEDDERS: Registry[Callable[..., nn.Module]] = Registry("embedder")

@@ -6,7 +6,7 @@
   head on a disjoint set B (embedder frozen, or fine-tuned with ``finetune_embedder``), forget
   identities of B; the oracle refits the head (same pretrained embedder) without them.
 
-Splits, loaders, unlearning and the identification metrics are ``lethe_classification``'s; a
+Splits, loaders, unlearning and the identification metrics are ``lethe_vision``'s; a
 validation split is held out of the training images (SVD's tuning only).
 """
 
@@ -24,11 +24,11 @@ from torch import nn
 import lethe
 from lethe.engine import Engine, cosine_schedule, sgd, synchronize
 from lethe.errors import ConfigError, DataError
-from lethe_classification.data import DatasetBundle, ImageData, TensorImageDataset
-from lethe_classification.pipeline import EvalOptions, Splits, TrainRecipe, evaluate_model, make_splits
 from lethe_face.datasets import identity_subset
 from lethe_face.metrics import VerifyOptions, evaluate_verification
 from lethe_face.models import CosineHead, FaceModel, FaceModelSpec, arcface_logits, build_face_model
+from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset
+from lethe_vision.pipeline import EvalOptions, Splits, TrainRecipe, evaluate_model, make_splits
 
 PROTOCOLS: lethe.Registry[Callable[..., FaceRun]] = lethe.Registry("protocol")
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from lethe.io import write_text_atomic
-from lethe_classification.report import _pyplot, _save, column_stats, markdown_table, mean_std_cells
+from lethe_vision.report import column_stats, markdown_table, mean_std_cells, pyplot, save_figure
 
 COLUMNS = (
     "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap", "probe_forget",
@@ -115,7 +115,7 @@ def plot_face_grid(
 ) -> None:
     """A grid of test faces (columns) per head type (rows): the true identity and each model's top
     prediction; forgotten identities titled in red."""
-    plt = _pyplot()
+    plt = pyplot()
     heads = list(predictions)
     cols = len(truth)
     fig, axes = plt.subplots(len(heads), cols, figsize=(2.1 * cols, 2.9 * len(heads)), squeeze=False)
@@ -130,4 +130,4 @@ def plot_face_grid(
             if c == 0:
                 ax.set_ylabel(f"{head} head", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import lethe
-from lethe._registry import parse_assignments
+from lethe import parse_assignments
 from lethe.cli_support import add_output_arg, add_runtime_args, engine_from_args, print_report, run_command
 from lethe.errors import ConfigError
 from lethe.io import atomic_folder, atomic_paths, write_json_atomic

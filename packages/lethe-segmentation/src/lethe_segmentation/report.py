@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from lethe.io import atomic_path
+from lethe_vision.report import pyplot
 
 #: Columns of the main table, in order.
 COLUMNS = (
@@ -95,19 +96,10 @@ def write_report(path: str | os.PathLike, title: str, header: Mapping[str, Any],
     return text
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def plot_overlays(
@@ -119,7 +111,7 @@ def plot_overlays(
     title: str,
 ) -> None:
     """One row per test image: image, ground truth, then each model's prediction (colour maps)."""
-    plt = _pyplot()
+    plt = pyplot()
     colours = palette(classes)
     columns = ["image", "ground truth", *predictions]
     n = len(images)
@@ -146,7 +138,7 @@ def plot_overlays(
 
 def plot_iou(path: str | os.PathLike, run: Mapping[str, Any], classes: Sequence[str], title: str) -> None:
     """Grouped bars of per-class test IoU, one bar per model; forgotten classes shaded."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = run["rows"]
     fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(classes)), 4))
     width = 0.8 / max(1, len(rows))

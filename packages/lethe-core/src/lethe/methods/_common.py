@@ -29,12 +29,6 @@ def random_other_labels(
     return (labels + offset) % num_classes
 
 
-def output_classes(model: nn.Module, batch: Any) -> int:
-    """Number of classes the model predicts (its output width on ``batch``)."""
-    with torch.no_grad():
-        return int(model(batch[0][:1]).shape[1])
-
-
 def reset_parameters(model: nn.Module) -> nn.Module:
     """Re-initialise every submodule that has ``reset_parameters`` (and norm running stats)."""
     for module in model.modules():

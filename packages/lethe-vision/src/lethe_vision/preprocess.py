@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from lethe.errors import CheckpointError, ConfigError
-from lethe_classification.data import DatasetBundle, ImageData
-from lethe_classification.datasets import load_dataset
+from lethe_vision.data import DatasetBundle, ImageData
+from lethe_vision.datasets import load_dataset
 
 #: ITU-R BT.601 luma weights: RGB to grey
 LUMA = (0.299, 0.587, 0.114)

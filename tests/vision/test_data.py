@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cls_helpers import CLASSES, IMAGE_SIZE, TEST_PER_CLASS, TRAIN_PER_CLASS, make_image_folder
+from image_folders import CLASSES, IMAGE_SIZE, TEST_PER_CLASS, TRAIN_PER_CLASS, make_image_folder
 from PIL import Image
 
 import lethe
-from lethe_classification.data import (
+from lethe_vision.data import (
     DatasetBundle,
     ImageData,
     TensorImageDataset,
@@ -23,8 +23,8 @@ from lethe_classification.data import (
     random_flip,
     stratified_holdout,
 )
-from lethe_classification.datasets import DATASETS, _read_idx, load_dataset, read_image_folder
-from lethe_classification.pipeline import make_splits
+from lethe_vision.datasets import DATASETS, _read_idx, load_dataset, read_image_folder
+from lethe_vision.pipeline import make_splits
 
 
 def labels_of(counts: dict[int, int]) -> torch.Tensor:

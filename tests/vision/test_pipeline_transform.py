@@ -10,8 +10,8 @@ import torch
 import lethe
 from lethe.engine import Engine
 from lethe.errors import ConfigError
-from lethe_classification.data import DatasetBundle, ImageData
-from lethe_classification.pipeline import make_splits, unlearn_model
+from lethe_vision.data import DatasetBundle, ImageData
+from lethe_vision.pipeline import make_splits, unlearn_model
 
 
 def augmented_sides(monkeypatch, method: str, overrides: dict) -> tuple[bool, bool]:

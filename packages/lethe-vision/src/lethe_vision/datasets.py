@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import io as tvio
 
 from lethe import Registry
 from lethe.errors import DataError
-from lethe_classification.data import DatasetBundle, ImageData
+from lethe_vision.data import DatasetBundle, ImageData
+from lethe_vision.images import decode_image
 
 DATASETS: Registry[Callable[..., DatasetBundle]] = Registry("dataset")
 
@@ -118,26 +118,6 @@ def _from_torchvision(cls, root: Path, train: bool, download: bool) -> ImageData
     return ImageData(images.contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long))
 
 
-def _decode(path: Path, channels: int | None, size: int | None) -> torch.Tensor:
-    mode = {1: tvio.ImageReadMode.GRAY, 3: tvio.ImageReadMode.RGB}.get(channels, tvio.ImageReadMode.UNCHANGED)
-    try:
-        img = tvio.decode_image(tvio.read_file(str(path)), mode=mode)
-    except RuntimeError:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as pil:
-                pil = pil.convert({1: "L", 3: "RGB"}.get(channels, "RGB"))
-                img = torch.from_numpy(np.array(pil)).reshape(pil.height, pil.width, -1).permute(2, 0, 1)
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(f"cannot decode image {path}: {err}") from None
-    if size is not None and tuple(img.shape[-2:]) != (size, size):
-        from torchvision.transforms.v2 import functional as TF
-
-        img = TF.resize(img, [size, size], antialias=True)
-    return img
-
-
 def read_image_folder(
     folder: Path, classes: list[str] | None = None, channels: int | None = None, size: int | None = None
 ) -> tuple[ImageData, list[str]]:
@@ -153,7 +133,7 @@ def read_image_folder(
     for index, name in enumerate(classes):
         files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         for path in files:
-            images.append(_decode(path, channels, size))
+            images.append(decode_image(path, channels, size))
             labels.append(index)
     if not images:
         raise DataError(f"{folder} has class folders but no images")

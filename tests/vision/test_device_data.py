@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cls_helpers import CLASSES, make_image_folder
+from image_folders import CLASSES, make_image_folder
 
 from lethe.engine import Engine
 from lethe.errors import ConfigError
-from lethe_classification.data import DatasetBundle, ImageData, TensorImageDataset
-from lethe_classification.datasets import cached_image_folder, read_image_folder
-from lethe_classification.device_data import DeviceLoader
-from lethe_classification.pipeline import loader
+from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset
+from lethe_vision.datasets import cached_image_folder, read_image_folder
+from lethe_vision.device_data import DeviceLoader
+from lethe_vision.pipeline import loader
 
 
 def bundle(n: int = 37, padding: int = 2) -> DatasetBundle:

@@ -1,14 +1,17 @@
-"""Command-line options of a classifier's model and training recipe, shared by the CLIs that train
-one (``lethe-classify``, ``lethe-backdoor``)."""
+"""Command-line options shared by the CLIs that train a classifier (``lethe-classify``,
+``lethe-backdoor``): its model and training recipe, pretrained weights, and a bench's per-method
+``--set METHOD.KEY=VALUE`` overrides."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
+from lethe import parse_assignments
 from lethe.errors import ConfigError
 from lethe.pretrained import check_pretrained, list_pretrained
-from lethe_classification.models import MODELS
-from lethe_classification.pipeline import TrainRecipe
+from lethe_vision.models import MODELS
+from lethe_vision.pipeline import TrainRecipe
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -46,3 +49,14 @@ def pretrained_from_args(args: argparse.Namespace) -> str | None:
     if args.pretrained is not None:
         check_pretrained(args.pretrained)
     return args.pretrained
+
+
+def parse_method_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``--set`` of a bench: ``["delete.lr=1e-2", "svd.tune=false"]`` -> ``{"delete": {"lr": "1e-2"}, ...}``."""
+    result: dict[str, dict[str, str]] = {}
+    for key, value in parse_assignments(items).items():
+        method, sep, name = key.partition(".")
+        if not sep:
+            raise ConfigError(f"bench --set needs METHOD.KEY=VALUE, got {key}={value}")
+        result.setdefault(method, {})[name] = value
+    return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,7 +29,7 @@ from lethe.metrics import (
 )
 from lethe.probe import head_layer, probe_from_outputs
 from lethe.relearn import RelearnSettings, relearn_steps
-from lethe_classification.data import (
+from lethe_vision.data import (
     DatasetBundle,
     ImageData,
     TensorImageDataset,
@@ -37,8 +37,8 @@ from lethe_classification.data import (
     per_class_sample,
     stratified_holdout,
 )
-from lethe_classification.device_data import DeviceLoader
-from lethe_classification.models import ModelSpec, build_model
+from lethe_vision.device_data import DeviceLoader
+from lethe_vision.models import ModelSpec, build_model
 
 EVAL_BATCH = 512
 
@@ -262,7 +262,3 @@ def evaluate_model(model: nn.Module, splits: Splits, engine: Engine, options: Ev
 
 def outputs_on(model: nn.Module, data: ImageData, bundle: DatasetBundle, engine: Engine) -> Outputs:
     return collect_outputs(model, loader(engine, data, bundle, EVAL_BATCH, train=False), engine)
-
-
-def recipe_dict(recipe: TrainRecipe) -> dict:
-    return asdict(recipe)

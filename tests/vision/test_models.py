@@ -8,8 +8,8 @@ from torch import nn
 
 import lethe
 from lethe.activations import GramCollector
-from lethe_classification.models import MODELS, ModelSpec, RepeatChannels, build_model
-from lethe_classification.pipeline import build_checked
+from lethe_vision.models import MODELS, ModelSpec, RepeatChannels, build_model
+from lethe_vision.pipeline import build_checked
 
 REGISTERED = [name for name in MODELS.names() if ":" not in name]
 NUM_CLASSES = 5

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import torch
 
 from lethe.errors import ConfigError
-from lethe_classification.data import DatasetBundle, ImageData, TensorImageDataset, augment_batch, normalise
+from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset, augment_batch, normalise
 
 
 class DeviceLoader:

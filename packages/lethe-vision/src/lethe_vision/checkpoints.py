@@ -18,9 +18,9 @@ from torch import nn
 from lethe.checkpoint import load_weights, read_spec, save_checkpoint
 from lethe.errors import CheckpointError, ConfigError
 from lethe.weights import read_state_dict, transfer
-from lethe_classification.models import ModelSpec, backbone
-from lethe_classification.pipeline import build_checked
-from lethe_classification.preprocess import Preprocess
+from lethe_vision.models import ModelSpec, backbone
+from lethe_vision.pipeline import build_checked
+from lethe_vision.preprocess import Preprocess
 
 TASK = "classification"
 

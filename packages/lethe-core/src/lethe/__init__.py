@@ -1,7 +1,7 @@
 """lethe: class-centric machine unlearning for PyTorch.
 
 ``lethe.unlearn(model, "delete", forget=..., forget_classes=[3])`` runs a registered method;
-``lethe.list_methods()`` lists them. See ``shared/docs/methods.md`` for the algorithms.
+``lethe.list_methods()`` lists them. See ``docs/methods.md`` for the algorithms.
 """
 
 from lethe import methods  # noqa: F401  (registers the methods)

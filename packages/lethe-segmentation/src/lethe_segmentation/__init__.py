@@ -4,7 +4,7 @@ Datasets (``camvid``, ``voc``, ``folder:<root>``), albumentations image+mask pip
 segmentation-models-pytorch architectures by name, confusion-matrix metrics (per-class IoU,
 ``miou_retain``, ``iou_forget``, ``recall_forget``, pixel accuracy, where the forgotten pixels
 went) and the ``lethe-segment`` CLI. The unlearning methods are the core's (``lethe.unlearn``);
-see ``shared/docs/methods.md`` s.1 (DELETE on ``[N, C, H, W]``) and s.3 (segmentation metrics).
+see ``docs/methods.md`` s.1 (DELETE on ``[N, C, H, W]``) and s.3 (segmentation metrics).
 """
 
 from lethe_segmentation.datasets import DATASETS, IGNORE_INDEX, SegBundle, load_dataset

@@ -496,7 +496,8 @@ def _delete_ours(model: nn.Module, clock: EpochClock, splits: Splits, config: Sp
     """``lethe.unlearn(..., "delete")``: the engine's loop (bf16 autocast and channels_last on CUDA)."""
     lethe.unlearn(
         model, "delete", forget=clock, forget_classes=splits.forget_classes, num_classes=splits.bundle.num_classes,
-        overrides={"epochs": config.delete_epochs, "lr": config.delete_lr}, engine=engine, inplace=True,
+        overrides={"epochs": config.delete_epochs, "lr": config.delete_lr, "freeze_bn": False},  # the reference's loop
+        engine=engine, inplace=True,
     )  # fmt: skip
 
 

@@ -106,9 +106,13 @@ bench-classification: install cifar10
 
 # Issue 16: CIFAR-10 on tf_efficientnet_lite0 fine-tuned from the ImageNet wheel at 64 px, forgetting
 # cat: original and oracle about 25 minutes each (cached under data/cache/pretrained), DELETE about 15,
-# SVD and four baselines a few minutes each, on 2 threads.
-bench-pretrained: install cifar10
+# SVD and four baselines a few minutes each, on 2 threads; then DELETE with the default frozen
+# BatchNorm on the same cached models (about 25 minutes on 1 thread). CamVid: smp Unet on the same
+# pretrained encoder, forgetting Car and Pedestrian (cached under data/cache/camvid-pretrained).
+bench-pretrained: install cifar10 camvid
 	$(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-efficientnet-lite0-pretrained-cpu.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-efficientnet-lite0-pretrained-delete-bn-cpu.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-efficientnet-lite0-pretrained-cpu.yaml
 
 # Issue 5: both attacks side by side, one thread each (about 20 minutes: 12 of them training), then
 # BadNets with a budget of identified poisoned samples instead of stamped ones (about 20 more).

@@ -209,7 +209,7 @@ tune-face-svd: install faces
 	  --grid tune=false --grid "layers=head,embedder.fc;head,embedder.stages.5*;embedder.fc;head,none" \
 	  --grid alpha_r=100,300,1000,3000 --grid alpha_f=1,3,10,30 --out benchmarks/results/face/svd-two-stage-att-linear-3seeds
 
-# Issue 7: the SVD step and DELETE against the papers' procedures (benchmarks/reference/), on
+# Issue 7: the SVD step and DELETE against the papers' procedures (lethe_vision.reference), on
 # cifar-resnet18 (one thread, about 40 minutes with 3 seeds of the randomised SVD steps; original
 # cached under data/cache/speed), then the SVD step of the largest task model, the CamVid Unet
 # (about 30 minutes, plus 12 to train its original when data/cache/camvid-96x128 lacks it).

@@ -19,13 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-HERE = Path(__file__).parent
-for _sub in ("backdoor", "segmentation", "face"):  # the packages' test helpers
-    if str(HERE / _sub) not in sys.path:
-        sys.path.insert(0, str(HERE / _sub))
-
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+# the packages' test helpers (face_helpers, seg_helpers) are on the path through pyproject.toml's pytest pythonpath
 from cli_testing import Result, assert_clean_failure  # noqa: E402
 from face_helpers import make_identity_folder  # noqa: E402
 from image_folders import make_image_folder  # noqa: E402

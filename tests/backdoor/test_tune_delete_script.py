@@ -1,28 +1,19 @@
-"""``benchmarks/tune_backdoor_delete.py`` on a tiny backdoored checkpoint."""
+"""``lethe_backdoor.tuning`` (``benchmarks/tune_backdoor_delete.py``) on a tiny backdoored checkpoint."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from bd_helpers import RUNTIME, make_image_folder
 
+from lethe_backdoor import tuning
 from lethe_backdoor.cli import main as backdoor_main
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-SCRIPT = BENCHMARKS / "tune_backdoor_delete.py"
 
 
 @pytest.fixture(scope="module")
 def tune():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports benchmarks/tuning.py
-    spec = importlib.util.spec_from_file_location("tune_backdoor_delete", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tuning
 
 
 def test_tiny_run_writes_a_table_and_rejects_bad_settings(tmp_path, tune, capsys):

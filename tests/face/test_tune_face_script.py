@@ -1,25 +1,20 @@
-"""``benchmarks/tune_face_delete.py`` on generated identities: a grid, its table, and bad input."""
+"""``lethe_face.tuning`` (``benchmarks/tune_face_delete.py``) on generated identities: a grid, its table,
+and bad input."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from lethe_face import tuning
 
 
 @pytest.fixture(scope="module")
 def tune():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports benchmarks/tuning.py
-    spec = importlib.util.spec_from_file_location("tune_face_delete", BENCHMARKS / "tune_face_delete.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tuning
 
 
 def _config(faces_spec: str, tmp_path: Path) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lethe.cli_support import check_method_settings
 from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import main_print, write_json_atomic
@@ -258,3 +259,14 @@ def write_backdoor_bench(output: BenchOutput, out: str | Path, title: str) -> No
             out / "examples.png", output.clean_images, output.stamped_images, result["examples"], result["classes"],
             "backdoored", focus, f"{title}: clean and stamped test images",
         )  # fmt: skip
+
+
+#: the backdoor task of ``benchmarks/run.py`` (``check_benchmark``: its ``--check``)
+run_benchmark = run_config
+
+
+def check_benchmark(cfg: Mapping[str, Any]) -> None:
+    """Validate a backdoor benchmark YAML (attack, defences and their settings) without loading data."""
+    config = config_from_mapping(cfg)
+    build_attack(config.attack, config.attack_overrides)
+    check_method_settings(config.methods, config.method_overrides, defence_settings)

@@ -2,7 +2,12 @@
 
 - ``cli``: the ``lethe-classify`` command (train, unlearn, evaluate, bench, import).
 - ``bench``: the benchmark of one dataset and model (original, retrain oracle, every method) and
-  the multi-run suite.
+  the multi-run suite; ``run_benchmark`` / ``check_benchmark`` read a benchmark YAML for
+  ``benchmarks/run.py``.
+- ``speed``: the speed benchmark (issue 7): SVD and DELETE against the papers' procedures.
+- ``delete_bn_check``, ``finetune_check``: issue 16's checks (DELETE's loss, weights or BatchNorm
+  statistics; how the pretrained encoder carries over), ``benchmarks/delete_bn_check.py`` and
+  ``benchmarks/finetune_check.py``.
 - ``scale_bench``: the full-width GPU benchmark (``benchmarks/bench_gpu.py``).
 - ``report``: the benchmark's Markdown report, ``mean ± std`` tables and plots.
 

@@ -3,13 +3,19 @@
 With a ``cache`` folder the original model and the retrain oracles are kept there, named by a hash
 of what they were trained from (dataset, model, recipe, seed, validation fraction and, for an
 oracle, the forgotten classes), and reused by any later run that would train the same model.
+
+``run_benchmark`` / ``check_benchmark`` / ``merge_benchmark`` read a benchmark YAML (as a mapping):
+the classification task of ``benchmarks/run.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,17 +24,21 @@ from typing import Any
 from torch import nn
 
 import lethe
+from lethe.cli_support import check_method_settings
 from lethe.engine import Engine, environment
-from lethe.errors import ConfigError
+from lethe.errors import ConfigError, DataError
 from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import ACCURACY_METRICS, avg_gap
+from lethe.pretrained import check_pretrained
 from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
 from lethe_vision.checkpoints import load_model, save_model
-from lethe_vision.data import DatasetBundle
+from lethe_vision.data import DatasetBundle, parse_classes
+from lethe_vision.datasets import load_dataset
 from lethe_vision.pipeline import (
     EvalOptions,
     Splits,
     TrainRecipe,
+    eval_options,
     evaluate_model,
     make_splits,
     model_spec,
@@ -306,3 +316,111 @@ def write_suite(runs: Sequence[Mapping[str, Any]], out: str | Path, title: str, 
     plot_scatter(out / "scatter.png", runs, title)
     first = runs[0]
     plot_per_class(out / "per_class.png", first["classes"], first["rows"], first["forget"], f"{title} (first run)")
+
+
+# ---------------------------------------------------------------- benchmark configs (benchmarks/run.py)
+
+
+def forget_set(entry, classes) -> ForgetSet:
+    """A ``forget_sets`` entry: classes (``3``, ``"cat,dog"``) or a mapping with ``classes`` and
+    optionally ``methods`` and ``strongest_baselines``."""
+    if not isinstance(entry, dict):
+        return ForgetSet(parse_classes(str(entry), classes))
+    unknown = set(entry) - {"classes", "methods", "strongest_baselines", "seeds"}
+    if unknown or "classes" not in entry:
+        raise ConfigError(f"a forget set takes classes, methods, strongest_baselines, seeds; got {sorted(entry)}")
+    methods, seeds = entry.get("methods"), entry.get("seeds")
+    return ForgetSet(parse_classes(str(entry["classes"]), classes), tuple(methods) if methods else None,
+                     int(entry.get("strongest_baselines", 0)), tuple(seeds) if seeds is not None else None)  # fmt: skip
+
+
+def only_sets(forget_sets: list[ForgetSet], wanted: list[str], classes) -> list[ForgetSet]:
+    """The config's forget sets whose classes are among ``wanted`` (``--forget-set``), in config order."""
+    picked = {tuple(sorted(parse_classes(str(w), classes))): w for w in wanted}
+    have = {tuple(sorted(fs.classes)) for fs in forget_sets}
+    missing = [w for key, w in picked.items() if key not in have]
+    if missing:
+        raise ConfigError(f"--forget-set {', '.join(missing)}: not a forget set of this config")
+    return [fs for fs in forget_sets if tuple(sorted(fs.classes)) in picked]
+
+
+def write_config_suite(cfg: Mapping[str, Any], runs: list, out: Path, title: str) -> None:
+    """Mean ± std tables, scatter and per-class plot of ``runs`` (every run's header holds its
+    device and versions; the suite header takes the first run's)."""
+    header = {k: v for k, v in runs[0]["header"].items() if k not in ("forget", "seed")}
+    strongest = {", ".join(map(str, r["forget"])): r["header"]["strongest_baselines"]
+                 for r in runs if "strongest_baselines" in r["header"]}  # fmt: skip
+    if strongest:
+        header["strongest baselines (lowest mean avg_gap on the same seed's earlier sets)"] = strongest
+    header.update(forget_sets=[list(f) for f in sorted({tuple(r["forget"]) for r in runs}, key=lambda f: (len(f), f))],
+                  seeds=sorted({r["header"]["seed"] for r in runs}), config=cfg.get("_path"),
+                  note=cfg.get("note", ""))  # fmt: skip
+    write_suite(runs, out, title, header)
+
+
+def merge_benchmark(cfg: Mapping[str, Any], parts: Sequence[Path], out: Path) -> None:
+    """One suite from the ``runs.json`` of runs split across processes (``--seeds``, ``--forget-set``)."""
+    runs = []
+    for part in parts:
+        if not (part / "runs.json").is_file():
+            raise DataError(f"{part} has no runs.json")
+        runs += json.loads((part / "runs.json").read_text())
+    runs.sort(key=lambda r: (len(r["forget"]), r["header"]["seed"], r["forget"]))
+    for run in runs:
+        derive_columns(run["rows"])  # recomputed from the stored metrics (and added if a part predates one)
+    write_config_suite(cfg, runs, out, cfg.get("title", "Class forgetting"))
+
+
+def run_benchmark(cfg: Mapping[str, Any], out: Path) -> None:
+    """Run a classification benchmark YAML (as a mapping): one run, or a suite of forget sets and
+    seeds (``forget_sets``, ``seeds``; ``only_sets``: the ``--forget-set`` subset)."""
+    bundle = load_dataset(cfg["dataset"], cfg.get("data_root"), image_size=cfg.get("image_size"))
+    if "mean" in cfg or "std" in cfg:  # the normalisation the (pretrained) model expects
+        mean, std = tuple(cfg.get("mean", bundle.mean)), tuple(cfg.get("std", bundle.std))
+        bundle = dataclasses.replace(bundle, mean=mean, std=std)
+    forget_sets = [forget_set(f, bundle.classes) for f in cfg.get("forget_sets", [cfg.get("forget")])]
+    if cfg.get("only_sets"):
+        forget_sets = only_sets(forget_sets, cfg["only_sets"], bundle.classes)
+    config = BenchConfig(
+        arch=cfg["arch"],
+        forget=forget_sets[0].classes,
+        methods=tuple(cfg.get("methods", ["delete", "svd"])),
+        width=cfg.get("width"),
+        recipe=TrainRecipe(**cfg.get("recipe", {})),
+        val_fraction=cfg.get("val_fraction", 0.05),
+        seed=cfg.get("seed", 0),
+        method_overrides=cfg.get("overrides", {}),
+        evaluation=eval_options(cfg.get("evaluation")),
+        retain_per_class=cfg.get("retain_per_class"),
+        oracle=bool(cfg.get("oracle", True)),
+        cache=cfg.get("cache"),
+        variants=cfg.get("variants", {}),
+        pretrained=cfg.get("pretrained"),
+    )
+    engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0),
+                    data_on_device=bool(cfg.get("data_on_device", False)))  # fmt: skip
+    title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")
+    if "forget_sets" in cfg or "seeds" in cfg:
+        seeds = cfg.get("seeds", [config.seed])
+        write = functools.partial(write_config_suite, cfg, out=out, title=title)
+        run_suite(bundle, config, forget_sets, seeds, engine, on_run=write)
+        return
+    result = run_bench(bundle, config, engine)
+    result["header"]["config"] = cfg.get("_path")
+    if cfg.get("note"):
+        result["header"]["note"] = cfg["note"]
+    write_bench(result, out, title)
+
+
+def check_benchmark(cfg: Mapping[str, Any]) -> None:
+    """Validate a classification benchmark YAML without loading data or training (``--check``)."""
+    lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
+    eval_options(cfg.get("evaluation"))
+    if cfg.get("pretrained"):
+        check_pretrained(cfg["pretrained"])
+
+    per_set = [m for f in cfg.get("forget_sets", []) if isinstance(f, dict) for m in f.get("methods") or []]
+    variants = BenchConfig(arch="", forget=(), variants=cfg.get("variants", {}))
+    for name in [*cfg.get("methods", []), *per_set]:
+        lethe.method_settings(*variants.resolve(name))
+    check_method_settings([], cfg.get("overrides"))

@@ -15,9 +15,11 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from lethe._registry import method_settings
 from lethe.engine import Engine
 from lethe.errors import ConfigError, LetheError
 from lethe.io import is_main_process
@@ -238,6 +240,19 @@ def print_report(path: str | Path) -> None:
     """Print a written report (``results.md``), on rank 0 only under ``torchrun``."""
     if is_main_process():
         print(Path(path).read_text())
+
+
+def check_method_settings(
+    methods: Sequence[str], overrides: Mapping[str, Mapping[str, Any]] | None, settings: Callable | None = None
+) -> None:
+    """Every method is registered and every override names a setting of it (``settings(name,
+    values)``: ``lethe.method_settings`` unless a task has its own registry, such as the backdoor
+    defences); the benchmark configs' ``--check``."""
+    settings = settings or method_settings
+    for method in methods:
+        settings(method)
+    for method, values in (overrides or {}).items():
+        settings(method, values)
 
 
 def command_parser(prog: str, doc: str | None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:

@@ -258,3 +258,12 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
     title = cfg.get("title", f"Forgetting identities on {data.bundle.name} ({config.spec.embedder})")
     write_face_bench(result, grid, out, title)
     return result
+
+
+#: the face task of ``benchmarks/run.py`` (``check_benchmark``: its ``--check``)
+run_benchmark = run_config
+
+
+def check_benchmark(cfg: Mapping[str, Any]) -> None:
+    """Validate a face benchmark YAML without loading data (``check_config``)."""
+    check_config(config_from_mapping(cfg))

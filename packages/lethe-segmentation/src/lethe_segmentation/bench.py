@@ -12,6 +12,7 @@ versions), so a long CPU benchmark can be finished in parts.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 import lethe
+from lethe.cli_support import check_method_settings
 from lethe.engine import Engine
 from lethe.engine import environment as core_environment
 from lethe.errors import ConfigError
@@ -288,3 +290,18 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, engine: Engine | None = 
     if cfg.get("resume") and (Path(out) / "results.json").is_file():
         previous = json.loads((Path(out) / "results.json").read_text())
     return run_bench(bundle, dataset, config, engine, on_run=write, previous=previous)
+
+
+def run_benchmark(cfg: Mapping[str, Any], out: Path) -> None:
+    """``run_config`` with a progress bar on a terminal: the segmentation task of ``benchmarks/run.py``
+    (``resume`` in ``cfg``: its ``--resume``)."""
+    engine = Engine(seed=cfg.get("seed", 0), progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
+    run_config(cfg, out, engine)
+
+
+def check_benchmark(cfg: Mapping[str, Any]) -> None:
+    """Validate a segmentation benchmark YAML (recipe, sizes, methods) without loading data."""
+    lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
+    parse_size(cfg.get("size"))
+    parse_size(cfg.get("crop"), "crop")
+    check_method_settings(cfg.get("methods", []), cfg.get("overrides"))

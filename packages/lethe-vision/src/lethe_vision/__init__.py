@@ -18,6 +18,12 @@ Nothing is imported here; each module is imported by name:
 - ``preprocess``: ``Preprocess`` (image size, channels, normalisation) and its CLI options.
 - ``recipe_args``: CLI options of the model and recipe, ``parse_method_overrides``.
 - ``report``: ``markdown_table``, ``column_stats``, ``mean_std_cells``, ``pyplot``, ``save_figure``.
+- ``reference``: the papers' SVD and DELETE procedures written plainly, the speed benchmarks' yardstick.
+- ``speed``: measuring the SVD step (ours against the reference, each in a fresh process) for any
+  task's speed benchmark.
+- ``tuning``: the settings grid and validation-only choice rule of the tuning scripts.
+- ``image_folder``: a seeded sample of a registered dataset written as an image folder
+  (``benchmarks/make_image_folder.py``).
 """
 
 __version__ = "0.1.0"

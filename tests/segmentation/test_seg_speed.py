@@ -1,23 +1,18 @@
-"""benchmarks/speed_segmentation.py end to end on generated scenes with a tiny smp Unet."""
+"""``lethe_segmentation.speed`` (``task: speed-segmentation`` of benchmarks/run.py) end to end on generated
+scenes with a tiny smp Unet."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from seg_helpers import make_seg_folder
 
 from lethe.errors import ConfigError
+from lethe_segmentation import speed
 
-TESTS = Path(__file__).resolve().parents[1]
-BENCHMARKS = TESTS.parent / "benchmarks"
-for folder in (BENCHMARKS, TESTS / "segmentation"):
-    sys.path.insert(0, str(folder))
-
-from seg_helpers import make_seg_folder  # noqa: E402
-
-import speed_segmentation  # noqa: E402
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +35,7 @@ def _cfg(root: Path, cache: Path, **extra) -> dict:
 def test_segmentation_speed_run_writes_tables(tmp_path):
     root = make_seg_folder(tmp_path / "data")
     out = tmp_path / "out"
-    result = speed_segmentation.run_config(_cfg(root, tmp_path / "cache"), out, log=lambda _: None)
+    result = speed.run_config(_cfg(root, tmp_path / "cache"), out, log=lambda _: None)
     assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.md"]
     saved = json.loads((out / "results.json").read_text())
     steps = [(m, n) for n in (2, 4) for m in ("ours", "reference")]
@@ -53,7 +48,7 @@ def test_segmentation_speed_run_writes_tables(tmp_path):
     text = (out / "results.md").read_text()
     assert text.startswith("# tiny seg speed") and "recall_forget_std" in text and "met_within_spread" in text
     assert (tmp_path / "cache" / "original.safetensors").is_file()  # the segmentation bench's cache file
-    again = speed_segmentation.run_config(_cfg(root, tmp_path / "cache", svd_samples=[2]), tmp_path / "b",
+    again = speed.run_config(_cfg(root, tmp_path / "cache", svd_samples=[2]), tmp_path / "b",
                                           log=lambda _: None)  # fmt: skip
     assert again["original"] == result["original"]  # the cached original, not a new one
 
@@ -61,7 +56,7 @@ def test_segmentation_speed_run_writes_tables(tmp_path):
 def test_sides_are_disjoint_and_ordered_by_class_share(tmp_path):
     root = make_seg_folder(tmp_path / "data")
     with pytest.raises(ConfigError, match="do not fit"):
-        speed_segmentation.run_config(_cfg(root, tmp_path / "cache", svd_samples=[7]), tmp_path / "o",
+        speed.run_config(_cfg(root, tmp_path / "cache", svd_samples=[7]), tmp_path / "o",
                                       log=lambda _: None)  # fmt: skip
     assert not (tmp_path / "o").exists()
 
@@ -72,11 +67,11 @@ def test_sides_are_disjoint_and_ordered_by_class_share(tmp_path):
 )  # fmt: skip
 def test_check_rejects_bad_configs(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
-        speed_segmentation.check({**_cfg(tmp_path, tmp_path), **change})
+        speed.check({**_cfg(tmp_path, tmp_path), **change})
 
 
 def test_committed_segmentation_speed_config_checks():
     for path in sorted(BENCHMARKS.glob("configs/speed-*.yaml")):
         cfg = yaml.safe_load(path.read_text())
         if cfg["task"] == "speed-segmentation":
-            assert speed_segmentation.check(cfg).svd_samples[0] < speed_segmentation.check(cfg).svd_samples[-1]
+            assert speed.check(cfg).svd_samples[0] < speed.check(cfg).svd_samples[-1]

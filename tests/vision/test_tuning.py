@@ -1,14 +1,9 @@
-"""benchmarks/tuning.py: the settings grid, the choice rule and the tuning table."""
-
-import sys
-from pathlib import Path
+"""``lethe_vision.tuning``: the settings grid, the choice rule and the tuning table."""
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-from lethe.errors import ConfigError  # noqa: E402
-from tuning import choose, combinations, parse_grid, tuning_markdown  # noqa: E402
+from lethe.errors import ConfigError
+from lethe_vision.tuning import choose, combinations, parse_grid, tuning_markdown
 
 
 def test_parse_grid_and_combinations():

@@ -1,9 +1,7 @@
-"""The references of benchmarks/reference/ are faithful: the SVD reference gives our projection when
+"""The references of ``lethe_vision.reference`` are faithful: the SVD reference gives our projection when
 both see the same single batch with no patch subsampling, and the DELETE loss is ours."""
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,12 +11,9 @@ from torch.utils.data import DataLoader, TensorDataset
 import lethe
 from lethe.engine import Engine
 from lethe.losses import masked_distillation_loss
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-from reference import svd_reference  # noqa: E402
-from reference.delete_reference import ReferenceDeleteSettings, delete_reference, reference_delete_loss  # noqa: E402
-from reference.svd_reference import ReferenceSVDSettings, svd_unlearn_reference  # noqa: E402
+from lethe_vision.reference import svd_reference
+from lethe_vision.reference.delete_reference import ReferenceDeleteSettings, delete_reference, reference_delete_loss
+from lethe_vision.reference.svd_reference import ReferenceSVDSettings, svd_unlearn_reference
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,12 @@
 """Speed benchmark (issue 7) for the largest model of the task packages: lethe's SVD step against
-the reference of ``benchmarks/reference/svd_reference.py`` on the segmentation benchmark's smp Unet.
+the reference of ``lethe_vision.reference.svd_reference`` on the segmentation benchmark's smp Unet.
 
 It takes the original model of a segmentation benchmark config (the same keys, and the same
 ``cache`` file as ``lethe_segmentation.bench``, so a model trained by ``make bench-segmentation``
 is reused), then measures the SVD step at every ``svd_samples`` count of images per side, exactly
-as ``benchmarks/speed.py`` does for classification (fresh process per step, peak memory above the
-level before the step, ours / ours-fast / reference, randomised steps over ``svd_repeats`` seeds).
+as ``lethe_classification.speed`` does for classification, through ``lethe_vision.speed`` (fresh
+process per step, peak memory above the level before the step, ours / ours-fast / reference,
+randomised steps over ``svd_repeats`` seeds).
 The forget side is the training images with the largest share of forgotten-class pixels, the
 retained side those with the smallest share (the choice ``lethe_segmentation``'s SVD makes); the
 two sides never share an image. Quality beside every time: ``recall_forget`` (share of the
@@ -18,7 +19,6 @@ over the kept classes on test images).
 from __future__ import annotations
 
 import dataclasses
-import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,17 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import lethe  # noqa: E402
-from lethe.engine import Engine  # noqa: E402
-from lethe.errors import ConfigError  # noqa: E402
-from lethe_segmentation import bench as seg_bench  # noqa: E402
-from lethe_segmentation.checkpoints import load_model, save_model  # noqa: E402
-from lethe_segmentation.pipeline import SegSplits, evaluate_model  # noqa: E402
-from lethe_vision.report import markdown_table  # noqa: E402
-from speed import (  # noqa: E402
+import lethe
+from lethe.engine import Engine
+from lethe.errors import ConfigError
+from lethe_segmentation import bench as seg_bench
+from lethe_segmentation.checkpoints import load_model, save_model
+from lethe_segmentation.pipeline import SegSplits, evaluate_model
+from lethe_vision.report import markdown_table
+from lethe_vision.speed import (
     TARGETS_NOTE,
     SVDStepSettings,
     check_svd_step,
@@ -138,8 +135,9 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
             path = svd_data_file(workdir / f"data-{samples}.pt", *image_tensors(splits, retain_order),
                                  *image_tensors(splits, forget_order))  # fmt: skip
             inputs[samples] = (path, {"per_class": None, "forget_distinct": samples})
-        job_base = {"task": "segmentation", "checkpoint": str(checkpoint), "device": str(engine.device),
-                    "forget_classes": list(forget), "num_classes": bundle.num_classes}  # fmt: skip
+        job_base = {"checkpoints": "lethe_segmentation.checkpoints", "checkpoint": str(checkpoint),
+                    "device": str(engine.device), "forget_classes": list(forget),
+                    "num_classes": bundle.num_classes}  # fmt: skip
 
         def evaluate(path: Path) -> dict[str, float]:
             return quality(load_model(path)[0], splits, forget, engine)
@@ -164,3 +162,6 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
     write_report(result, Path(out), title)
     return result
 
+
+#: the speed-segmentation task of ``benchmarks/run.py``: a run and its ``--check``
+run_benchmark, check_benchmark = run_config, check

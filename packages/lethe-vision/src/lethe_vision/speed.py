@@ -1,0 +1,405 @@
+"""Measuring the SVD step for any task (issue 7): lethe's SVD (``lethe.unlearn(..., "svd")``, alphas
+fixed, no tuning) against the faithful reference of ``lethe_vision.reference.svd_reference``.
+
+The task speed benchmarks (``lethe_classification.speed``, ``lethe_segmentation.speed``) prepare one
+data file per sample count and a checkpoint of the original; ``measure_svd_steps`` runs every step
+(ours, ours-fast when configured, the reference; randomised steps over ``svd_repeats`` seeds), each
+in a fresh subprocess (``python -m lethe_vision.speed svd-worker JOB_DIR``) when ``isolate`` so that
+the memory of one step never hides in another's, and ``summarise_svd`` / ``svd_targets`` /
+``svd_report_lines`` turn the runs into the report's rows.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before the step;
+on CPU the peak resident set size during the step minus the resident size before it (Linux: the
+peak is reset through ``/proc/self/clear_refs`` and read as ``VmHWM``; elsewhere ``ru_maxrss``
+minus its value after loading model and data). Both count from a state where the model and the
+step's input data are already loaded. Timings follow a warm-up (one forward pass of two samples, a
+small ``svd`` and ``eigh``) so one-time library initialisation is excluded from both sides.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lethe
+from lethe.engine import Engine, seed_everything, synchronize
+from lethe.errors import ConfigError
+from lethe.io import write_json_atomic, write_text_atomic
+from lethe_vision.reference.svd_reference import ReferenceSVDSettings, svd_unlearn_reference
+from lethe_vision.report import markdown_table
+
+#: Keys of a benchmark YAML that belong to the runner, not to the speed settings.
+RUNNER_KEYS = {"task", "title", "out", "note", "_path"}
+
+#: quality columns of an image classifier's SVD row: (forgetting, lower is better; retention, higher is better)
+CLASSIFICATION_QUALITY = ("forget_test", "retain_test")
+
+#: the module whose ``load_model`` / ``save_model`` an SVD job uses unless the job names another
+DEFAULT_CHECKPOINTS = "lethe_vision.checkpoints"
+
+
+@dataclass
+class SVDStepSettings:
+    """How the SVD step is measured, for any task: sample counts per side, alphas, the reference's
+    patch cap, ours-fast's settings and the runs of each randomised step."""
+
+    seed: int = 0
+    svd_samples: tuple[int, ...] = (900, 9000)
+    svd_batch_size: int = 256
+    alpha_r: float = 100.0
+    alpha_f: float = 3.0
+    max_patches: int = 10_000
+    isolate: bool = True
+    #: SVD settings of the extra "ours-fast" row (empty: no such row); see lethe.methods.svd
+    svd_fast: dict[str, Any] = field(default_factory=dict)
+    #: runs (seeds seed, seed+1, ...) of each SVD step that samples at random: the reference (its
+    #: patches) and ours-fast when it subsamples positions; the tables show their means
+    svd_repeats: int = 1
+
+
+def check_svd_step(config: SVDStepSettings, more: Mapping[str, float] | None = None) -> None:
+    """ConfigError naming every SVD step setting (and every value of ``more``) that must be
+    positive and is not; the alphas also pass through ``lethe.method_settings("svd", ...)``."""
+    positive = {
+        "svd_batch_size": config.svd_batch_size, "max_patches": config.max_patches,
+        "svd_repeats": config.svd_repeats, "alpha_r": config.alpha_r, "alpha_f": config.alpha_f,
+        **{f"svd_samples[{i}]": n for i, n in enumerate(config.svd_samples)}, **(more or {}),
+    }  # fmt: skip
+    bad = [f"{k}={v}" for k, v in positive.items() if not v > 0]
+    if not config.svd_samples:
+        bad.append("svd_samples is empty")
+    if bad:
+        raise ConfigError(f"speed benchmark settings must be positive: {', '.join(bad)}")
+    lethe.method_settings("svd", {"alpha_r": config.alpha_r, "alpha_f": config.alpha_f, "tune": False})
+
+
+def svd_step_header(config: SVDStepSettings, svd: list[dict], unit: str = "samples") -> dict[str, Any]:
+    """The report header's entries on how the SVD step was measured (``unit``: what a side counts)."""
+    return {
+        f"SVD {unit} per side": list(config.svd_samples),
+        "SVD alphas (fixed, no tuning)": [config.alpha_r, config.alpha_f],
+        "SVD ours streams batches of": config.svd_batch_size,
+        "SVD runs of each randomised step (seeds from the config's)": config.svd_repeats,
+        "SVD ours-fast settings": dict(config.svd_fast),
+        "reference max patches per conv layer": config.max_patches,
+        "SVD steps isolated in fresh processes": config.isolate,
+        "peak memory": svd[0]["memory_method"] if svd else "-",
+    }
+
+
+def config_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A benchmark YAML mapping without the runner's keys, with list-valued ``svd_samples`` and
+    ``forget`` normalised (a tuple of ints; comma-joined names)."""
+    values = {k: v for k, v in cfg.items() if k not in RUNNER_KEYS}
+    if "forget" in values:
+        forget = values["forget"]
+        values["forget"] = ",".join(map(str, forget)) if isinstance(forget, (list, tuple)) else str(forget)
+    if isinstance(values.get("svd_samples"), (list, tuple)):
+        values["svd_samples"] = tuple(int(v) for v in values["svd_samples"])
+    return values
+
+
+# ---------------------------------------------------------------- measuring memory
+
+
+def _proc_kib(field_name: str) -> int:
+    match = re.search(rf"^{field_name}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    if match is None:
+        raise OSError(f"no {field_name} in /proc/self/status")
+    return int(match.group(1))
+
+
+class RssProbe:
+    """Peak resident memory of this process during a step, in bytes, above its level before it."""
+
+    def start(self) -> None:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            self.base, self.read = _proc_kib("VmRSS"), lambda: _proc_kib("VmHWM")
+            self.method = "peak RSS (VmHWM, reset through /proc/self/clear_refs) minus RSS before the step"
+        except OSError:
+            self.read = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            self.base = self.read()
+            self.method = "ru_maxrss minus ru_maxrss after loading model and data"
+
+    def peak(self) -> int:
+        return max(0, self.read() - self.base) * 1024
+
+
+class CudaProbe:
+    """Peak CUDA memory allocated during a step, in bytes, above the allocation before it."""
+
+    method = "torch.cuda.max_memory_allocated minus memory_allocated before the step"
+
+    def start(self) -> None:
+        torch.cuda.reset_peak_memory_stats()
+        self.base = torch.cuda.memory_allocated()
+
+    def peak(self) -> int:
+        return torch.cuda.max_memory_allocated() - self.base
+
+
+MEMORY_PROBES: dict[str, type] = {"cpu": RssProbe, "cuda": CudaProbe}
+
+
+# ---------------------------------------------------------------- the SVD step (one per process)
+
+
+def _svd_ours(model: nn.Module, data: dict[str, torch.Tensor], job: Mapping[str, Any], device: torch.device) -> dict:
+    """``lethe.unlearn(..., "svd")`` with fixed alphas, streaming ``batch_size`` samples at a time."""
+    engine = Engine(device=device, progress=False, seed=job["seed"])
+    side = {s: DataLoader(TensorDataset(data[f"{s}_x"], data[f"{s}_y"]), batch_size=job["batch_size"])
+            for s in ("retain", "forget")}  # fmt: skip
+    overrides = {"tune": False, "alpha_r": job["alpha_r"], "alpha_f": job["alpha_f"],
+                 "retain_per_class": job["per_class"], "num_forget": len(data["forget_y"]),
+                 **job.get("svd_overrides", {})}  # fmt: skip
+    _, record = lethe.unlearn(
+        model, "svd", forget=side["forget"], retain=side["retain"], forget_classes=job["forget_classes"],
+        num_classes=job["num_classes"], overrides=overrides, engine=engine, inplace=True,
+    )  # fmt: skip
+    return {"retain_samples": record.extra["retain_samples"], "forget_samples": record.extra["forget_samples"]}
+
+
+def _svd_reference(model: nn.Module, data: dict[str, torch.Tensor], job: Mapping[str, Any], device) -> dict:
+    """``lethe_vision.reference.svd_reference``: one batch per side, at most ``max_patches``."""
+    settings = ReferenceSVDSettings(job["alpha_r"], job["alpha_f"], job["max_patches"], job["seed"])
+    svd_unlearn_reference(model, data["retain_x"].to(device), data["forget_x"].to(device), settings)
+    return {"retain_samples": len(data["retain_y"]), "forget_samples": len(data["forget_y"])}
+
+
+SVD_STEPS: dict[str, Callable[..., dict]] = {"ours": _svd_ours, "ours-fast": _svd_ours, "reference": _svd_reference}
+
+#: settings of ours that make the SVD step draw at random (then it is repeated like the reference)
+RANDOM_SVD_SETTINGS = ("positions_per_sample", "max_patches")
+
+
+def checkpoints_of(job: Mapping[str, Any]) -> tuple[Callable, Callable]:
+    """``(load_model, save_model)`` of the checkpoint module a job names (``checkpoints``, a module
+    name such as ``lethe_segmentation.checkpoints``; default ``lethe_vision.checkpoints``)."""
+    module = importlib.import_module(job.get("checkpoints", DEFAULT_CHECKPOINTS))
+    return module.load_model, module.save_model
+
+
+def svd_runs(name: str, config: SVDStepSettings) -> int:
+    """How many seeds an SVD step runs with: ``svd_repeats`` where it samples at random, else 1."""
+    random = name == "reference" or (
+        name == "ours-fast" and any(config.svd_fast.get(k) is not None for k in RANDOM_SVD_SETTINGS)
+    )
+    return config.svd_repeats if random else 1
+
+
+def _warm_up(model: nn.Module, sample: torch.Tensor, device: torch.device) -> None:
+    with torch.no_grad():
+        model.eval()(sample[:2].to(device))
+        a = torch.randn(8, 8, device=device)
+        torch.linalg.svd(a)
+        torch.linalg.eigh((a @ a.t()).double())
+    synchronize(device)
+
+
+def run_svd_job(job_dir: Path) -> dict[str, Any]:
+    """Run one SVD step described by ``job_dir/job.json`` (checkpoint, data file, settings); writes
+    the unlearned weights and returns seconds, peak memory and sample counts."""
+    job = json.loads((job_dir / "job.json").read_text())
+    torch.set_num_threads(job["threads"])
+    device = torch.device(job["device"])
+    load, save = checkpoints_of(job)
+    model, info = load(job["checkpoint"])
+    model = model.to(device)
+    data = torch.load(job["data"], weights_only=True)
+    _warm_up(model, data["forget_x"], device)
+    seed_everything(job["seed"])  # ours-fast draws its positions from torch's global generator
+    probe = MEMORY_PROBES[device.type]()
+    probe.start()
+    start = time.perf_counter()
+    counts = SVD_STEPS[job["implementation"]](model, data, job, device)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    result = {"seconds": seconds, "peak_bytes": probe.peak(), "memory_method": probe.method, **counts}
+    save(model, job_dir / "unlearned.safetensors", info)
+    write_json_atomic(job_dir / "result.json", result)
+    return result
+
+
+def _run_isolated(job_dir: Path) -> dict[str, Any]:
+    """``run_svd_job`` in a fresh Python process (this module run with ``python -m``)."""
+    done = subprocess.run([sys.executable, "-m", "lethe_vision.speed", "svd-worker", str(job_dir)], check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the SVD worker for {job_dir.name} failed with exit status {done.returncode}")
+    return json.loads((job_dir / "result.json").read_text())
+
+
+# ---------------------------------------------------------------- SVD measurements
+
+
+def svd_data_file(path: Path, retain_x: torch.Tensor, retain_y: torch.Tensor, forget_x: torch.Tensor,
+                  forget_y: torch.Tensor) -> Path:  # fmt: skip
+    """Save one sample count's inputs (both sides, ready for the model) for the SVD workers."""
+    torch.save({"retain_x": retain_x, "retain_y": retain_y, "forget_x": forget_x, "forget_y": forget_y}, path)
+    return path
+
+
+def measure_svd_steps(
+    config: SVDStepSettings,
+    inputs: Mapping[int, tuple[Path, dict[str, Any]]],
+    job_base: Mapping[str, Any],
+    evaluate: Callable[[Path], dict[str, float]],
+    workdir: Path,
+    log,
+) -> list[dict[str, Any]]:
+    """Every SVD step (ours, ours-fast when configured, the reference) at every sample count, each
+    seed of a randomised step once; one fresh process per step when ``config.isolate``.
+
+    ``inputs`` maps a sample count to its data file and counts (``per_class``, ``forget_distinct``);
+    ``job_base`` holds the task's job fields (``checkpoint``, ``device``, ``forget_classes``,
+    ``num_classes``; ``checkpoints``, the module that loads and saves the task's checkpoints, when not
+    ``lethe_vision.checkpoints``); ``evaluate(unlearned_checkpoint)`` gives the quality columns of a row."""
+    rows = []
+    for samples, (data_path, counts) in inputs.items():
+        for name in SVD_STEPS:
+            if name == "ours-fast" and not config.svd_fast:
+                continue
+            for repeat in range(svd_runs(name, config)):
+                seed = config.seed + repeat
+                job_dir = workdir / f"svd-{name}-{samples}-{seed}"
+                job_dir.mkdir()
+                job = {
+                    **job_base, "implementation": name, "data": str(data_path),
+                    "threads": torch.get_num_threads(), "seed": seed, "alpha_r": config.alpha_r,
+                    "alpha_f": config.alpha_f, "max_patches": config.max_patches, "batch_size": config.svd_batch_size,
+                    "per_class": counts.get("per_class"),
+                    "svd_overrides": dict(config.svd_fast) if name == "ours-fast" else {},
+                }  # fmt: skip
+                (job_dir / "job.json").write_text(json.dumps(job))
+                result = _run_isolated(job_dir) if config.isolate else run_svd_job(job_dir)
+                quality = evaluate(job_dir / "unlearned.safetensors")
+                row = {"method": name, "samples": samples, "seed": seed,
+                       "forget_distinct": counts.get("forget_distinct", samples),
+                       **result, "peak_mib": result["peak_bytes"] / 2**20, **quality}  # fmt: skip
+                rows.append(row)
+                log(
+                    f"svd {name:>9} {samples:>6}/side seed {seed}: {row['seconds']:.2f} s, "
+                    f"peak {row['peak_mib']:.0f} MiB, " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items())
+                )
+    return rows
+
+
+def summarise_svd(runs: list[dict[str, Any]], quality: tuple[str, str] = CLASSIFICATION_QUALITY) -> list[dict]:
+    """One row per (method, samples): the mean of seconds, peak memory and the ``quality`` columns
+    over its seeds, the standard deviation of the seconds and quality columns (0 for one run), and
+    the speedup of the mean seconds over the reference's."""
+    means = ("seconds", "peak_bytes", "peak_mib", *quality)
+    rows = []
+    for key in dict.fromkeys((r["samples"], r["method"]) for r in runs):
+        group = [r for r in runs if (r["samples"], r["method"]) == key]
+        row = {k: v for k, v in group[0].items() if k not in (*means, "seed")}
+        row["runs"] = len(group)
+        for name in means:
+            values = np.array([r[name] for r in group], dtype=float)
+            row[name] = float(values.mean())
+            if name in ("seconds", *quality):
+                row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        rows.append(row)
+    for row in rows:
+        ref = next(r for r in rows if r["method"] == "reference" and r["samples"] == row["samples"])
+        row["speedup_vs_reference"] = ref["seconds"] / row["seconds"] if row["seconds"] else float("nan")
+    return rows
+
+
+def _ratio(rows: list[dict], method: str, key: str) -> float | None:
+    values = [r[key] for r in rows if r["method"] == method]
+    return values[-1] / values[0] if len(values) > 1 and values[0] else None
+
+
+def svd_targets(svd: list[dict], quality: tuple[str, str] = CLASSIFICATION_QUALITY) -> list[dict[str, Any]]:
+    """Issue 7's SVD checks: at least 3x faster than the reference at equal or better quality, and
+    peak memory at the largest sample count at most 1.2x that at the smallest.
+
+    ``quality`` names (forgetting, lower is better; retention, higher is better). ``met`` compares
+    the means as measured, with no tolerance. Both sides of a randomised step vary from seed to
+    seed, so ``met_within_spread`` also counts ours as equal when each quality mean lies within one
+    standard deviation of the reference's seeds (the same as ``met`` where the reference ran once)."""
+    forgetting, retention = quality
+    rows = []
+    for ours in (r for r in svd if r["method"] in ("ours", "ours-fast")):
+        ref = next(r for r in svd if r["method"] == "reference" and r["samples"] == ours["samples"])
+        faster = ours["speedup_vs_reference"] >= 3
+        strict = ours[forgetting] <= ref[forgetting] and ours[retention] >= ref[retention]
+        spread = (ours[forgetting] <= ref[forgetting] + ref.get(f"{forgetting}_std", 0.0)
+                  and ours[retention] >= ref[retention] - ref.get(f"{retention}_std", 0.0))  # fmt: skip
+        rows.append({
+            "method": f"SVD {ours['method']} >= 3x faster, quality >= reference ({ours['samples']}/side)",
+            "value": ours["speedup_vs_reference"], "met": faster and strict, "met_within_spread": faster and spread,
+        })  # fmt: skip
+    for name in ("ours", "ours-fast"):
+        growth = _ratio(svd, name, "peak_bytes")
+        if growth is not None:
+            rows.append({"method": f"SVD {name} peak memory, largest over smallest sample count <= 1.2",
+                         "value": growth, "met": growth <= 1.2, "met_within_spread": growth <= 1.2})  # fmt: skip
+    return rows
+
+
+#: how the targets table reads, under every speed report
+TARGETS_NOTE = (
+    "`met`: as measured, means against means with no tolerance. `met_within_spread`: the SVD quality "
+    "means of ours may also lie within one standard deviation of the reference's runs (seed to seed), "
+    "since both sides draw at random; where the reference ran once the two columns agree."
+)
+
+
+def svd_report_lines(svd: list[dict], runs: list[dict], quality: tuple[str, str],
+                     extra: tuple[str, ...] = ()) -> list[str]:  # fmt: skip
+    """The report's SVD section: means per step, every run, and the peak-memory growth."""
+    spread = tuple(c for q in quality for c in (q, f"{q}_std"))
+    return [
+        "## SVD step (per side: retained and forget samples)", "",
+        markdown_table(svd, ("samples", "forget_distinct", "runs", "seconds", "peak_mib", "speedup_vs_reference",
+                             *spread, *extra)),
+        "Means over each step's runs (seeds); `_std` is their standard deviation (0 for one run).", "",
+        "Every run:", "",
+        markdown_table(runs, ("samples", "seed", "seconds", "peak_mib", *quality)),
+        "Peak memory at the largest sample count over the smallest: "
+        + ", ".join(f"{m} {_fmt_ratio(_ratio(svd, m, 'peak_bytes'))}" for m in SVD_STEPS), "",
+    ]  # fmt: skip
+
+
+def write_result_files(out: Path, result: Mapping[str, Any], lines: list[str]) -> str:
+    """``results.json`` (``result``) and ``results.md`` (``lines``) under ``out``, atomically;
+    returns the Markdown."""
+    text = "\n".join(lines)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "results.json", result)
+    write_text_atomic(out / "results.md", text)
+    return text
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def main(argv: list[str]) -> int:
+    """``python -m lethe_vision.speed svd-worker JOB_DIR``: one isolated SVD step (``measure_svd_steps``)."""
+    if len(argv) != 2 or argv[0] != "svd-worker":
+        print("usage: python -m lethe_vision.speed svd-worker JOB_DIR (run benchmarks through benchmarks/run.py)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    run_svd_job(Path(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -34,9 +34,25 @@ def main(out_dir: str) -> None:
     net = model()
     loader = engine.loader(data(), batch_size=8, shuffle=True)
     log = engine.fit(net, loader, cross_entropy_step, sgd(net, 0.05), 2)
+    # Ranks vote differently (rank 0 from epoch 1, rank 1 from epoch 2): both stop after epoch 2.
+    other = model()
+    stopped = engine.fit(other, loader, cross_entropy_step, sgd(other, 0.05), 4,
+                         epoch_end=lambda epoch, row: epoch > engine.rank)  # fmt: skip
+    # DELETE checks on its training batches (16 forget samples), each rank its own: counts are summed.
+    forget = engine.loader(TensorDataset(*data()[data().tensors[1] == 1]), batch_size=8, shuffle=True)
+    stop = {"epochs": 5, "lr": 0.05, "stop_when_forgotten": True, "min_epochs": 3, "stop_accuracy": 99.0}
+    _, record = lethe.unlearn(net, "delete", forget=forget, forget_classes=[1], engine=engine, overrides=stop)
     grams = accumulate_grams(model().eval(), engine.loader(data(), batch_size=8, shuffle=False, shard=True), engine)
     torch.save(
-        {"state": net.state_dict(), "log": log, "grams": grams.grams(), "samples": grams.samples},
+        {
+            "state": net.state_dict(),
+            "log": log,
+            "grams": grams.grams(),
+            "samples": grams.samples,
+            "stopped_epochs": len(stopped),
+            "delete": record.extra["stop"],
+            "delete_log": record.log,
+        },
         os.path.join(out_dir, f"rank{engine.rank}.pt"),
     )
 

@@ -25,9 +25,14 @@ def test_two_process_ddp_and_gram_all_reduce(tmp_path):
         assert torch.equal(value, ranks[1]["state"][key]), key
     assert ranks[0]["log"] == ranks[1]["log"]
     assert ranks[0]["log"][-1]["loss"] < ranks[0]["log"][0]["loss"]
+    # Engine.fit stops on every rank together; DELETE's check is reduced across them
+    assert ranks[0]["stopped_epochs"] == ranks[1]["stopped_epochs"] == 2
+    assert ranks[0]["delete"] == ranks[1]["delete"]
+    assert ranks[0]["delete"]["epochs_run"] == 3 and ranks[0]["delete"]["stopped_early"]
+    checks = [[row["forget_check"] for row in rank["delete_log"]] for rank in ranks]
+    assert checks[0] == checks[1]
     # Gram matrices summed across the two shards equal the single-process Gram over all data
-    sys.path.insert(0, str(WORKER.parent))
-    from ddp_worker import data, model
+    from ddp_worker import data, model  # tests/core is on the path: pytest put it there for this file
 
     single = accumulate_grams(model().eval(), DataLoader(data(), batch_size=8), Engine(device="cpu", progress=False))
     for name, gram in single.grams().items():

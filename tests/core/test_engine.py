@@ -117,6 +117,32 @@ def test_train_mode_hook_and_scheduler():
     assert log[1]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_epoch_end_extends_the_row_and_stops_training():
+    torch.manual_seed(0)
+    model = nn.Linear(5, 2)
+    engine = lethe.Engine(progress=False)
+    seen = []
+
+    def epoch_end(epoch, row):
+        seen.append(epoch)
+        row["check"] = 10.0 * epoch
+        return epoch == 2
+
+    log = engine.fit(model, DataLoader(data(), batch_size=16), cross_entropy_step, sgd(model, 0.1), 5,
+                     epoch_end=epoch_end)  # fmt: skip
+    assert seen == [1, 2] and [row["epoch"] for row in log] == [1, 2]
+    assert [row["check"] for row in log] == [10.0, 20.0]
+    # Never asking to stop: the same weights as a run without the hook.
+    runs = []
+    for hook in (None, lambda epoch, row: False):
+        torch.manual_seed(0)
+        net = nn.Linear(5, 2)
+        engine.fit(net, DataLoader(data(), batch_size=16), cross_entropy_step, sgd(net, 0.1), 3, epoch_end=hook)
+        runs.append(net.weight.detach().clone())
+    assert torch.equal(*runs)
+    assert engine.all_agree(True) and not engine.all_agree(False)  # one process: the flag itself
+
+
 def test_to_device_handles_containers():
     engine = lethe.Engine(device="cpu", progress=False)
     batch = {"x": torch.ones(2), "pair": (torch.zeros(1), [torch.ones(1)]), "name": "a"}

@@ -102,8 +102,9 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     # The target class must survive on clean images: DELETE anchors on the clean budget too
     # (lethe.methods.delete, ``use_retain``); ``delete.use_retain=false`` gives the paper's form.
     # Its batches mix clean and stamped images, so BatchNorm keeps updating its statistics as in the
-    # paper's loop (the tuned settings of benchmarks/results/backdoor were measured so).
-    "delete": {"use_retain": True, "freeze_bn": False},
+    # paper's loop (the tuned settings of benchmarks/results/backdoor were measured so), and it runs
+    # all its epochs (stop_when_forgotten off; those results ran every epoch).
+    "delete": {"use_retain": True, "freeze_bn": False, "stop_when_forgotten": False},
 }
 
 

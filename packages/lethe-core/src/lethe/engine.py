@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 from lethe.errors import ConfigError, NonFiniteLossError
 
 StepFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
+#: ``epoch_end(epoch, row) -> stop``: called by ``Engine.fit`` after each epoch (see there)
+EpochEndFn = Callable[[int, dict[str, float]], bool]
 
 
 def seed_everything(seed: int) -> None:
@@ -216,12 +218,15 @@ class Engine:
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         desc: str = "train",
         train_mode: Callable[[nn.Module], None] | None = None,
+        epoch_end: EpochEndFn | None = None,
     ) -> list[dict[str, float]]:
         """Run ``epochs`` epochs of ``step`` and return one log row per epoch.
 
         ``step(model, batch)`` returns ``(loss, parts)``; ``parts`` are scalar diagnostics
         averaged over the epoch (and across processes). ``scheduler`` is stepped per batch.
         ``train_mode`` sets the model's mode before each epoch (default ``model.train()``).
+        ``epoch_end(epoch, row)`` runs after each epoch (``epoch`` counts from 1) with its log row,
+        which it may extend; when it returns True on every process, training ends after that epoch.
         """
         model = self.prepare(model)
         net: nn.Module = model
@@ -263,6 +268,8 @@ class Engine:
             row["epoch"] = epoch + 1
             row["lr"] = optimizer.param_groups[0]["lr"]
             log.append(row)
+            if epoch_end is not None and self.all_agree(epoch_end(epoch + 1, row)):
+                break
         return log
 
     @staticmethod
@@ -299,6 +306,14 @@ class Engine:
             dist.all_reduce(count)
         means = (stacked / count.clamp_min(1)).tolist()
         return dict(zip(keys, means, strict=True))
+
+    def all_agree(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every process (``flag`` itself in a single process)."""
+        if not self.distributed:
+            return bool(flag)
+        votes = torch.tensor(float(bool(flag)), device=self.device)
+        dist.all_reduce(votes)
+        return int(votes.item()) == self.world_size
 
     def all_reduce_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` across processes in place (no-op in a single process)."""

@@ -15,6 +15,17 @@ per forget batch, with no class masked. It is for forgetting that is conditional
 backdoor removal: there the target class is forgotten under the trigger, and the retention term
 ``KL(p || q~)`` never sees the target logit. Without clean anchors, the target class can also drop
 on clean images.
+
+``stop_when_forgotten`` (off by default, not in the paper) ends training once the forgetting is reached
+instead of running all ``epochs``: after every epoch, with the model in evaluation mode (BatchNorm statistics
+untouched), it measures the forgotten classes' accuracy on a seeded slice of the forget set held out
+of training (``holdout_fraction`` of it, 20 to 256 samples; ``lethe.methods._early_stop``), or on the
+latest training batches (up to 256 samples) when the slice would be under 20 samples, the loader is
+not a plain ``DataLoader`` over a sized dataset, or ``holdout_fraction=0``. Training stops after
+epoch ``min_epochs`` or later, once that accuracy has stayed at or under ``stop_accuracy`` percent for
+``stop_patience`` consecutive checks. Each log row then carries the check (``forget_check``), and the
+record's ``extra["stop"]`` says where it was measured, whether and why training stopped, and after
+how many epochs. Off, the run is the published one (same batches, same weights).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from lethe._registry import Settings, register_method, setting
 from lethe.engine import sgd
 from lethe.losses import class_mask, masked_distillation_loss
 from lethe.methods._common import cycle
+from lethe.methods._early_stop import RecentBatches, StopWhenForgotten, forgotten_accuracy, split_holdout
 
 
 @dataclass
@@ -36,7 +48,16 @@ class DeleteSettings(Settings):
     """Published defaults: the authors' CIFAR-10 ResNet-18 run (SGD 1e-3, momentum 0.9,
     no weight decay, 20 epochs over the forget set, T = 1), with BatchNorm frozen (``freeze_bn``,
     see the module docstring; ``False`` is the paper's loop). Use ``lr=5e-5`` for CIFAR-100,
-    Tiny-ImageNet, VGG16, ViT-S, Swin-T and face models, as the paper does."""
+    Tiny-ImageNet, VGG16, ViT-S, Swin-T and face models, as the paper does.
+
+    ``stop_when_forgotten`` (module docstring) is off by default: stopping as soon as the forget
+    classes are forgotten loses retained accuracy. On Fashion-MNIST small-cnn, forgetting Sneaker,
+    Trouser and Dress in turn, it stopped after 2 epochs (8.5 s against 90.7 s, 0.15x the retrain time
+    against 1.49x), forget_test 0.00 as with the 20 epochs, but retain_test 82.92 +- 4.83 against
+    86.82 +- 2.63 (85.69/76.13/86.94 against 88.50/83.11/88.84; original 88.18, retrain 88.50):
+    benchmarks/results/classification/fashion-mnist-delete-early-stop-cpu/results.md. The retained
+    part (``retain_term``) keeps falling over all 20 epochs: use it where time matters more than those
+    points, or with a larger ``min_epochs``."""
 
     epochs: int = setting(20, ge=1)
     lr: float = setting(1e-3, gt=0, meaning="learning rate")
@@ -47,6 +68,11 @@ class DeleteSettings(Settings):
     ignore_index: int | None = None
     forget_pixel_weight: float = setting(1.0, gt=0)
     use_retain: bool = False
+    stop_when_forgotten: bool = False
+    stop_accuracy: float = setting(1.0, ge=0, lt=100, meaning="forgotten-class accuracy (percent) to stop at")
+    stop_patience: int = setting(1, ge=1)
+    min_epochs: int = setting(2, ge=1)
+    holdout_fraction: float = setting(0.1, ge=0, le=0.5)
 
 
 def _bn_eval(model: nn.Module) -> None:
@@ -67,10 +93,16 @@ def delete(model: nn.Module, s: DeleteSettings, ctx) -> tuple[list[dict], dict]:
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
     forgotten = torch.as_tensor(ctx.forget_classes, device=engine.device)
     retained = cycle(ctx.retain, engine) if s.use_retain else None
+    forget, held_out = ctx.forget, None
+    if s.stop_when_forgotten:
+        forget, held_out = split_holdout(ctx.forget, s.holdout_fraction, engine.seed)
+    recent = RecentBatches() if s.stop_when_forgotten and held_out is None else None
 
     def step(student: nn.Module, batch) -> tuple[torch.Tensor, dict]:
         x, y = batch[0], batch[1]
         n = x.shape[0]
+        if recent is not None:
+            recent.add(x, y)
         if retained is not None:  # one forward pass, so BatchNorm normalises both kinds together
             x = torch.cat([x, next(retained)[0]])
         with torch.no_grad():
@@ -93,15 +125,33 @@ def delete(model: nn.Module, s: DeleteSettings, ctx) -> tuple[list[dict], dict]:
         mask = class_mask(ctx.forget_classes, out.shape[1], out.device)
         return masked_distillation_loss(out, t, mask, temperature=s.temperature, valid=valid, weight=weight)
 
+    stop = None
+    if s.stop_when_forgotten:
+        samples = held_out if held_out is not None else recent
+        stop = StopWhenForgotten(
+            lambda: forgotten_accuracy(model, samples, engine, forgotten, s.ignore_index),
+            s.stop_accuracy, s.stop_patience, s.min_epochs,
+        )  # fmt: skip
     optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
     log = engine.fit(
         model,
-        ctx.forget,
+        forget,
         step,
         optimizer,
         s.epochs,
         desc="delete",
         train_mode=_bn_eval if s.freeze_bn else None,
+        epoch_end=stop,
     )
     model.eval()
-    return log, {}
+    return log, {} if stop is None else {"stop": stop_record(s, log, held_out)}
+
+
+def stop_record(s: DeleteSettings, log: list[dict], held_out) -> dict:
+    """What ``extra["stop"]`` records: where the check ran, and whether, why and when training stopped."""
+    where = f"held out ({len(held_out.dataset)} forget samples, not trained on)" if held_out is not None else (
+        "latest training batches")  # fmt: skip
+    early = len(log) < s.epochs
+    reason = (f"forgotten: forget_check <= {s.stop_accuracy:g} % for {s.stop_patience} check(s), "
+              f"after at least {s.min_epochs} epoch(s)") if early else "all epochs run"  # fmt: skip
+    return {"checked_on": where, "stopped_early": early, "reason": reason, "epochs_run": len(log)}

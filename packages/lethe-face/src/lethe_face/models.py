@@ -208,6 +208,16 @@ def inception_resnet_v1(spec: FaceModelSpec, load_pretrained: bool = True) -> nn
     return net
 
 
+@EMBEDDERS.register("dlib-resnet")
+def dlib_resnet(spec: FaceModelSpec, load_pretrained: bool = True) -> nn.Module:
+    """dlib's face recognition ResNet (``lethe_face.dlib_resnet``; He et al., 2016; dlib's
+    ``dnn_face_recognition_ex.cpp``), 128-d; ``pretrained='dlib'`` loads dlib's trained network
+    (99.38 % on LFW) from ``data/models/`` (``make dlib-models``); it reads 150x150 chips."""
+    from lethe_face.dlib_resnet import dlib_embedder
+
+    return dlib_embedder(spec, load_pretrained)
+
+
 class TimmEmbedder(nn.Module):
     """A timm network's pooled features (``backbone``, classifier removed) through the linear +
     BatchNorm1d embedding layer of ``LightResNet`` (``fc``, ``bn``)."""

@@ -126,6 +126,13 @@ demo: install fashion-mnist
 bench-fashion-mnist: install fashion-mnist
 	$(BIN)/python benchmarks/run.py benchmarks/configs/fashion-mnist-small-cnn.yaml
 
+# LiRA-style attack on the demo's scale: can an attacker tell each method's output from the oracle?
+# Writes benchmarks/results/classification/fashion-mnist-small-cnn-lira/ (about 30 min on one thread).
+.PHONY: bench-lira
+bench-lira: install fashion-mnist
+	OMP_NUM_THREADS=1 $(BIN)/python -m lethe_classification.lira benchmarks/configs/lira/fashion-mnist-small-cnn.yaml \
+	  --out benchmarks/results/classification/fashion-mnist-small-cnn-lira
+
 # The results pages docs/results/*.md, generated from the committed benchmarks/results/ (a test fails
 # while one is stale).
 docs: install

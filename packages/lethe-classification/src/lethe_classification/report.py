@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lethe.io import write_text_atomic
 from lethe_vision.report import column_stats, markdown_table, mean_std_cells, pyplot, save_figure
 
 COLUMNS = (
-    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap", "acc_gap",
-    "probe_forget", "relearn_steps", "seconds", "seconds_vs_retrain",
+    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "mia_correctness", "mia_entropy",
+    "mia_m_entropy", "mia_prob", "avg_gap", "acc_gap", "probe_forget", "relearn_steps", "seconds",
+    "seconds_vs_retrain",
 )  # fmt: skip
+
+
+#: Columns results written before them lack (the SVC_MIA attacks other than confidence).
+OPTIONAL_COLUMNS = ("mia_correctness", "mia_entropy", "mia_m_entropy", "mia_prob")
+
+
+def present_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> tuple[str, ...]:
+    """``columns`` less the ``OPTIONAL_COLUMNS`` no row has: results written before those existed
+    keep their tables when the report is rewritten (other columns show "-" where missing)."""
+    return tuple(c for c in columns if c not in OPTIONAL_COLUMNS or any(c in row for row in rows))
 
 
 def _wrapped(title: str, width: int = 80) -> str:
@@ -26,7 +37,7 @@ def write_report(path: str | os.PathLike, title: str, header: dict[str, Any], ro
     """Write the Markdown report (settings list then table) atomically; returns its text."""
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in header.items()]
-    text = "\n".join(lines) + "\n\n" + markdown_table(rows, COLUMNS)
+    text = "\n".join(lines) + "\n\n" + markdown_table(rows, present_columns(rows))
     write_text_atomic(path, text)
     return text
 
@@ -64,8 +75,12 @@ def aggregate(runs: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) 
     return {g: {m: column_stats(rows, columns) for m, rows in methods.items()} for g, methods in grouped.items()}
 
 
-def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[str] = COLUMNS) -> str:
-    """One table per group, cells ``mean ± std``."""
+def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[str] | None = None) -> str:
+    """One table per group, cells ``mean ± std``; ``columns`` defaults to ``COLUMNS`` less the
+    ``OPTIONAL_COLUMNS`` no method measured."""
+    if columns is None:
+        measured = {c for methods in summary.values() for cols in methods.values() for c in cols}
+        columns = tuple(c for c in COLUMNS if c in measured or c not in OPTIONAL_COLUMNS)
     out = []
     for group, methods in summary.items():
         n = max((v[2] for cols in methods.values() for v in cols.values()), default=0)

@@ -1,11 +1,13 @@
 """Evaluation protocol of methods.md s.3: one meaning per number.
 
-Accuracies are percentages. ``mia_efficacy`` follows the SalUn / l1-sparse "confidence" attack.
+Accuracies are percentages. ``mia_efficacy`` follows the SalUn / l1-sparse "confidence" attack;
+``mia_attacks`` runs all five SVC attacks of their ``SVC_MIA`` (Jia et al., NeurIPS 2023).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +104,105 @@ def per_class_accuracy(outputs: Outputs, num_classes: int) -> list[float]:
     return result
 
 
+def mia_correctness(outputs: Outputs) -> np.ndarray:
+    """1 where the prediction is right, else 0 (the SVC_MIA "correctness" feature)."""
+    return (outputs.logits.argmax(1) == outputs.labels).double().numpy()
+
+
+def mia_confidence(outputs: Outputs) -> np.ndarray:
+    """Softmax probability of the true label (the SVC_MIA "confidence" feature)."""
+    return outputs.true_class_probability().numpy()
+
+
+def mia_entropy(outputs: Outputs) -> np.ndarray:
+    """Shannon entropy of the softmax, ``-sum_i p_i log p_i`` (the SVC_MIA "entropy" feature)."""
+    logp = torch.log_softmax(outputs.logits.double(), dim=1)
+    return -(logp.exp() * logp).sum(1).float().numpy()
+
+
+def mia_m_entropy(outputs: Outputs) -> np.ndarray:
+    """Song & Mittal's modified entropy (USENIX Security 2021, eq. 5), which uses the true label y:
+    ``-(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)``; logs are clamped at ``log 1e-30``
+    like SVC_MIA's. (SVC_MIA's ``m_entropy`` indexes ``[:, labels]``, which reverses every column
+    whose class occurs in the batch, and takes ``log p`` for ``log(1 - p)``; this is the paper's.)"""
+    p = torch.softmax(outputs.logits.double(), dim=1)
+    floor = math.log(1e-30)
+    log_p = torch.log(p).clamp_min(floor)
+    log_not_p = torch.log1p(-p).clamp_min(floor)
+    true = torch.nn.functional.one_hot(outputs.labels, p.shape[1]).bool()
+    terms = torch.where(true, (1 - p) * log_p, p * log_not_p)
+    return -terms.sum(1).float().numpy()
+
+
+def mia_probability(outputs: Outputs) -> np.ndarray:
+    """The full softmax vector ``[N, C]`` (the SVC_MIA "prob" feature)."""
+    return torch.softmax(outputs.logits.float(), dim=1).numpy()
+
+
+#: The five attacks of SVC_MIA (Jia et al., NeurIPS 2023, ``evaluation/SVC_MIA.py`` of
+#: OPTML-Group/Unlearn-Sparse, also used by SalUn): attack name -> its feature of the outputs.
+MIA_FEATURES: dict[str, Callable[[Outputs], np.ndarray]] = {
+    "correctness": mia_correctness,
+    "confidence": mia_confidence,
+    "entropy": mia_entropy,
+    "m_entropy": mia_m_entropy,
+    "prob": mia_probability,
+}
+
+#: Result column of each attack; the confidence attack keeps its historical name ``mia_efficacy``.
+MIA_COLUMNS = {
+    "correctness": "mia_correctness",
+    "confidence": "mia_efficacy",
+    "entropy": "mia_entropy",
+    "m_entropy": "mia_m_entropy",
+    "prob": "mia_prob",
+}
+
+
+def svc_mia(
+    retain_train: Outputs,
+    retain_test: Outputs,
+    forget_train: Outputs,
+    feature: Callable[[Outputs], np.ndarray] = mia_confidence,
+    *,
+    seed: int = 0,
+    max_samples: int | None = None,
+) -> float:
+    """Membership-inference efficacy of one SVC_MIA attack (percent), the SalUn / l1-sparse protocol.
+
+    Members: a random subset of retained training samples, as many as retained test samples;
+    non-members: the retained test samples. ``feature`` maps outputs to one value (or vector) per
+    sample. Attacker: RBF SVC (C=3, gamma="auto"), also for the 0/1 correctness feature, as
+    SVC_MIA's ``SVC_fit_predict`` does (on one binary feature it amounts to a learnt threshold).
+    Score: share of forget-train samples the attacker calls non-member. The two sides are always
+    the same size: when fewer retained training samples are given than test samples, the
+    non-members are subsampled too (an unbalanced attacker would call everything a non-member).
+    ``max_samples`` optionally caps each side.
+    """
+    from sklearn.svm import SVC
+
+    nonmember_all, member_all = feature(retain_test), feature(retain_train)
+    nonmember, member = _balanced(nonmember_all, member_all, seed, max_samples)
+    target = feature(forget_train)
+    if len(member) == 0 or len(nonmember) == 0 or len(target) == 0:
+        return float("nan")
+    x = np.concatenate([member, nonmember]).reshape(len(member) + len(nonmember), -1)
+    y = np.concatenate([np.ones(len(member)), np.zeros(len(nonmember))])
+    attacker = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
+    return 100.0 * float((attacker.predict(target.reshape(len(target), -1)) == 0).mean())
+
+
+def _balanced(
+    nonmember: np.ndarray, member: np.ndarray, seed: int, max_samples: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """As many members as non-members (rows drawn without replacement, seeded), at most ``max_samples``."""
+    rng = np.random.default_rng(seed)
+    n = min(len(nonmember), len(member), max_samples if max_samples is not None else len(nonmember))
+    if n != len(nonmember):
+        nonmember = nonmember[rng.choice(len(nonmember), n, replace=False)]
+    return nonmember, member[rng.choice(len(member), n, replace=False)]
+
+
 def mia_efficacy(
     retain_train: Outputs,
     retain_test: Outputs,
@@ -110,30 +211,30 @@ def mia_efficacy(
     seed: int = 0,
     max_samples: int | None = None,
 ) -> float:
-    """Membership-inference efficacy, the SalUn / l1-sparse "confidence" protocol (percent).
+    """The SalUn / l1-sparse "confidence" attack (percent): ``svc_mia`` on the softmax probability
+    of the true label."""
+    return svc_mia(retain_train, retain_test, forget_train, mia_confidence, seed=seed, max_samples=max_samples)
 
-    Members: a random subset of retained training samples, as many as retained test samples;
-    non-members: the retained test samples. Feature: softmax probability of the true label.
-    Attacker: RBF SVC (C=3, gamma="auto"). Score: share of forget-train samples the attacker
-    calls non-member. The two sides are always the same size: when fewer retained training
-    samples are given than test samples, the non-members are subsampled too (an unbalanced
-    attacker would call everything a non-member). ``max_samples`` optionally caps each side.
-    """
-    from sklearn.svm import SVC
 
-    rng = np.random.default_rng(seed)
-    nonmember_all = retain_test.true_class_probability().numpy()
-    member_all = retain_train.true_class_probability().numpy()
-    n = min(len(nonmember_all), len(member_all), max_samples if max_samples is not None else len(nonmember_all))
-    nonmember = nonmember_all if n == len(nonmember_all) else rng.choice(nonmember_all, n, replace=False)
-    member = rng.choice(member_all, n, replace=False)
-    target = forget_train.true_class_probability().numpy()
-    if len(member) == 0 or len(nonmember) == 0 or len(target) == 0:
-        return float("nan")
-    x = np.concatenate([member, nonmember]).reshape(-1, 1)
-    y = np.concatenate([np.ones(len(member)), np.zeros(len(nonmember))])
-    attacker = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
-    return 100.0 * float((attacker.predict(target.reshape(-1, 1)) == 0).mean())
+def mia_attacks(
+    retain_train: Outputs,
+    retain_test: Outputs,
+    forget_train: Outputs,
+    attacks: Sequence[str] = tuple(MIA_FEATURES),
+    *,
+    seed: int = 0,
+    max_samples: int | None = None,
+) -> dict[str, float]:
+    """``svc_mia`` of each of ``attacks`` (names of ``MIA_FEATURES``), keyed by ``MIA_COLUMNS``;
+    every attack sees the same members and non-members."""
+    unknown = [a for a in attacks if a not in MIA_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown MIA attacks {unknown}; attacks are {', '.join(MIA_FEATURES)}")
+    return {
+        MIA_COLUMNS[a]: svc_mia(retain_train, retain_test, forget_train, MIA_FEATURES[a], seed=seed,
+                                max_samples=max_samples)
+        for a in attacks
+    }  # fmt: skip
 
 
 def avg_gap(row: Mapping[str, float], oracle: Mapping[str, float], metrics: Sequence[str] = GAP_METRICS) -> float:

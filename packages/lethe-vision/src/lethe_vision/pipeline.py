@@ -20,10 +20,11 @@ import lethe
 from lethe.engine import Engine, cosine_schedule, cross_entropy_step, sgd, synchronize
 from lethe.errors import ConfigError, DataError
 from lethe.metrics import (
+    MIA_FEATURES,
     Outputs,
     collect_outputs,
     forget_mask,
-    mia_efficacy,
+    mia_attacks,
     per_class_accuracy,
     split_accuracies,
 )
@@ -207,7 +208,9 @@ class EvalOptions:
     """Which extra metrics to compute: ``probe_forget`` and ``relearn_steps`` (methods.md s.3).
 
     ``train_per_class`` caps the training images evaluated (forget_train, retain_train, the MIA's
-    and the probe's training side) at a seeded sample per class; ``None`` evaluates all of them."""
+    and the probe's training side) at a seeded sample per class; ``None`` evaluates all of them.
+    ``mia_attacks`` names the SVC_MIA attacks run (``lethe.metrics.MIA_FEATURES``; "confidence"
+    is the ``mia_efficacy`` column, the others ``mia_<name>``)."""
 
     probe: bool = True
     train_per_class: int | None = None
@@ -215,6 +218,15 @@ class EvalOptions:
     relearn_per_class: int = 10
     relearn_settings: RelearnSettings = field(default_factory=RelearnSettings)
     mia_max_samples: int | None = None
+    mia_attacks: tuple[str, ...] = tuple(MIA_FEATURES)
+
+    def __post_init__(self) -> None:
+        self.mia_attacks = (self.mia_attacks,) if isinstance(self.mia_attacks, str) else tuple(self.mia_attacks)
+        unknown = [a for a in self.mia_attacks if a not in MIA_FEATURES]
+        if unknown:
+            raise ConfigError(f"evaluation.mia_attacks: unknown {unknown}; attacks are {', '.join(MIA_FEATURES)}")
+        if "confidence" not in self.mia_attacks:  # its column, mia_efficacy, enters avg_gap
+            raise ConfigError("evaluation.mia_attacks must include confidence (the mia_efficacy column)")
 
 
 def eval_options(values: Mapping[str, Any] | None) -> EvalOptions:
@@ -228,8 +240,8 @@ def eval_options(values: Mapping[str, Any] | None) -> EvalOptions:
 
 
 def evaluate_model(model: nn.Module, splits: Splits, engine: Engine, options: EvalOptions | None = None) -> Evaluation:
-    """The four accuracies, ``mia_efficacy``, ``probe_forget``, ``relearn_steps`` and per-class
-    test accuracy."""
+    """The four accuracies, the SVC_MIA attacks (``mia_efficacy`` and ``mia_<attack>``),
+    ``probe_forget``, ``relearn_steps`` and per-class test accuracy."""
     opts = options or EvalOptions()
     bundle = splits.bundle
     layer = head_layer(model) if opts.probe else None
@@ -244,10 +256,10 @@ def evaluate_model(model: nn.Module, splits: Splits, engine: Engine, options: Ev
     metrics = split_accuracies(train, test, splits.forget_classes)
     f_train = forget_mask(train.labels, splits.forget_classes)
     f_test = forget_mask(test.labels, splits.forget_classes)
-    metrics["mia_efficacy"] = mia_efficacy(
-        train.subset(~f_train), test.subset(~f_test), train.subset(f_train),
+    metrics.update(mia_attacks(
+        train.subset(~f_train), test.subset(~f_test), train.subset(f_train), opts.mia_attacks,
         seed=splits.seed, max_samples=opts.mia_max_samples,
-    )  # fmt: skip
+    ))  # fmt: skip
     if opts.probe:
         metrics["probe_forget"] = probe_from_outputs(
             train, test.subset(f_test), per_class=opts.probe_per_class, seed=splits.seed

@@ -1,0 +1,258 @@
+"""A LiRA-style attack on class unlearning: can an attacker tell a method's output from the oracle?
+
+Following LiRA (Carlini et al., IEEE S&P 2022) and U-LiRA (Hayes et al., SaTML 2025), P pairs of
+models are trained, each from its own seed on its own random half of the training split: an
+original (all classes), the retrain oracle (the half without the forgotten classes), a second
+oracle from another seed (the oracle-vs-oracle reference) and every method applied to the original.
+On a fixed sample of forget-class training images the attacker takes ``phi = log(p / (1 - p))`` of
+the true class, fits Gaussians under "unlearned by M" and under "retrained" over the other P - 1
+pairs (the shadows) and labels each held-out model by the sign of the summed log-likelihood ratio
+(``lira_stats``). Accuracy / AUC of 50 % mean the method's outputs look like the oracle's.
+
+    python -m lethe_classification.lira benchmarks/configs/lira/fashion-mnist-small-cnn.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+import lethe
+from lethe.engine import Engine, environment
+from lethe.errors import ConfigError, LetheError
+from lethe.io import main_print, write_json_atomic, write_text_atomic
+from lethe.metrics import accuracy
+from lethe_classification.lira_stats import AttackResult, attack_table, logit_confidence
+from lethe_vision.data import DatasetBundle, parse_classes, per_class_sample
+from lethe_vision.pipeline import Splits, TrainRecipe, make_splits, model_spec, outputs_on, train_model, unlearn_model
+from lethe_vision.report import markdown_table
+
+ORACLE, ORACLE_2, ORIGINAL = "retrain", "retrain-2", "original"
+
+
+@dataclass
+class LiraConfig:
+    """One attack run: the protocol of ``lethe_classification.bench`` on P data halves."""
+
+    arch: str
+    forget: tuple[int, ...]
+    methods: tuple[str, ...] = ("delete", "svd")
+    width: int | None = None
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    val_fraction: float = 0.05
+    seed: int = 0
+    #: number of pairs P; each is attacked with the other P - 1 as shadows
+    pairs: int = 8
+    #: share of the training split each pair trains on
+    fraction: float = 0.5
+    #: forget-class training images the attacker scores, per forgotten class (seeded sample, the
+    #: same for every pair; about ``fraction`` of them are in a pair's training half)
+    samples: int = 1000
+    fixed_variance: bool = True
+    unlearn_batch_size: int = 128
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pairs < 3:
+            raise ConfigError(f"pairs must be at least 3 (2 shadows per target), got {self.pairs}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}")
+        if self.samples < 1:
+            raise ConfigError(f"samples must be at least 1, got {self.samples}")
+
+
+def data_half(splits: Splits, fraction: float, seed: int) -> Splits:
+    """``splits`` with its training data cut to a seeded random ``fraction``."""
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(len(splits.train), generator=gen)[: round(fraction * len(splits.train))]
+    return Splits(splits.bundle, splits.forget_classes, splits.train.subset(keep.sort().values), splits.validation,
+                  splits.test, splits.val_fraction, seed)  # fmt: skip
+
+
+def train_pair(
+    bundle: DatasetBundle, config: LiraConfig, splits: Splits, index: int, engine: Engine, log=main_print
+) -> dict[str, Any]:
+    """Train pair ``index`` and return, per role, its model's seconds (training or unlearning)."""
+    seed = config.seed + index
+    half = data_half(splits, config.fraction, seed)
+    spec = model_spec(config.arch, bundle, config.width)
+    engine.seed = seed
+    original, seconds, _ = train_model(spec, half.train, bundle, config.recipe, engine, f"pair {index} original")
+    models = {ORIGINAL: (original, seconds)}
+    oracle, seconds, _ = train_model(spec, half.retain_train, bundle, config.recipe, engine, f"pair {index} retrain")
+    models[ORACLE] = (oracle, seconds)
+    engine.seed = seed + 1000
+    oracle_2, seconds, _ = train_model(
+        spec, half.retain_train, bundle, config.recipe, engine, f"pair {index} retrain-2"
+    )
+    models[ORACLE_2] = (oracle_2, seconds)
+    engine.seed = seed
+    for method in config.methods:
+        model, record = unlearn_model(original, method, half, engine, config.method_overrides.get(method),
+                                      config.unlearn_batch_size)  # fmt: skip
+        models[method] = (model, record.seconds)
+    log(f"pair {index}: " + ", ".join(f"{role} {s:.1f} s" for role, (_, s) in models.items()))
+    return models
+
+
+def measure(models: Mapping[str, tuple], targets, splits: Splits, engine: Engine) -> dict[str, dict[str, Any]]:
+    """``phi`` on ``targets`` and the accuracies (forget samples, retained test data) of each model."""
+    retain_test = splits.test.of_classes(splits.forget_classes, keep=False)
+    result = {}
+    for role, (model, seconds) in models.items():
+        out = outputs_on(model, targets, splits.bundle, engine)
+        kept = outputs_on(model, retain_test, splits.bundle, engine)
+        result[role] = {"phi": logit_confidence(out.logits, out.labels), "forget_acc": accuracy(out),
+                        "retain_test": accuracy(kept), "seconds": seconds}  # fmt: skip
+    return result
+
+
+def run_lira(bundle: DatasetBundle, config: LiraConfig, engine: Engine, log=main_print) -> dict[str, Any]:
+    """Train the P pairs, attack each with the others as shadows; returns header, rows and scores."""
+    for method in config.methods:  # unknown names and settings fail before training
+        lethe.method_settings(method, config.method_overrides.get(method))
+    splits = make_splits(bundle, config.forget, config.val_fraction, config.seed)
+    forget_train = splits.forget_train
+    targets = per_class_sample(forget_train, config.samples, config.seed)
+    start = time.perf_counter()
+    per_pair = [measure(train_pair(bundle, config, splits, j, engine, log), targets, splits, engine)
+                for j in range(config.pairs)]  # fmt: skip
+    roles = list(per_pair[0])
+    phi = {role: np.stack([pair[role]["phi"] for pair in per_pair]) for role in roles}
+    attacks = attack_table(phi, ORACLE, config.fixed_variance)
+    rows = [lira_row(role, attacks.get(role), [pair[role] for pair in per_pair]) for role in roles]
+    header = {
+        "dataset": bundle.name, "arch": config.arch, "width": config.width,
+        "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
+        "recipe": asdict(config.recipe), "methods": list(config.methods), "method_overrides": config.method_overrides,
+        "pairs (P; each attacked with the other P - 1 as shadows, K)": f"{config.pairs} (K = {config.pairs - 1})",
+        "training images per pair": f"{round(config.fraction * len(splits.train))} "
+                                    f"(a random {config.fraction:g} of {len(splits.train)})",
+        "attacked forget-class training images": len(targets),
+        "variance": "fixed (one per hypothesis)" if config.fixed_variance else "per sample", "seed": config.seed,
+        "seconds": round(time.perf_counter() - start, 1), **environment(engine),
+    }  # fmt: skip
+    scores = {role: {"method": a.scores_method.tolist(), "oracle": a.scores_oracle.tolist()}
+              for role, a in attacks.items()}  # fmt: skip
+    return {"header": header, "rows": rows, "scores": scores}
+
+
+def lira_row(role: str, attack: AttackResult | None, pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One table row: the attack's accuracy / AUC against the oracle and the models' means."""
+    row: dict[str, Any] = {"method": role}
+    if attack is not None:
+        row.update(attack_acc=attack.accuracy, attack_auc=attack.auc, pair_acc=attack.pair_accuracy)
+    row.update(
+        mean_phi=float(np.mean([p["phi"].mean() for p in pairs])),
+        forget_acc=float(np.mean([p["forget_acc"] for p in pairs])),
+        retain_test=float(np.mean([p["retain_test"] for p in pairs])),
+        seconds=float(np.mean([p["seconds"] for p in pairs])),
+    )
+    return row
+
+
+COLUMNS = ("attack_acc", "attack_auc", "pair_acc", "mean_phi", "forget_acc", "retain_test", "seconds")
+
+#: A method is told apart from the oracle when the attack labels at least this share of models
+#: right and ranks them with at least this AUC (percent).
+TOLD_APART = (75.0, 90.0)
+
+
+def verdict(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Sentences saying which methods the attacker tells from the oracle (``TOLD_APART``)."""
+    acc, auc_ = TOLD_APART
+    told = [r["method"] for r in rows if r.get("attack_acc", 0) >= acc and r.get("attack_auc", 0) >= auc_]
+    kept = [r["method"] for r in rows if "attack_acc" in r and r["method"] not in told]
+    return [
+        f"Told apart from the retrain oracle (attack accuracy >= {acc:g} % and AUC >= {auc_:g} %): "
+        + (", ".join(told) or "none")
+        + ".",
+        "Not told apart at this scale: " + (", ".join(kept) or "none") + ".",
+    ]
+
+
+def write_lira(result: Mapping[str, Any], out: str | Path, title: str) -> str:
+    """Write ``results.json`` and ``results.md`` under ``out``; returns the report."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "results.json", result)
+    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
+    lines += [
+        "Columns: `attack_acc`, share of held-out models (method outputs and oracles) the attacker labels "
+        "right; `attack_auc`, ROC AUC of its scores; `pair_acc`, share of pairs where the method's output "
+        "scores above its own oracle (all percent, 50 = indistinguishable from the oracle). `retrain-2` is "
+        "a second oracle from another seed (the oracle-vs-oracle reference: what chance gives with these P). "
+        "`mean_phi`: mean logit confidence log(p / (1 - p)) of the true class on the attacked images; "
+        "`forget_acc`: accuracy on them; `retain_test`: accuracy on the retained classes' test images; "
+        "`seconds`: training or unlearning time (means over pairs).",
+        "",
+        markdown_table(result["rows"], COLUMNS),
+        *verdict(result["rows"]),
+        "",
+    ]
+    text = "\n".join(lines)
+    write_text_atomic(out / "results.md", text)
+    return text
+
+
+def config_from_yaml(cfg: Mapping[str, Any], bundle: DatasetBundle) -> LiraConfig:
+    """``LiraConfig`` from a YAML mapping (keys as in ``benchmarks/configs/lira/``)."""
+    known = {"title", "out", "note", "dataset", "data_root", "arch", "width", "forget", "methods", "recipe",
+             "val_fraction", "seed", "pairs", "fraction", "samples", "fixed_variance", "unlearn_batch_size",
+             "overrides", "_path"}  # fmt: skip
+    unknown = set(cfg) - known
+    if unknown:
+        raise ConfigError(
+            f"unknown LiRA config keys {sorted(unknown)}; keys are {', '.join(sorted(known - {'_path'}))}"
+        )
+    return LiraConfig(
+        arch=cfg["arch"], forget=parse_classes(str(cfg["forget"]), bundle.classes),
+        methods=tuple(cfg.get("methods", ["delete", "svd"])), width=cfg.get("width"),
+        recipe=TrainRecipe(**cfg.get("recipe", {})), val_fraction=cfg.get("val_fraction", 0.05),
+        seed=cfg.get("seed", 0), pairs=cfg.get("pairs", 8), fraction=cfg.get("fraction", 0.5),
+        samples=cfg.get("samples", 1000), fixed_variance=bool(cfg.get("fixed_variance", True)),
+        unlearn_batch_size=cfg.get("unlearn_batch_size", 128), method_overrides=cfg.get("overrides", {}),
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from lethe_vision.datasets import load_dataset
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("config", help="YAML config, e.g. benchmarks/configs/lira/fashion-mnist-small-cnn.yaml")
+    parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/<config out>)")
+    parser.add_argument("--pairs", type=int, default=None, help="override the config's number of pairs")
+    args = parser.parse_args(argv)
+    try:
+        cfg = yaml.safe_load(Path(args.config).read_text())
+        if args.pairs is not None:
+            cfg["pairs"] = args.pairs
+        bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
+        config = config_from_yaml(cfg, bundle)
+        engine = Engine(seed=config.seed, progress=False)
+        result = run_lira(bundle, config, engine)
+    except LetheError as err:
+        print(f"lethe_classification.lira: error: {err}", file=sys.stderr)
+        return 2
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # "config file", not "config": results_pages.py reads "config" as a benchmarks/run.py config
+    result["header"] = {"command": "python -m lethe_classification.lira " + shlex.join(argv),
+                        "config file": args.config, **result["header"],
+                        **({"note": cfg["note"]} if cfg.get("note") else {})}  # fmt: skip
+    out = Path(args.out) if args.out else Path("benchmarks/results") / cfg["out"]
+    print(write_lira(result, out, cfg.get("title", f"LiRA-style attack on {bundle.name}")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Statistics of the LiRA-style attack (lethe_classification.lira_stats) on synthetic confidences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lethe_classification.lira_stats import (
+    attack_table,
+    auc,
+    fit_gaussians,
+    leave_one_out_attack,
+    likelihood_ratio,
+    logit_confidence,
+)
+
+
+def test_logit_confidence_is_the_logit_of_the_true_class_probability():
+    logits = torch.randn(50, 5, generator=torch.Generator().manual_seed(0)) * 3
+    labels = torch.arange(50) % 5
+    p = torch.softmax(logits.double(), 1).gather(1, labels.view(-1, 1)).squeeze(1)
+    np.testing.assert_allclose(logit_confidence(logits, labels), torch.log(p / (1 - p)).numpy(), rtol=1e-6)
+    sure = logit_confidence(torch.tensor([[60.0, 0.0], [0.0, 60.0]]), torch.tensor([0, 0]))
+    assert sure[0] == pytest.approx(60.0) and sure[1] == pytest.approx(-60.0)  # no inf where p rounds to 1
+
+
+def test_fit_gaussians_fixed_and_per_sample_variance():
+    phi = np.array([[0.0, 10.0], [2.0, 10.0]])
+    per_sample = fit_gaussians(phi, fixed_variance=False)
+    np.testing.assert_allclose(per_sample.mean, [1.0, 10.0])
+    np.testing.assert_allclose(per_sample.std, [math.sqrt(2.0), 1e-3])  # the floor, not 0
+    fixed = fit_gaussians(phi, fixed_variance=True)
+    np.testing.assert_allclose(fixed.std, [1.0, 1.0])  # sqrt of the mean variance (2 + 0) / 2
+    with pytest.raises(ValueError, match="K >= 2"):
+        fit_gaussians(phi[:1])
+
+
+def test_likelihood_ratio_sign():
+    unlearned, retrained = (
+        fit_gaussians(np.array([[1.0, 1.0], [3.0, 3.0]])),
+        fit_gaussians(-np.ones((2, 2)) * [[1], [3]]),
+    )
+    assert likelihood_ratio(np.array([2.0, 2.0]), unlearned, retrained) > 0
+    assert likelihood_ratio(np.array([-2.0, -2.0]), unlearned, retrained) < 0
+    assert likelihood_ratio(np.zeros(2), unlearned, retrained) == pytest.approx(0.0)
+
+
+def test_auc():
+    assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert auc(np.array([1.0]), np.array([2.0])) == 0.0
+    assert auc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
+
+
+def synthetic(pairs: int, n: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """phi of P models per hypothesis: per-sample means shared by both, the method's moved by ``shift``."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 3, n)
+    return base + shift + rng.normal(0, 1, (pairs, n)), base + rng.normal(0, 1, (pairs, n))
+
+
+@pytest.mark.parametrize("fixed_variance", [True, False])
+def test_separable_distributions_are_told_apart(fixed_variance):
+    method, oracle = synthetic(pairs=6, n=200, shift=1.0, seed=0)
+    result = leave_one_out_attack(method, oracle, fixed_variance)
+    assert result.accuracy == 100.0 and result.auc == 100.0 and result.pair_accuracy == 100.0
+
+
+def test_identical_distributions_give_about_half():
+    accuracies, aucs = [], []
+    for seed in range(10):
+        method, oracle = synthetic(pairs=8, n=100, shift=0.0, seed=seed)
+        result = leave_one_out_attack(method, oracle)
+        accuracies.append(result.accuracy)
+        aucs.append(result.auc)
+    assert 35.0 <= np.mean(accuracies) <= 65.0
+    assert 35.0 <= np.mean(aucs) <= 65.0
+
+
+def test_attack_table_attacks_every_role_against_the_oracle():
+    method, oracle = synthetic(pairs=4, n=50, shift=2.0, seed=1)
+    table = attack_table({"retrain": oracle, "m": method, "same": oracle + 0.0})
+    assert set(table) == {"m", "same"}
+    assert table["m"].auc == 100.0
+    assert table["same"].accuracy == 50.0  # the oracle against itself: every score is 0
+    with pytest.raises(ValueError, match="P >= 3"):
+        leave_one_out_attack(method[:2], oracle[:2])

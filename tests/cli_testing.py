@@ -75,10 +75,25 @@ def free_port() -> int:
 def torchrun(module: str, args: Sequence[object], nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m module args`` under ``torchrun --nproc_per_node nproc``: CPU processes with the
     gloo backend, one intra-op thread each, offline."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-           "--master_port", str(free_port()), "-m", module, *map(str, args)]  # fmt: skip
-    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1",
-           "MPLBACKEND": "Agg"}  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_port",
+        str(free_port()),
+        "-m",
+        module,
+        *map(str, args),
+    ]
+    env = {
+        "OMP_NUM_THREADS": "1",
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "MPLBACKEND": "Agg",
+    }
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

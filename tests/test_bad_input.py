@@ -38,8 +38,12 @@ from lethe_vision.checkpoints import save_model  # noqa: E402
 from lethe_vision.models import ModelSpec  # noqa: E402
 from lethe_vision.pipeline import build_checked  # noqa: E402
 
-MAINS = {"lethe-classify": classify_main, "lethe-backdoor": backdoor_main, "lethe-segment": segment_main,
-         "lethe-face": face_main}  # fmt: skip
+MAINS = {
+    "lethe-classify": classify_main,
+    "lethe-backdoor": backdoor_main,
+    "lethe-segment": segment_main,
+    "lethe-face": face_main,
+}
 RUNTIME = ("--device", "cpu", "--no-progress")
 CLASSES = ("c0", "c1", "c2", "c3")
 #: commands without the runtime options (lethe-face bench takes them from its config)
@@ -68,20 +72,79 @@ def world(tmp_path_factory) -> dict[str, Path | str]:
     faces = make_identity_folder(root / "faces", {f"person_{i}": 6 for i in range(4)})
     ckpt = root / "ckpt"
     w: dict[str, Path | str] = {
-        "cls_data": f"imagefolder:{cls_data}", "seg_data": f"folder:{seg_data}", "faces": f"folder:{faces}",
-        "cls": ckpt / "cls.safetensors", "bd": ckpt / "bd.safetensors", "seg": ckpt / "seg.safetensors",
-        "face": ckpt / "face.safetensors", "oracle_1ch": ckpt / "oracle-1ch.safetensors",
-        "oracle_10": ckpt / "oracle-10.safetensors", "seg_other": ckpt / "seg-other.safetensors",
-    }  # fmt: skip
+        "cls_data": f"imagefolder:{cls_data}",
+        "seg_data": f"folder:{seg_data}",
+        "faces": f"folder:{faces}",
+        "cls": ckpt / "cls.safetensors",
+        "bd": ckpt / "bd.safetensors",
+        "seg": ckpt / "seg.safetensors",
+        "face": ckpt / "face.safetensors",
+        "oracle_1ch": ckpt / "oracle-1ch.safetensors",
+        "oracle_10": ckpt / "oracle-10.safetensors",
+        "seg_other": ckpt / "seg-other.safetensors",
+    }
     train = ("--epochs", "1", "--batch-size", "16", *RUNTIME)
-    assert classify_main(["train", "--dataset", w["cls_data"], "--arch", "small-cnn", *train,
-                          "--out", str(w["cls"])]) == 0  # fmt: skip
-    assert backdoor_main(["train", "--dataset", w["cls_data"], "--arch", "small-cnn", "--val-fraction", "0.25",
-                          *train, "--out", str(w["bd"])]) == 0  # fmt: skip
-    assert segment_main(["train", "--dataset", w["seg_data"], *TINY_MODEL, "--epochs", "1", "--batch-size", "4",
-                         "--warmup-epochs", "0", *RUNTIME, "--out", str(w["seg"])]) == 0  # fmt: skip
-    assert face_main(["train", "--dataset", w["faces"], "--size", "32", "--width", "4", "--embedding-dim", "8",
-                      "--head", "linear", *train, "--out", str(w["face"])]) == 0  # fmt: skip
+    assert (
+        classify_main(["train", "--dataset", w["cls_data"], "--arch", "small-cnn", *train, "--out", str(w["cls"])]) == 0
+    )
+    assert (
+        backdoor_main(
+            [
+                "train",
+                "--dataset",
+                w["cls_data"],
+                "--arch",
+                "small-cnn",
+                "--val-fraction",
+                "0.25",
+                *train,
+                "--out",
+                str(w["bd"]),
+            ]
+        )
+        == 0
+    )
+    assert (
+        segment_main(
+            [
+                "train",
+                "--dataset",
+                w["seg_data"],
+                *TINY_MODEL,
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--warmup-epochs",
+                "0",
+                *RUNTIME,
+                "--out",
+                str(w["seg"]),
+            ]
+        )
+        == 0
+    )
+    assert (
+        face_main(
+            [
+                "train",
+                "--dataset",
+                w["faces"],
+                "--size",
+                "32",
+                "--width",
+                "4",
+                "--embedding-dim",
+                "8",
+                "--head",
+                "linear",
+                *train,
+                "--out",
+                str(w["face"]),
+            ]
+        )
+        == 0
+    )
     # oracles of other data: written directly (no training needed to be refused)
     for key, spec in (("oracle_1ch", ModelSpec("small-cnn", 4, 1, 28)), ("oracle_10", ModelSpec("small-cnn", 10))):
         names = list(CLASSES) if spec.num_classes == 4 else [f"k{i}" for i in range(10)]
@@ -117,20 +180,85 @@ C, B, S, F = "lethe-classify", "lethe-backdoor", "lethe-segment", "lethe-face"
 CLS_TRAIN = ("train", "--dataset", "{cls_data}", "--arch", "small-cnn", "--epochs", "1", "--batch-size", "16")
 CLS_UNLEARN = ("unlearn", "--checkpoint", "{cls}", "--forget", "c1", "--set", "epochs=1")
 CLS_EVAL = ("evaluate", "--checkpoint", "{cls}", "--forget", "c1", "--no-probe", "--relearn-per-class", "0")
-CLS_BENCH = ("bench", "--dataset", "{cls_data}", "--arch", "small-cnn", "--epochs", "1", "--forget", "c1",
-             "--methods", "delete", "--no-probe", "--relearn-per-class", "0")  # fmt: skip
-CLS_IMPORT = ("import", "--weights", "{random}", "--arch", "small-cnn", "--classes", "a,b,c,d", "--image-size", "16",
-              "--mean", "0.5", "--std", "0.25")  # fmt: skip
+CLS_BENCH = (
+    "bench",
+    "--dataset",
+    "{cls_data}",
+    "--arch",
+    "small-cnn",
+    "--epochs",
+    "1",
+    "--forget",
+    "c1",
+    "--methods",
+    "delete",
+    "--no-probe",
+    "--relearn-per-class",
+    "0",
+)
+CLS_IMPORT = (
+    "import",
+    "--weights",
+    "{random}",
+    "--arch",
+    "small-cnn",
+    "--classes",
+    "a,b,c,d",
+    "--image-size",
+    "16",
+    "--mean",
+    "0.5",
+    "--std",
+    "0.25",
+)
 BD_TRAIN = ("train", "--dataset", "{cls_data}", "--arch", "small-cnn", "--epochs", "1", "--val-fraction", "0.25")
 BD_UNLEARN = ("unlearn", "--checkpoint", "{bd}", "--budget", "4", "--set", "epochs=1")
-BD_BENCH = ("bench", "--dataset", "{cls_data}", "--arch", "small-cnn", "--epochs", "1", "--val-fraction", "0.25",
-            "--methods", "delete", "--budgets", "4")  # fmt: skip
-SEG_TRAIN = ("train", "--dataset", "{seg_data}", *TINY_MODEL, "--epochs", "1", "--batch-size", "4",
-             "--warmup-epochs", "0")  # fmt: skip
+BD_BENCH = (
+    "bench",
+    "--dataset",
+    "{cls_data}",
+    "--arch",
+    "small-cnn",
+    "--epochs",
+    "1",
+    "--val-fraction",
+    "0.25",
+    "--methods",
+    "delete",
+    "--budgets",
+    "4",
+)
+SEG_TRAIN = (
+    "train",
+    "--dataset",
+    "{seg_data}",
+    *TINY_MODEL,
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--warmup-epochs",
+    "0",
+)
 SEG_UNLEARN = ("unlearn", "--checkpoint", "{seg}", "--forget", "car", "--set", "epochs=1")
 SEG_BENCH = ("bench", "--dataset", "{seg_data}", *TINY_MODEL, "--epochs", "1", "--forget", "car", "--methods", "delete")
-FACE_TRAIN = ("train", "--dataset", "{faces}", "--size", "32", "--width", "4", "--embedding-dim", "8", "--head",
-              "linear", "--epochs", "1", "--batch-size", "16")  # fmt: skip
+FACE_TRAIN = (
+    "train",
+    "--dataset",
+    "{faces}",
+    "--size",
+    "32",
+    "--width",
+    "4",
+    "--embedding-dim",
+    "8",
+    "--head",
+    "linear",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+)
 FACE_UNLEARN = ("unlearn", "--checkpoint", "{face}", "--forget", "person_1", "--set", "epochs=1")
 FACE_EVAL = ("evaluate", "--checkpoint", "{face}", "--forget", "person_1", "--no-probe")
 

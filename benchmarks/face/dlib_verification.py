@@ -108,8 +108,12 @@ def tenfold(dist: np.ndarray, same: np.ndarray, rng: np.random.RandomState) -> d
         t = float(dt[order][best])
         thresholds.append(t)
         accs.append(float(((dist[test] <= t) == same[test]).mean()))
-    return {"accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "fold_accuracies": accs,
-            "thresholds": thresholds}  # fmt: skip
+    return {
+        "accuracy_mean": float(np.mean(accs)),
+        "accuracy_std": float(np.std(accs)),
+        "fold_accuracies": accs,
+        "thresholds": thresholds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         if points is None:
             fixture_missed += 1
             continue
-        fixture_chips.append((face, extract_chip(read_rgb(lfw / face["path"]),
-                                                 chip_details_from_points(points, template, CHIP_SIZE))))  # fmt: skip
+        fixture_chips.append(
+            (face, extract_chip(read_rgb(lfw / face["path"]), chip_details_from_points(points, template, CHIP_SIZE)))
+        )
     ours = embed(net, [c for _, c in fixture_chips])
     ref = np.array([f["descriptor"] for f, _ in fixture_chips])
     cos = 1 - (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
@@ -179,23 +184,32 @@ def main(argv: list[str] | None = None) -> int:
         "date": date.today().isoformat(),
         "model": "dlib_face_recognition_resnet_model_v1 (lethe_face.dlib_resnet port)",
         "alignment": "facenet-pytorch MTCNN five points -> dlib chip geometry (150 px, padding 0.25), template "
-                     "calibrated on the fixture's dlib landmarks",  # fmt: skip
-        "people": len({n for n, _ in files}), "images": len(files), "images_without_mtcnn_face": no_face,
-        "images_without_dlib_face": no_dlib_face if marks is not None else None, "images_used": len(labels),
-        "genuine_pairs": int(same.sum()), "impostor_pairs": int((~same).sum()),
+        "calibrated on the fixture's dlib landmarks",
+        "people": len({n for n, _ in files}),
+        "images": len(files),
+        "images_without_mtcnn_face": no_face,
+        "images_without_dlib_face": no_dlib_face if marks is not None else None,
+        "images_used": len(labels),
+        "genuine_pairs": int(same.sum()),
+        "impostor_pairs": int((~same).sum()),
         "alignments": scores,
-        "mtcnn_template_in_chip": np.round(template, 3).tolist(), "calibration_images": n_calib,
+        "mtcnn_template_in_chip": np.round(template, 3).tolist(),
+        "calibration_images": n_calib,
         "fixture_mtcnn_vs_dlib_landmarks": {
-            "images": len(fixture_chips), "no_face": fixture_missed,
-            "cosine_distance_mean": float(cos.mean()), "cosine_distance_max": float(cos.max()),
+            "images": len(fixture_chips),
+            "no_face": fixture_missed,
+            "cosine_distance_mean": float(cos.mean()),
+            "cosine_distance_max": float(cos.max()),
         },
         "seconds": round(time.time() - start, 1),
-    }  # fmt: skip
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fx = result["fixture_mtcnn_vs_dlib_landmarks"]
-    names = {"mtcnn": "MTCNN five points -> dlib chip geometry", "dlib_landmarks": "dlib's HOG detector + 5-point "
-             "landmarks -> dlib chip geometry"}  # fmt: skip
+    names = {
+        "mtcnn": "MTCNN five points -> dlib chip geometry",
+        "dlib_landmarks": "dlib's HOG detector + 5-point landmarks -> dlib chip geometry",
+    }
     rows = []
     for k, v in scores.items():
         folds = v["ten_fold"]
@@ -225,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the port's descriptor and dlib's, mean {fx['cosine_distance_mean']:.4f}, max {fx['cosine_distance_max']:.4f} "
         "(with dlib's landmarks the port matches dlib within 1e-12).",
         "",
-    ]  # fmt: skip
+    ]
     with atomic_paths(out / "results.json", out / "results.md") as (tj, tm):
         tj.write_text(json.dumps(result, indent=2) + "\n")
         tm.write_text("\n".join(md))

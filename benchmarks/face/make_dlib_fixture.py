@@ -90,9 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--people", type=int, default=12)
     p.add_argument("--per-person", type=int, default=2)
     p.add_argument("--out", default="tests/face/fixtures/dlib_reference.json")
-    p.add_argument("--landmarks-out", default=None, metavar="JSON",
-                   help="instead: dlib's 5 landmarks of the first --per-person images of every person, for "
-                        "dlib_verification.py --dlib-landmarks (not committed: data/cache/...)")  # fmt: skip
+    p.add_argument(
+        "--landmarks-out",
+        default=None,
+        metavar="JSON",
+        help="instead: dlib's 5 landmarks of the first --per-person images of every person, for "
+        "dlib_verification.py --dlib-landmarks (not committed: data/cache/...)",
+    )
     args = p.parse_args(argv)
 
     import dlib
@@ -109,8 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = []
     for kind, seed in SYNTHETIC:
         chip = synthetic_chip(kind, seed)
-        synthetic.append({"kind": kind, "seed": seed, "chip_sha256": sha256(chip),
-                          "descriptor": rounded(net.compute_face_descriptor(chip))})  # fmt: skip
+        synthetic.append(
+            {
+                "kind": kind,
+                "seed": seed,
+                "chip_sha256": sha256(chip),
+                "descriptor": rounded(net.compute_face_descriptor(chip)),
+            }
+        )
 
     root = Path(args.lfw)
     people = sorted(d for d in root.iterdir() if d.is_dir())[: args.people]
@@ -125,11 +135,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             shape = dlib.full_object_detection(dlib.rectangle(0, 0, 1, 1), [dlib.point(x, y) for x, y in landmarks])
             chip = np.asarray(dlib.get_face_chip(image, shape, 150, 0.25))
-            faces.append({
-                "path": file.relative_to(root).as_posix(), "pixels_sha256": sha256(image),
-                "landmarks": landmarks, "chip_sha256": sha256(chip),
-                "descriptor": rounded(net.compute_face_descriptor(image, shape, 0, 0.25)),
-            })  # fmt: skip
+            faces.append(
+                {
+                    "path": file.relative_to(root).as_posix(),
+                    "pixels_sha256": sha256(image),
+                    "landmarks": landmarks,
+                    "chip_sha256": sha256(chip),
+                    "descriptor": rounded(net.compute_face_descriptor(image, shape, 0, 0.25)),
+                }
+            )
 
     record = {
         "about": "dlib's own outputs, the reference of tests/face/test_dlib_resnet.py (make_dlib_fixture.py)",
@@ -150,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp = out.with_name(out.name + ".tmp")
     head = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in record.items() if k not in ("synthetic", "lfw")]
     lines = ",\n".join(head)
-    blocks = [f'  "{k}": [\n' + ",\n".join(f"    {json.dumps(item)}" for item in record[k]) + "\n  ]"
-              for k in ("synthetic", "lfw")]  # fmt: skip
+    blocks = [
+        f'  "{k}": [\n' + ",\n".join(f"    {json.dumps(item)}" for item in record[k]) + "\n  ]"
+        for k in ("synthetic", "lfw")
+    ]
     tmp.write_text("{\n" + lines + ",\n" + ",\n".join(blocks) + "\n}\n")
     json.loads(tmp.read_text())
     tmp.replace(out)

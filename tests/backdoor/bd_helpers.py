@@ -23,13 +23,27 @@ def colour_images(per_class: int, generator: torch.Generator, size: int = 16, cl
     return ImageData(pixels.round().clamp(0, 255).to(torch.uint8), labels)
 
 
-def colour_bundle(train_per_class: int = 40, test_per_class: int = 10, size: int = 16, seed: int = 0,
-                  crop_padding: int = 0, flip: bool = False) -> DatasetBundle:  # fmt: skip
+def colour_bundle(
+    train_per_class: int = 40,
+    test_per_class: int = 10,
+    size: int = 16,
+    seed: int = 0,
+    crop_padding: int = 0,
+    flip: bool = False,
+) -> DatasetBundle:
     """An in-memory 4-class colour dataset."""
     gen = torch.Generator().manual_seed(seed)
     train, test = colour_images(train_per_class, gen, size), colour_images(test_per_class, gen, size)
-    return DatasetBundle("colours", ["c0", "c1", "c2", "c3"], train, test, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
-                         crop_padding=crop_padding, flip=flip)  # fmt: skip
+    return DatasetBundle(
+        "colours",
+        ["c0", "c1", "c2", "c3"],
+        train,
+        test,
+        (0.5, 0.5, 0.5),
+        (0.25, 0.25, 0.25),
+        crop_padding=crop_padding,
+        flip=flip,
+    )
 
 
 def make_image_folder(root: Path, train_per_class: int, test_per_class: int, size: int = 16, seed: int = 0) -> Path:

@@ -51,9 +51,13 @@ def test_settings_from_strings_and_unknown_setting():
 
 @pytest.mark.parametrize(
     "position,rows,cols",
-    [("bottom-right", (5, 8), (5, 8)), ("bottom-left", (5, 8), (0, 3)), ("top-right", (0, 3), (5, 8)),
-     ("top-left", (0, 3), (0, 3))],
-)  # fmt: skip
+    [
+        ("bottom-right", (5, 8), (5, 8)),
+        ("bottom-left", (5, 8), (0, 3)),
+        ("top-right", (0, 3), (5, 8)),
+        ("top-left", (0, 3), (0, 3)),
+    ],
+)
 def test_corner_patch_placement(position, rows, cols):
     images = grey()
     out = build_attack("badnets", {"position": position}).stamp(images)
@@ -101,8 +105,10 @@ def test_random_position_is_per_image_and_seeded():
     assert len(corners) > 5  # positions vary
 
 
-@pytest.mark.parametrize("overrides,shape", [({"size": 9}, (8, 8)), ({"size": 5}, (4, 16)),
-                                             ({"size": 8, "margin": 1}, (8, 8)), ({"size": 33}, (32, 32))])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides,shape",
+    [({"size": 9}, (8, 8)), ({"size": 5}, (4, 16)), ({"size": 8, "margin": 1}, (8, 8)), ({"size": 33}, (32, 32))],
+)
 def test_trigger_larger_than_the_image(overrides, shape):
     attack = build_attack("badnets", overrides)
     with pytest.raises(ConfigError, match="larger than the"):
@@ -117,10 +123,15 @@ def test_trigger_as_large_as_the_image_fits():
     assert (attack.stamp(grey(c=1)) == 255).all()
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"size": 0}, "at least 1"), ({"margin": -1}, "margin"), ({"pattern": "stars"}, "unknown trigger pattern"),
-    ({"position": "middle"}, "unknown trigger position"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"size": 0}, "at least 1"),
+        ({"margin": -1}, "margin"),
+        ({"pattern": "stars"}, "unknown trigger pattern"),
+        ({"position": "middle"}, "unknown trigger position"),
+    ],
+)
 def test_bad_badnets_settings(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_attack("badnets", overrides)

@@ -28,7 +28,6 @@ assert_clean_failure = functools.partial(clean_failure, prog="lethe-backdoor")
 
 
 @pytest.fixture(scope="module")
-
 def spec(tmp_path_factory) -> str:
     """4 colour classes, 40 train and 10 test 16x16 images each."""
     root = make_image_folder(tmp_path_factory.mktemp("bd-data") / "data", 40, 10)
@@ -36,8 +35,22 @@ def spec(tmp_path_factory) -> str:
 
 
 def train_args(spec: str, out: Path, *extra: str) -> list[str]:
-    return ["train", "--dataset", spec, "--arch", "small-cnn", "--epochs", "2", "--batch-size", "16",
-            "--val-fraction", "0.25", "--out", str(out), *extra]  # fmt: skip
+    return [
+        "train",
+        "--dataset",
+        spec,
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--val-fraction",
+        "0.25",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -86,8 +99,23 @@ def test_train_unlearn_evaluate(cli, spec, trained, tmp_path):
 
     deleted, rec = tmp_path / "delete.safetensors", tmp_path / "delete-record.json"
     before = trained.read_bytes()
-    result = cli("unlearn", "--checkpoint", trained, "--method", "delete", "--budget", "0.1", "--set", "epochs=2",
-                 "--batch-size", "16", "--out", deleted, "--record", rec)  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        trained,
+        "--method",
+        "delete",
+        "--budget",
+        "0.1",
+        "--set",
+        "epochs=2",
+        "--batch-size",
+        "16",
+        "--out",
+        deleted,
+        "--record",
+        rec,
+    )
     assert result.code == 0, result.err
     assert "12 stamped" in result.out
     assert trained.read_bytes() == before
@@ -99,8 +127,21 @@ def test_train_unlearn_evaluate(cli, spec, trained, tmp_path):
     assert json.loads(rec.read_text())["method"] == "delete"
 
     pruned = tmp_path / "fp.safetensors"
-    result = cli("unlearn", "--checkpoint", trained, "--method", "fine_pruning", "--budget", "5",
-                 "--budget-source", "poisoned", "--set", "epochs=1", "--out", pruned)  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        trained,
+        "--method",
+        "fine_pruning",
+        "--budget",
+        "5",
+        "--budget-source",
+        "poisoned",
+        "--set",
+        "epochs=1",
+        "--out",
+        pruned,
+    )
     assert result.code == 0, result.err
     assert read_spec(pruned)["unlearned"]["budget"]["source"] == "poisoned"
 
@@ -128,11 +169,41 @@ def test_poison_is_an_alias_of_train(cli, spec, tmp_path):
 
 def test_bench_writes_results_report_and_plots(cli, spec, tmp_path):
     out = tmp_path / "bench"
-    result = cli("bench", "--dataset", spec, "--arch", "small-cnn", "--epochs", "1", "--batch-size", "16",
-                 "--val-fraction", "0.25", "--budget", "0.1", "--budgets", "0.1,0.05", "--unlearn-batch-size", "16",
-                 "--set", "delete.epochs=1", "--set", "finetune.epochs=1", "--set", "fine_pruning.epochs=1",
-                 "--set", "random_label.epochs=1", "--set", "gradient_ascent.epochs=1", "--set", "svd.grid_r=10,100",
-                 "--set", "svd.grid_f=3", "--out", out)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        spec,
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--val-fraction",
+        "0.25",
+        "--budget",
+        "0.1",
+        "--budgets",
+        "0.1,0.05",
+        "--unlearn-batch-size",
+        "16",
+        "--set",
+        "delete.epochs=1",
+        "--set",
+        "finetune.epochs=1",
+        "--set",
+        "fine_pruning.epochs=1",
+        "--set",
+        "random_label.epochs=1",
+        "--set",
+        "gradient_ascent.epochs=1",
+        "--set",
+        "svd.grid_r=10,100",
+        "--set",
+        "svd.grid_f=3",
+        "--out",
+        out,
+    )
     assert result.code == 0, result.err
     assert listing(out) == ["asr_vs_budget.png", "examples.png", "results.json", "results.md"]
     data = json.loads((out / "results.json").read_text())
@@ -141,8 +212,10 @@ def test_bench_writes_results_report_and_plots(cli, spec, tmp_path):
     for row in data["rows"]:
         for key in (*METRICS, "seconds", "delta_clean_acc"):
             assert isinstance(row[key], float), (row["method"], key)
-    assert [(r["method"], r["budget"], r["stamped"]) for r in data["sweep"]] == [("delete", "0.1", 12),
-                                                                                  ("delete", "0.05", 6)]  # fmt: skip
+    assert [(r["method"], r["budget"], r["stamped"]) for r in data["sweep"]] == [
+        ("delete", "0.1", 12),
+        ("delete", "0.05", 6),
+    ]
     assert data["sweep"][0]["asr"] == data["rows"][1]["asr"]  # the main budget's run is reused
     assert data["budget"] == {"budget": "0.1", "source": "stamp", "stamped": 12, "clean": 12}
     header = data["header"]
@@ -160,33 +233,39 @@ def test_bench_writes_results_report_and_plots(cli, spec, tmp_path):
 # --- bad input: one line, exit 2, nothing written ----------------------------------------------
 
 
-@pytest.mark.parametrize("extra,needles", [
-    (("--attack-set", "size=17"), ("trigger 17x17 is larger than the 16x16 image",)),
-    (("--target", "4"), ("target label 4 is out of range", "0..3")),
-    (("--target", "-1"), ("out of range",)),
-    (("--rate", "0"), ("poisoning rate must be in (0, 1]",)),
-    (("--rate", "1.5"), ("poisoning rate",)),
-    (("--attack", "trojan"), ("unknown attack 'trojan'", "badnets")),
-    (("--attack-set", "alpha=0.3"), ("no setting 'alpha'",)),
-    (("--attack", "blended", "--attack-set", "alpha=2"), ("blend ratio",)),
-    (("--target", "1", "--attack-set", "target=2"), ("--target",)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra,needles",
+    [
+        (("--attack-set", "size=17"), ("trigger 17x17 is larger than the 16x16 image",)),
+        (("--target", "4"), ("target label 4 is out of range", "0..3")),
+        (("--target", "-1"), ("out of range",)),
+        (("--rate", "0"), ("poisoning rate must be in (0, 1]",)),
+        (("--rate", "1.5"), ("poisoning rate",)),
+        (("--attack", "trojan"), ("unknown attack 'trojan'", "badnets")),
+        (("--attack-set", "alpha=0.3"), ("no setting 'alpha'",)),
+        (("--attack", "blended", "--attack-set", "alpha=2"), ("blend ratio",)),
+        (("--target", "1", "--attack-set", "target=2"), ("--target",)),
+    ],
+)
 def test_bad_attack_in_train(cli, spec, tmp_path, extra, needles):
     result = cli(*train_args(spec, tmp_path / "model.safetensors", *extra))
     assert_clean_failure(result, *needles)
     assert listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("args,needles", [
-    (("--budget", "0.5"), ("larger than available", "pool")),
-    (("--budget", "31"), ("larger than available",)),
-    (("--budget", "13", "--budget-source", "poisoned"), ("larger than available", "poisoned")),
-    (("--budget", "0"), ("budget",)),
-    (("--budget", "plenty"), ("budget 'plenty'",)),
-    (("--method", "vaccine"), ("unknown defence 'vaccine'", "delete")),
-    (("--set", "depth=3"), ("no setting 'depth'",)),
-    (("--batch-size", "0"), ("--batch-size",)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (("--budget", "0.5"), ("larger than available", "pool")),
+        (("--budget", "31"), ("larger than available",)),
+        (("--budget", "13", "--budget-source", "poisoned"), ("larger than available", "poisoned")),
+        (("--budget", "0"), ("budget",)),
+        (("--budget", "plenty"), ("budget 'plenty'",)),
+        (("--method", "vaccine"), ("unknown defence 'vaccine'", "delete")),
+        (("--set", "depth=3"), ("no setting 'depth'",)),
+        (("--batch-size", "0"), ("--batch-size",)),
+    ],
+)
 def test_bad_unlearn_input(cli, trained, tmp_path, args, needles):
     out = tmp_path / "out" / "x.safetensors"
     result = cli("unlearn", "--checkpoint", trained, *args, "--out", out)
@@ -196,21 +275,53 @@ def test_bad_unlearn_input(cli, trained, tmp_path, args, needles):
 
 def test_budget_larger_than_available_in_bench_fails_before_training(cli, spec, tmp_path):
     out = tmp_path / "bench"
-    result = cli("bench", "--dataset", spec, "--arch", "small-cnn", "--epochs", "1", "--val-fraction", "0.25",
-                 "--budgets", "0.1,0.5", "--out", out)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        spec,
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "1",
+        "--val-fraction",
+        "0.25",
+        "--budgets",
+        "0.1,0.5",
+        "--out",
+        out,
+    )
     assert_clean_failure(result, "budget 0.5", "larger than available")
     assert listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("args,needle", [
-    (("--methods", "delete,vaccine"), "vaccine"), (("--set", "svd.depth=2"), "depth"),
-    (("--set", "ssd.alpha=2"), "ssd"), (("--budget-source", "poisoned", "--budget", "40"), "larger than available"),
-    (("--target", "9"), "out of range"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (("--methods", "delete,vaccine"), "vaccine"),
+        (("--set", "svd.depth=2"), "depth"),
+        (("--set", "ssd.alpha=2"), "ssd"),
+        (("--budget-source", "poisoned", "--budget", "40"), "larger than available"),
+        (("--target", "9"), "out of range"),
+    ],
+)
 def test_bad_bench_input_fails_before_training(cli, spec, tmp_path, args, needle):
     out = tmp_path / "bench"
-    result = cli("bench", "--dataset", spec, "--arch", "small-cnn", "--epochs", "1", "--val-fraction", "0.25",
-                 "--budgets", "0.1", *args, "--out", out)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        spec,
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "1",
+        "--val-fraction",
+        "0.25",
+        "--budgets",
+        "0.1",
+        *args,
+        "--out",
+        out,
+    )
     assert_clean_failure(result, needle)
     assert listing(tmp_path) == []
 
@@ -234,8 +345,12 @@ def test_missing_checkpoint(cli, tmp_path):
 
 def test_classification_checkpoint_without_an_attack(cli, spec, tmp_path, capsys):
     plain = tmp_path / "in" / "plain.safetensors"
-    assert classify_main(["train", "--dataset", spec, "--arch", "small-cnn", "--epochs", "1", "--out", str(plain),
-                          *RUNTIME]) == 0  # fmt: skip
+    assert (
+        classify_main(
+            ["train", "--dataset", spec, "--arch", "small-cnn", "--epochs", "1", "--out", str(plain), *RUNTIME]
+        )
+        == 0
+    )
     result = cli("unlearn", "--checkpoint", plain, "--out", tmp_path / "out.safetensors")
     assert_clean_failure(result, "records no backdoor attack")
     assert listing(tmp_path) == ["in", "in/plain.safetensors"]

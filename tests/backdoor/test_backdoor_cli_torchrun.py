@@ -41,17 +41,43 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
     for folder, run in ((root, distributed), (work, single)):
         run("train", "--dataset", spec, *TRAIN, "--out", folder / "train.safetensors")
         run("unlearn", "--checkpoint", folder / "train.safetensors", *DELETE, "--out", folder / "delete.safetensors")
-    done = distributed("bench", "--dataset", spec, *TRAIN[:-2], "--budget", "0.1", "--budgets", "0.1",
-                       "--methods", "delete,svd", "--set", "delete.epochs=1", "--set", "svd.tune=false",
-                       "--unlearn-batch-size", "16", "--examples", "1", "--out", root / "bench")  # fmt: skip
+    done = distributed(
+        "bench",
+        "--dataset",
+        spec,
+        *TRAIN[:-2],
+        "--budget",
+        "0.1",
+        "--budgets",
+        "0.1",
+        "--methods",
+        "delete,svd",
+        "--set",
+        "delete.epochs=1",
+        "--set",
+        "svd.tune=false",
+        "--unlearn-batch-size",
+        "16",
+        "--examples",
+        "1",
+        "--out",
+        root / "bench",
+    )
     assert_printed_once(done.stdout, root / "bench" / "results.md")  # by rank 0 only
     return root, work
 
 
 def test_outputs_are_written_once_by_rank_zero(runs):
     root, _ = runs
-    assert listing(root) == ["bench", "bench/asr_vs_budget.png", "bench/examples.png", "bench/results.json",
-                             "bench/results.md", "delete.safetensors", "train.safetensors"]  # fmt: skip
+    assert listing(root) == [
+        "bench",
+        "bench/asr_vs_budget.png",
+        "bench/examples.png",
+        "bench/results.json",
+        "bench/results.md",
+        "delete.safetensors",
+        "train.safetensors",
+    ]
     rows = json.loads((root / "bench" / "results.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["backdoored", "delete", "svd"]
 

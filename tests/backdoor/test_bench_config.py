@@ -13,12 +13,25 @@ from lethe_backdoor.bench import DEFAULT_METHODS, config_from_mapping, run_confi
 
 
 def test_config_from_a_yaml_mapping():
-    config = config_from_mapping({
-        "task": "backdoor", "title": "t", "out": "backdoor/x", "dataset": "cifar10", "note": "n", "_path": "c.yaml",
-        "arch": "cifar-resnet18", "width": 16, "attack": "blended", "attack_settings": {"alpha": 0.1},
-        "recipe": {"epochs": 3, "batch_size": 64}, "budgets": [0.01, "200"], "budget": 0.01,
-        "overrides": {"delete": {"epochs": 5}}, "sweep_methods": ["delete", "svd"],
-    })  # fmt: skip
+    config = config_from_mapping(
+        {
+            "task": "backdoor",
+            "title": "t",
+            "out": "backdoor/x",
+            "dataset": "cifar10",
+            "note": "n",
+            "_path": "c.yaml",
+            "arch": "cifar-resnet18",
+            "width": 16,
+            "attack": "blended",
+            "attack_settings": {"alpha": 0.1},
+            "recipe": {"epochs": 3, "batch_size": 64},
+            "budgets": [0.01, "200"],
+            "budget": 0.01,
+            "overrides": {"delete": {"epochs": 5}},
+            "sweep_methods": ["delete", "svd"],
+        }
+    )
     assert config.arch == "cifar-resnet18" and config.width == 16 and config.attack == "blended"
     assert config.attack_overrides == {"alpha": 0.1} and config.method_overrides == {"delete": {"epochs": 5}}
     assert config.recipe.epochs == 3 and config.recipe.batch_size == 64 and config.recipe.lr == 0.1
@@ -35,11 +48,20 @@ def test_run_config_writes_the_results(tmp_path):
     root = make_image_folder(tmp_path / "data", 30, 5)
     out = tmp_path / "results"
     cfg = {
-        "task": "backdoor", "dataset": f"imagefolder:{root}", "arch": "small-cnn", "title": "Tiny", "note": "a note",
-        "recipe": {"epochs": 1, "batch_size": 16}, "val_fraction": 0.3, "methods": ["delete"],
-        "budget": "4", "budgets": ["4", "2"], "overrides": {"delete": {"epochs": 1}}, "batch_size": 16,
+        "task": "backdoor",
+        "dataset": f"imagefolder:{root}",
+        "arch": "small-cnn",
+        "title": "Tiny",
+        "note": "a note",
+        "recipe": {"epochs": 1, "batch_size": 16},
+        "val_fraction": 0.3,
+        "methods": ["delete"],
+        "budget": "4",
+        "budgets": ["4", "2"],
+        "overrides": {"delete": {"epochs": 1}},
+        "batch_size": 16,
         "_path": "benchmarks/configs/tiny.yaml",
-    }  # fmt: skip
+    }
     lines = []
     run_config(cfg, out, log=lines.append)
     assert listing(out) == ["asr_vs_budget.png", "examples.png", "results.json", "results.md"]

@@ -18,8 +18,17 @@ def splits():
     return make_backdoor_splits(colour_bundle(25, 6), build_attack("badnets", {"target": 1}), 0.2, seed=0)
 
 
-@pytest.mark.parametrize("text,fraction,count", [("0.01", 0.01, None), ("1e-2", 0.01, None), ("500", None, 500),
-                                                 ("1", None, 1), (" 0.5 ", 0.5, None), ("1.0", 1.0, None)])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,fraction,count",
+    [
+        ("0.01", 0.01, None),
+        ("1e-2", 0.01, None),
+        ("500", None, 500),
+        ("1", None, 1),
+        (" 0.5 ", 0.5, None),
+        ("1.0", 1.0, None),
+    ],
+)
 def test_parse_budget(text, fraction, count):
     spec = parse_budget(text)
     assert (spec.fraction, spec.count) == (fraction, count)
@@ -109,10 +118,11 @@ def test_unused_pool_is_the_rest_of_the_pool(splits, source):
     used = rows(budget.clean.images)
     if source == "stamp":  # the clean originals of the stamped images are used too
         stamped_from = {
-            int(i) for im, label in zip(budget.stamped.images, budget.stamped_true, strict=True)
+            int(i)
+            for im, label in zip(budget.stamped.images, budget.stamped_true, strict=True)
             for i in torch.nonzero((splits.attack.stamp(splits.pool.images) == im).flatten(1).all(1)).view(-1)
             if splits.pool.labels[i] == label
-        }  # fmt: skip
+        }
         used |= stamped_from
     assert rows(rest.images).isdisjoint(used)
     assert len(rest) == len(splits.pool) - len(used)

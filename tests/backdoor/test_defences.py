@@ -101,8 +101,9 @@ def test_every_defence_runs_on_the_budget(backdoored, method):
     defended, record = run_defence(model, method, budget, splits.bundle, quiet_engine(), overrides, batch_size=16)
     assert record.method == method and record.seconds > 0
     assert record.extra["budget"]["stamped"] == 16
-    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), defended.state_dict().values(),
-                                                      strict=True))  # fmt: skip
+    assert any(
+        not torch.equal(a, b) for a, b in zip(model.state_dict().values(), defended.state_dict().values(), strict=True)
+    )
     if method == "svd":  # tuned on a held-out part of the budget, never on test data
         assert record.extra["tuned"] is True and len(record.extra["grid"]) == 2
         assert record.extra["tuned_on"] == {"stamped": 3, "clean": 3}
@@ -127,8 +128,7 @@ def test_fine_pruning_keeps_pruned_channels_zero(backdoored):
 def test_prune_until_follows_activation_order_and_stops_on_accuracy():
     # 4 channels; channel 3 carries the label, channels 0-2 are increasingly active noise
     labels = torch.tensor([0, 1, 0, 1])
-    features = torch.tensor([[0.1, 1.0, 2.0, 0.0], [0.1, 1.0, 2.0, 5.0], [0.1, 1.0, 2.0, 0.0],
-                             [0.1, 1.0, 2.0, 5.0]])  # fmt: skip
+    features = torch.tensor([[0.1, 1.0, 2.0, 0.0], [0.1, 1.0, 2.0, 5.0], [0.1, 1.0, 2.0, 0.0], [0.1, 1.0, 2.0, 5.0]])
     weight = torch.tensor([[0.0, 0.0, 0.0, -1.0], [0.0, 0.0, 0.0, 1.0]])
     keep, curve = prune_until(features, labels, weight, None, acc_ratio=0.1, max_ratio=1.0)
     assert keep.tolist() == [False, False, False, True]  # least active first; pruning channel 3 would hurt

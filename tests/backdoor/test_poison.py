@@ -24,8 +24,9 @@ def bundle():
     return colour_bundle(train_per_class=25, test_per_class=6)
 
 
-@pytest.mark.parametrize("n,rate,expected", [(100, 0.1, 10), (100, 0.05, 5), (95, 0.1, 10), (7, 0.01, 1),
-                                             (40, 1.0, 40)])  # fmt: skip
+@pytest.mark.parametrize(
+    "n,rate,expected", [(100, 0.1, 10), (100, 0.05, 5), (95, 0.1, 10), (7, 0.01, 1), (40, 1.0, 40)]
+)
 def test_poison_count(n, rate, expected):
     assert poison_count(n, rate) == expected
     assert len(choose_poison(n, rate, 0)) == expected
@@ -74,8 +75,11 @@ def test_splits_pool_is_clean_and_held_out(bundle):
     for image in splits.pool.images.flatten(1):
         assert (flat == image).all(dim=1).any()
     record = splits.record()
-    assert record["name"] == "blended" and record["poisoned"] == 8 and record["poison_indices"] == \
-        splits.poison_indices.tolist()  # fmt: skip
+    assert (
+        record["name"] == "blended"
+        and record["poisoned"] == 8
+        and record["poison_indices"] == splits.poison_indices.tolist()
+    )
 
 
 def test_stamped_test_excludes_the_target_and_keeps_true_labels(bundle):

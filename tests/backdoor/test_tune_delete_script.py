@@ -19,8 +19,24 @@ def tune():
 def test_tiny_run_writes_a_table_and_rejects_bad_settings(tmp_path, tune, capsys):
     root = make_image_folder(tmp_path / "data", 40, 10)
     ckpt = tmp_path / "bd.safetensors"
-    train = ["train", "--dataset", f"imagefolder:{root}", "--arch", "small-cnn", "--epochs", "1", "--batch-size",
-             "16", "--val-fraction", "0.25", "--target", "1", "--out", str(ckpt), *RUNTIME]  # fmt: skip
+    train = [
+        "train",
+        "--dataset",
+        f"imagefolder:{root}",
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--val-fraction",
+        "0.25",
+        "--target",
+        "1",
+        "--out",
+        str(ckpt),
+        *RUNTIME,
+    ]
     assert backdoor_main(train) == 0
     out = tmp_path / "tuning"
     args = [str(ckpt), "--budget", "4", "--grid", "lr=1e-3,1e-2", "--grid", "epochs=1", "--out", str(out), *RUNTIME]

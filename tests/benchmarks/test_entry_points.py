@@ -16,7 +16,13 @@ SCRIPTS = sorted(BENCHMARKS.glob("*.py"))
 def test_script_answers_help(script):
     assert "sys.path" not in script.read_text()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120,
-                          cwd=script.parents[1], env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=script.parents[1],
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("usage:")

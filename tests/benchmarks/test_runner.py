@@ -36,13 +36,19 @@ def folder(tmp_path_factory) -> Path:
 
 def _config(tmp_path: Path, folder: Path, **extra) -> Path:
     cfg = {
-        "task": "classification", "title": "tiny", "out": "unused", "dataset": f"imagefolder:{folder}",
-        "arch": "small-cnn", "width": 4, "methods": ["delete", "svd"], "val_fraction": 0.1,
+        "task": "classification",
+        "title": "tiny",
+        "out": "unused",
+        "dataset": f"imagefolder:{folder}",
+        "arch": "small-cnn",
+        "width": 4,
+        "methods": ["delete", "svd"],
+        "val_fraction": 0.1,
         "recipe": {"epochs": 1, "batch_size": 16, "lr": 0.05, "warmup_epochs": 0},
         "overrides": {"delete": {"epochs": 1}, "svd": {"tune": False, "retain_per_class": 4, "num_forget": 8}},
         "evaluation": {"probe_per_class": 8, "relearn_per_class": 2, "relearn": {"steps": 3}},
         **extra,
-    }  # fmt: skip
+    }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -99,9 +105,14 @@ def test_a_task_only_option_is_refused_for_another_task(tmp_path, folder, capsys
 def test_suite_runs_per_set_methods_and_picks_the_strongest_baselines(tmp_path, folder):
     out = tmp_path / "picked"
     sets = [1, {"classes": "1,2", "methods": ["delete"], "strongest_baselines": 1}, {"classes": 2, "seeds": [5]}]
-    cfg = _config(tmp_path, folder, forget_sets=sets, methods=["delete", "gradient_ascent", "finetune"],
-                  evaluation={"relearn_per_class": 0, "probe": False, "train_per_class": 5},
-                  overrides={m: {"epochs": 1} for m in ("delete", "finetune", "gradient_ascent")})  # fmt: skip
+    cfg = _config(
+        tmp_path,
+        folder,
+        forget_sets=sets,
+        methods=["delete", "gradient_ascent", "finetune"],
+        evaluation={"relearn_per_class": 0, "probe": False, "train_per_class": 5},
+        overrides={m: {"epochs": 1} for m in ("delete", "finetune", "gradient_ascent")},
+    )
     assert _runner().main([str(cfg), "--out", str(out)]) == 0
     single, multi = json.loads((out / "runs.json").read_text())
     gaps = {r["method"]: r["avg_gap"] for r in single["rows"]}
@@ -136,8 +147,14 @@ def test_check_rejects_a_bad_override(tmp_path, capsys):
 
 
 def test_seeds_split_across_processes_merge_into_one_suite(tmp_path, folder):
-    cfg = _config(tmp_path, folder, forget_sets=[1], seeds=[0, 1], retain_per_class=4,
-                  evaluation={"relearn_per_class": 0, "probe": False})  # fmt: skip
+    cfg = _config(
+        tmp_path,
+        folder,
+        forget_sets=[1],
+        seeds=[0, 1],
+        retain_per_class=4,
+        evaluation={"relearn_per_class": 0, "probe": False},
+    )
     parts = [tmp_path / "s0", tmp_path / "s1"]
     for seed, part in enumerate(parts):
         assert _runner().main([str(cfg), "--seeds", str(seed), "--out", str(part)]) == 0
@@ -152,8 +169,14 @@ def test_seeds_split_across_processes_merge_into_one_suite(tmp_path, folder):
 
 
 def test_forget_sets_split_across_processes_merge_into_one_suite(tmp_path, folder, capsys):
-    cfg = _config(tmp_path, folder, forget_sets=[1, 2], seeds=[0], retain_per_class=4,
-                  evaluation={"relearn_per_class": 0, "probe": False})  # fmt: skip
+    cfg = _config(
+        tmp_path,
+        folder,
+        forget_sets=[1, 2],
+        seeds=[0],
+        retain_per_class=4,
+        evaluation={"relearn_per_class": 0, "probe": False},
+    )
     parts = [tmp_path / "a", tmp_path / "b"]
     for name, part in zip(("c1", "c2"), parts, strict=True):
         assert _runner().main([str(cfg), "--forget-set", name, "--out", str(part)]) == 0

@@ -9,5 +9,17 @@ RUNTIME = ("--device", "cpu", "--no-progress")
 
 
 def train_args(spec: str, out: Path, *extra: str, arch: str = "small-cnn") -> list[str]:
-    return ["train", "--dataset", spec, "--arch", arch, "--epochs", "1", "--batch-size", "16",
-            "--out", str(out), *extra]  # fmt: skip
+    return [
+        "train",
+        "--dataset",
+        spec,
+        "--arch",
+        arch,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        *extra,
+    ]

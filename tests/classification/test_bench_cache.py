@@ -30,8 +30,9 @@ def test_cached_oracle_is_trained_once_per_forget_set(tiny_spec, tmp_path):
     bundle = load_dataset(tiny_spec)
     engine = Engine(device="cpu", progress=False)
     recipe = TrainRecipe(epochs=1, batch_size=16, lr=0.05, warmup_epochs=0)
-    config = BenchConfig(arch="small-cnn", width=4, forget=(0,), methods=(), val_fraction=0.1, recipe=recipe,
-                         cache=str(tmp_path))  # fmt: skip
+    config = BenchConfig(
+        arch="small-cnn", width=4, forget=(0,), methods=(), val_fraction=0.1, recipe=recipe, cache=str(tmp_path)
+    )
     said: list[str] = []
     splits = make_splits(bundle, (0,), 0.1, 0)
     first, info = cached_oracle(bundle, config, splits, engine, said.append)

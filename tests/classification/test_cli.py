@@ -25,13 +25,18 @@ from lethe_classification.cli import build_parser
 from lethe_vision.checkpoints import load_model
 
 METRICS = (
-    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "probe_forget", "relearn_steps",
-)  # fmt: skip
+    "forget_train",
+    "retain_train",
+    "forget_test",
+    "retain_test",
+    "mia_efficacy",
+    "probe_forget",
+    "relearn_steps",
+)
 SVD_FAST = ("--set", "tune=false", "--set", "retain_per_class=10", "--set", "num_forget=20")
 
 
 # --- help -----------------------------------------------------------------------------------
-
 
 
 assert_clean_failure = functools.partial(clean_failure, prog="lethe-classify")
@@ -88,8 +93,21 @@ def test_train_unlearn_evaluate_end_to_end(cli, tiny_spec, tmp_path):
     assert read_spec(oracle)["excluded_classes"] == [1]
 
     before = original.read_bytes()
-    result = cli("unlearn", "--checkpoint", original, "--forget", "1", "--method", "delete",
-                 "--set", "epochs=1", "--batch-size", "16", "--out", deleted)  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        original,
+        "--forget",
+        "1",
+        "--method",
+        "delete",
+        "--set",
+        "epochs=1",
+        "--batch-size",
+        "16",
+        "--out",
+        deleted,
+    )
     assert result.code == 0, result.err
     assert deleted.is_file()
     assert original.read_bytes() == before
@@ -99,8 +117,22 @@ def test_train_unlearn_evaluate_end_to_end(cli, tiny_spec, tmp_path):
     assert unlearned["settings"]["epochs"] == 1
     assert unlearned["source"] == str(original)
 
-    result = cli("unlearn", "--checkpoint", original, "--forget", "c1", "--method", "svd", *SVD_FAST,
-                 "--batch-size", "16", "--out", svd, "--record", svd_record)  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        original,
+        "--forget",
+        "c1",
+        "--method",
+        "svd",
+        *SVD_FAST,
+        "--batch-size",
+        "16",
+        "--out",
+        svd,
+        "--record",
+        svd_record,
+    )
     assert result.code == 0, result.err
     assert original.read_bytes() == before
     assert weights_differ(original, svd)
@@ -111,8 +143,7 @@ def test_train_unlearn_evaluate_end_to_end(cli, tiny_spec, tmp_path):
     model, _ = load_model(svd)
     assert isinstance(model, torch.nn.Module)
 
-    result = cli("evaluate", "--checkpoint", deleted, "--forget", "1", "--oracle", oracle,
-                 "--json", report)  # fmt: skip
+    result = cli("evaluate", "--checkpoint", deleted, "--forget", "1", "--oracle", oracle, "--json", report)
     assert result.code == 0, result.err
     output = json.loads(report.read_text())
     metrics = output["metrics"]
@@ -141,10 +172,33 @@ def test_evaluate_without_oracle_prints_metrics(cli, trained):
 
 def test_bench_writes_results_report_and_plot(cli, tiny_spec, tmp_path):
     out = tmp_path / "bench"
-    result = cli("bench", "--dataset", tiny_spec, "--arch", "cifar-resnet18", "--width", "4",
-                 "--epochs", "1", "--batch-size", "16", "--forget", "2", "--methods", "delete,svd",
-                 "--set", "delete.epochs=1", "--set", "svd.grid_r=10,100", "--set", "svd.grid_f=3",
-                 "--set", "svd.retain_per_class=10", "--out", out)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        tiny_spec,
+        "--arch",
+        "cifar-resnet18",
+        "--width",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--forget",
+        "2",
+        "--methods",
+        "delete,svd",
+        "--set",
+        "delete.epochs=1",
+        "--set",
+        "svd.grid_r=10,100",
+        "--set",
+        "svd.grid_f=3",
+        "--set",
+        "svd.retain_per_class=10",
+        "--out",
+        out,
+    )
     assert result.code == 0, result.err
     assert listing(out) == ["per_class.png", "results.json", "results.md"]
 
@@ -181,8 +235,7 @@ def test_bench_writes_results_report_and_plot(cli, tiny_spec, tmp_path):
 
 def test_unknown_method(cli, trained, tmp_path):
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "1", "--method", "forgetit",
-                 "--out", out)  # fmt: skip
+    result = cli("unlearn", "--checkpoint", trained, "--forget", "1", "--method", "forgetit", "--out", out)
     line = assert_clean_failure(result, "unknown method", "forgetit")
     assert "delete" in line and "svd" in line  # names the choices
     assert listing(tmp_path) == []
@@ -190,8 +243,21 @@ def test_unknown_method(cli, trained, tmp_path):
 
 def test_unknown_method_in_bench_fails_before_training(cli, tiny_spec, tmp_path):
     out = tmp_path / "bench"
-    result = cli("bench", "--dataset", tiny_spec, "--arch", "small-cnn", "--epochs", "1",
-                 "--forget", "1", "--methods", "delete,forgetit", "--out", out)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        tiny_spec,
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "1",
+        "--forget",
+        "1",
+        "--methods",
+        "delete,forgetit",
+        "--out",
+        out,
+    )
     assert_clean_failure(result, "forgetit")
     assert not out.exists()
     assert listing(tmp_path) == []
@@ -229,8 +295,7 @@ def test_arch_that_cannot_take_the_input_size(cli, tiny_spec, tmp_path):
 @pytest.mark.parametrize("forget", ["4", "9", "-1", "1,7"])
 def test_forget_class_out_of_range(cli, trained, tmp_path, forget):
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", trained, "--forget", forget, "--set", "epochs=1",
-                 "--out", out)  # fmt: skip
+    result = cli("unlearn", "--checkpoint", trained, "--forget", forget, "--set", "epochs=1", "--out", out)
     assert_clean_failure(result, "out of range", "0..3")
     assert listing(tmp_path) == []
 
@@ -260,8 +325,7 @@ def test_unknown_class_name(cli, trained, tmp_path):
 
 def test_forget_class_absent_from_the_test_data(cli, gap_trained, tmp_path):
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", gap_trained, "--forget", "3", "--set", "epochs=1",
-                 "--out", out)  # fmt: skip
+    result = cli("unlearn", "--checkpoint", gap_trained, "--forget", "3", "--set", "epochs=1", "--out", out)
     assert_clean_failure(result, "no samples in the test split")
     assert listing(tmp_path) == []
 
@@ -269,8 +333,7 @@ def test_forget_class_absent_from_the_test_data(cli, gap_trained, tmp_path):
 def test_empty_forget_split(cli, gap_trained, tmp_path):
     """Class 2 has one training image, which the validation holdout takes."""
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", gap_trained, "--forget", "2", "--set", "epochs=1",
-                 "--out", out)  # fmt: skip
+    result = cli("unlearn", "--checkpoint", gap_trained, "--forget", "2", "--set", "epochs=1", "--out", out)
     assert_clean_failure(result, "forget split", "empty")
     assert listing(tmp_path) == []
 
@@ -294,13 +357,21 @@ def test_out_equal_to_checkpoint(cli, trained, tmp_path):
     copy = tmp_path / "model.safetensors"
     copy.write_bytes(trained.read_bytes())
     before = copy.read_bytes()
-    result = cli("unlearn", "--checkpoint", copy, "--forget", "1", "--set", "epochs=1",
-                 "--out", copy)  # fmt: skip
+    result = cli("unlearn", "--checkpoint", copy, "--forget", "1", "--set", "epochs=1", "--out", copy)
     assert_clean_failure(result, "--out", "overwrite")
     assert copy.read_bytes() == before
     # the same file under another spelling
-    result = cli("unlearn", "--checkpoint", copy, "--forget", "1", "--set", "epochs=1",
-                 "--out", tmp_path / "sub" / ".." / "model.safetensors")  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        copy,
+        "--forget",
+        "1",
+        "--set",
+        "epochs=1",
+        "--out",
+        tmp_path / "sub" / ".." / "model.safetensors",
+    )
     assert_clean_failure(result, "overwrite")
     assert copy.read_bytes() == before
     assert listing(tmp_path) == ["model.safetensors"]
@@ -318,8 +389,9 @@ def test_json_equal_to_checkpoint_in_evaluate(cli, trained, tmp_path):
 def test_record_equal_to_out_in_unlearn(cli, trained, tmp_path):
     """``--record`` naming the new checkpoint would replace the checkpoint by JSON."""
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "1", "--set", "epochs=1",
-                 "--out", out, "--record", out)  # fmt: skip
+    result = cli(
+        "unlearn", "--checkpoint", trained, "--forget", "1", "--set", "epochs=1", "--out", out, "--record", out
+    )
     assert_clean_failure(result, "overwrite")
     assert listing(tmp_path) == []
 
@@ -334,8 +406,7 @@ def test_checkpoint_that_does_not_match_its_architecture(cli, trained, tmp_path,
     bad = tmp_path / "in" / "bad.safetensors"
     _rewrite_spec(trained, bad, **change)
     out = tmp_path / "out"
-    result = cli("unlearn", "--checkpoint", bad, "--forget", "1", "--set", "epochs=1",
-                 "--out", out / "x.safetensors")  # fmt: skip
+    result = cli("unlearn", "--checkpoint", bad, "--forget", "1", "--set", "epochs=1", "--out", out / "x.safetensors")
     assert_clean_failure(result, str(bad), "does not match its architecture")
     result = cli("evaluate", "--checkpoint", bad, "--forget", "1", "--json", out / "x.json")
     assert_clean_failure(result, "does not match its architecture")
@@ -362,8 +433,17 @@ def test_missing_checkpoint(cli, tmp_path):
 
 def test_missing_oracle(cli, trained, tmp_path):
     report = tmp_path / "e.json"
-    result = cli("evaluate", "--checkpoint", trained, "--forget", "1", "--oracle",
-                 tmp_path / "oracle.safetensors", "--json", report)  # fmt: skip
+    result = cli(
+        "evaluate",
+        "--checkpoint",
+        trained,
+        "--forget",
+        "1",
+        "--oracle",
+        tmp_path / "oracle.safetensors",
+        "--json",
+        report,
+    )
     assert_clean_failure(result, "checkpoint not found", "oracle.safetensors")
     assert listing(tmp_path) == []
 
@@ -373,8 +453,7 @@ def test_corrupt_checkpoint(cli, trained, tmp_path, kind):
     bad = tmp_path / "in" / "bad.safetensors"
     bad.parent.mkdir()
     raw = trained.read_bytes()
-    bad.write_bytes({"garbage": b"\x00not a checkpoint" * 50, "empty": b"",
-                     "truncated": raw[: len(raw) // 2]}[kind])  # fmt: skip
+    bad.write_bytes({"garbage": b"\x00not a checkpoint" * 50, "empty": b"", "truncated": raw[: len(raw) // 2]}[kind])
     out = tmp_path / "out"
     result = cli("unlearn", "--checkpoint", bad, "--forget", "1", "--out", out / "x.safetensors")
     assert_clean_failure(result, str(bad))
@@ -434,17 +513,50 @@ def test_non_finite_loss_in_train(cli, tiny_spec, tmp_path):
 
 def test_non_finite_loss_in_unlearn(cli, trained, tmp_path):
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "1", "--method", "delete",
-                 "--set", "lr=1e30", "--set", "epochs=3", "--batch-size", "16", "--out", out)  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        trained,
+        "--forget",
+        "1",
+        "--method",
+        "delete",
+        "--set",
+        "lr=1e30",
+        "--set",
+        "epochs=3",
+        "--batch-size",
+        "16",
+        "--out",
+        out,
+    )
     assert_clean_failure(result, "non-finite loss", "delete")
     assert listing(tmp_path) == []
 
 
 def test_non_finite_loss_in_bench(cli, tiny_spec, tmp_path):
     out = tmp_path / "bench"
-    result = cli("bench", "--dataset", tiny_spec, "--arch", "small-cnn", "--epochs", "1",
-                 "--batch-size", "16", "--forget", "1", "--methods", "delete",
-                 "--set", "delete.lr=1e30", "--set", "delete.epochs=3", "--out", out)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        tiny_spec,
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--forget",
+        "1",
+        "--methods",
+        "delete",
+        "--set",
+        "delete.lr=1e30",
+        "--set",
+        "delete.epochs=3",
+        "--out",
+        out,
+    )
     assert_clean_failure(result, "non-finite loss")
     assert not out.exists()
 
@@ -460,16 +572,16 @@ def test_non_finite_loss_in_bench(cli, tiny_spec, tmp_path):
 )
 def test_bad_set(cli, trained, tmp_path, setting, needles):
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "1", "--set", setting,
-                 "--out", out)  # fmt: skip
+    result = cli("unlearn", "--checkpoint", trained, "--forget", "1", "--set", setting, "--out", out)
     assert_clean_failure(result, *needles)
     assert listing(tmp_path) == []
 
 
 def test_bad_set_for_svd(cli, trained, tmp_path):
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "1", "--method", "svd",
-                 "--set", "grid_r=10,ten", "--out", out)  # fmt: skip
+    result = cli(
+        "unlearn", "--checkpoint", trained, "--forget", "1", "--method", "svd", "--set", "grid_r=10,ten", "--out", out
+    )
     assert_clean_failure(result, "grid_r")
     assert listing(tmp_path) == []
 
@@ -480,8 +592,23 @@ def test_bad_set_for_svd(cli, trained, tmp_path):
 )
 def test_bad_set_in_bench(cli, tiny_spec, tmp_path, setting, needle):
     out = tmp_path / "bench"
-    result = cli("bench", "--dataset", tiny_spec, "--arch", "small-cnn", "--epochs", "1",
-                 "--forget", "1", "--methods", "delete", "--set", setting, "--out", out)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        tiny_spec,
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "1",
+        "--forget",
+        "1",
+        "--methods",
+        "delete",
+        "--set",
+        setting,
+        "--out",
+        out,
+    )
     assert_clean_failure(result, needle)
     assert not out.exists()
 
@@ -507,8 +634,9 @@ def test_train_rejects_bad_numbers(cli, tiny_spec, tmp_path, option, value, need
 
 def test_unlearn_rejects_a_negative_learning_rate(cli, trained, tmp_path):
     out = tmp_path / "out.safetensors"
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "1", "--set", "lr=-1",
-                 "--set", "epochs=1", "--out", out)  # fmt: skip
+    result = cli(
+        "unlearn", "--checkpoint", trained, "--forget", "1", "--set", "lr=-1", "--set", "epochs=1", "--out", out
+    )
     assert_clean_failure(result, "lr|learning rate")
     assert listing(tmp_path) == []
 
@@ -517,8 +645,21 @@ def test_failed_runs_leave_the_checkpoint_untouched(cli, trained, tmp_path):
     """A failing unlearn (non-finite loss) neither changes its input nor leaves temporaries."""
     copy = tmp_path / "model.safetensors"
     copy.write_bytes(trained.read_bytes())
-    result = cli("unlearn", "--checkpoint", copy, "--forget", "1", "--set", "lr=1e30",
-                 "--set", "epochs=3", "--batch-size", "16", "--out", tmp_path / "new.safetensors")  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        copy,
+        "--forget",
+        "1",
+        "--set",
+        "lr=1e30",
+        "--set",
+        "epochs=3",
+        "--batch-size",
+        "16",
+        "--out",
+        tmp_path / "new.safetensors",
+    )
     assert result.code == 2
     assert copy.read_bytes() == trained.read_bytes()
     assert listing(tmp_path) == ["model.safetensors"]

@@ -29,8 +29,9 @@ def test_train_records_options_and_unlearn_evaluate_reuse_them(cli, tiny_spec, t
     assert info["preprocess"] == {"image_size": 24, "mean": [0.5] * 3, "std": [0.25] * 3, "channels": 3}
 
     forgot = tmp_path / "forgot.safetensors"
-    result = cli("unlearn", "--checkpoint", original, "--forget", "1", "--set", "epochs=1", "--batch-size", "16",
-                 "--out", forgot)  # fmt: skip
+    result = cli(
+        "unlearn", "--checkpoint", original, "--forget", "1", "--set", "epochs=1", "--batch-size", "16", "--out", forgot
+    )
     assert result.code == 0, result.err
     assert read_spec(forgot)["preprocess"] == info["preprocess"]
 
@@ -39,8 +40,19 @@ def test_train_records_options_and_unlearn_evaluate_reuse_them(cli, tiny_spec, t
     scores = []
     for extra in ((), ("--mean", "0.1")):
         report = tmp_path / f"eval{len(scores)}.json"
-        result = cli("evaluate", "--checkpoint", original, "--forget", "1", "--no-probe", "--relearn-per-class", "0",
-                     "--json", report, *extra)  # fmt: skip
+        result = cli(
+            "evaluate",
+            "--checkpoint",
+            original,
+            "--forget",
+            "1",
+            "--no-probe",
+            "--relearn-per-class",
+            "0",
+            "--json",
+            report,
+            *extra,
+        )
         assert result.code == 0, result.err
         scores.append(json.loads(report.read_text())["metrics"])
     assert scores[0] != scores[1]  # another mean changes what the model sees
@@ -53,8 +65,18 @@ def test_checkpoint_without_recorded_preprocessing_uses_the_dataset(cli, trained
     reports = []
     for path in (trained, old):
         reports.append(tmp_path / f"{path.stem}.json")
-        result = cli("evaluate", "--checkpoint", path, "--forget", "1", "--no-probe", "--relearn-per-class", "0",
-                     "--json", reports[-1])  # fmt: skip
+        result = cli(
+            "evaluate",
+            "--checkpoint",
+            path,
+            "--forget",
+            "1",
+            "--no-probe",
+            "--relearn-per-class",
+            "0",
+            "--json",
+            reports[-1],
+        )
         assert result.code == 0, result.err
     metrics = [json.loads(r.read_text())["metrics"] for r in reports]
     assert metrics[0] == metrics[1]

@@ -40,19 +40,50 @@ def runs(tmp_path_factory) -> Path:
     distributed(*train_args(tiny_spec, root / "train2.safetensors", "--epochs", "6"))
     single(*train_args(tiny_spec, root / "train1.safetensors", "--epochs", "6"))
     for n, run in ((2, distributed), (1, single)):
-        run("unlearn", "--checkpoint", trained, "--forget", "1", "--method", "svd", "--set", "tune=false",
-            "--out", root / f"svd{n}.safetensors")  # fmt: skip
-    done = distributed("bench", "--dataset", tiny_spec, "--arch", "small-cnn", "--epochs", "2", "--batch-size", "16",
-                       "--forget", "1", "--methods", "delete,svd", "--set", "delete.epochs=2",
-                       "--out", root / "bench")  # fmt: skip
+        run(
+            "unlearn",
+            "--checkpoint",
+            trained,
+            "--forget",
+            "1",
+            "--method",
+            "svd",
+            "--set",
+            "tune=false",
+            "--out",
+            root / f"svd{n}.safetensors",
+        )
+    done = distributed(
+        "bench",
+        "--dataset",
+        tiny_spec,
+        "--arch",
+        "small-cnn",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--forget",
+        "1",
+        "--methods",
+        "delete,svd",
+        "--set",
+        "delete.epochs=2",
+        "--out",
+        root / "bench",
+    )
     assert_printed_once(done.stdout, root / "bench" / "results.md")  # by rank 0 only
     return root
 
 
 def test_outputs_are_written_once_by_rank_zero(runs):
     assert sorted(p.name for p in runs.iterdir()) == [
-        "bench", "svd1.safetensors", "svd2.safetensors", "train1.safetensors", "train2.safetensors"
-    ]  # fmt: skip
+        "bench",
+        "svd1.safetensors",
+        "svd2.safetensors",
+        "train1.safetensors",
+        "train2.safetensors",
+    ]
     assert sorted(p.name for p in (runs / "bench").iterdir()) == ["per_class.png", "results.json", "results.md"]
     rows = json.loads((runs / "bench" / "results.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["original", "retrain", "delete", "svd"]

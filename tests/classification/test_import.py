@@ -47,9 +47,23 @@ def test_cli_import_then_evaluate_and_unlearn(cli, importer, trained, tiny_spec,
     (tmp_path / "classes.txt").write_text("\n".join(CLASSES[i] for i in order) + "\n")
     pre = info["preprocess"]
     out = tmp_path / "imported.safetensors"
-    result = importer("import", "--weights", weights, "--arch", "small-cnn", "--classes", tmp_path / "classes.txt",
-                 "--image-size", pre["image_size"], "--mean", ",".join(map(str, pre["mean"])),
-                 "--std", ",".join(map(str, pre["std"])), "--out", out)  # fmt: skip
+    result = importer(
+        "import",
+        "--weights",
+        weights,
+        "--arch",
+        "small-cnn",
+        "--classes",
+        tmp_path / "classes.txt",
+        "--image-size",
+        pre["image_size"],
+        "--mean",
+        ",".join(map(str, pre["mean"])),
+        "--std",
+        ",".join(map(str, pre["std"])),
+        "--out",
+        out,
+    )
     assert result.code == 0, result.err
     assert "imported small-cnn with 4 classes" in result.out
     assert read_spec(out)["classes"] == [CLASSES[i] for i in order]
@@ -59,16 +73,41 @@ def test_cli_import_then_evaluate_and_unlearn(cli, importer, trained, tiny_spec,
     scores = {}
     for name, path in (("imported", out), ("trained", trained)):
         report = tmp_path / f"{name}.json"
-        result = cli("evaluate", "--checkpoint", path, "--dataset", tiny_spec, "--forget", "c1", "--no-probe",
-                     "--relearn-per-class", "0", "--json", report)  # fmt: skip
+        result = cli(
+            "evaluate",
+            "--checkpoint",
+            path,
+            "--dataset",
+            tiny_spec,
+            "--forget",
+            "c1",
+            "--no-probe",
+            "--relearn-per-class",
+            "0",
+            "--json",
+            report,
+        )
         assert result.code == 0, result.err
         scores[name] = json.loads(report.read_text())["metrics"]
     for key in ("forget_test", "retain_test"):
         assert scores["imported"][key] == pytest.approx(scores["trained"][key]), key
 
     forgot = tmp_path / "forgot.safetensors"
-    result = cli("unlearn", "--checkpoint", out, "--dataset", tiny_spec, "--forget", "c1", "--set", "epochs=1",
-                 "--batch-size", "16", "--out", forgot)  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        out,
+        "--dataset",
+        tiny_spec,
+        "--forget",
+        "c1",
+        "--set",
+        "epochs=1",
+        "--batch-size",
+        "16",
+        "--out",
+        forgot,
+    )
     assert result.code == 0, result.err
     recorded = read_spec(forgot)
     assert recorded["dataset"] == tiny_spec and recorded["unlearned"]["forget_classes"] == [order.index(1)]
@@ -78,8 +117,22 @@ def test_cli_import_from_safetensors_with_dataset(cli, importer, tiny_spec, tmp_
     spec = ModelSpec("timm:resnet10t", 4, 3, 16)
     save_file(build_model(spec).state_dict(), str(tmp_path / "w.safetensors"))
     out = tmp_path / "m.safetensors"
-    result = importer("import", "--weights", tmp_path / "w.safetensors", "--arch", "timm:resnet10t", "--classes",
-                 ",".join(CLASSES), "--image-size", "16", *NORMALISE, "--dataset", tiny_spec, "--out", out)  # fmt: skip
+    result = importer(
+        "import",
+        "--weights",
+        tmp_path / "w.safetensors",
+        "--arch",
+        "timm:resnet10t",
+        "--classes",
+        ",".join(CLASSES),
+        "--image-size",
+        "16",
+        *NORMALISE,
+        "--dataset",
+        tiny_spec,
+        "--out",
+        out,
+    )
     assert result.code == 0, result.err
     result = cli("evaluate", "--checkpoint", out, "--forget", "c0", "--no-probe", "--relearn-per-class", "0")
     assert result.code == 0, result.err
@@ -98,8 +151,14 @@ def test_cli_import_from_safetensors_with_dataset(cli, importer, tiny_spec, tmp_
 )
 def test_cli_import_bad_input(importer, tmp_path, args, needles):
     torch.save(build_model(ModelSpec("timm:resnet10t", 4, 3, 16)).state_dict(), tmp_path / "w.pth")
-    options = {"--weights": str(tmp_path / "w.pth"), "--arch": "timm:resnet10t", "--image-size": "16",
-               "--mean": "0.5", "--std": "0.25", "--out": str(tmp_path / "out" / "m.safetensors")}  # fmt: skip
+    options = {
+        "--weights": str(tmp_path / "w.pth"),
+        "--arch": "timm:resnet10t",
+        "--image-size": "16",
+        "--mean": "0.5",
+        "--std": "0.25",
+        "--out": str(tmp_path / "out" / "m.safetensors"),
+    }
     for flag, value in zip(args[::2], args[1::2], strict=True):
         options[flag] = value.format(tmp=tmp_path)
     result = importer("import", *[item for pair in options.items() for item in pair])

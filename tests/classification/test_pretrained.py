@@ -34,8 +34,10 @@ def test_train_with_packaged_weights_records_them(cli, tiny_spec, tmp_path):
 
 def test_unknown_pretrained_name_lists_the_known_ones(cli, tiny_spec, tmp_path):
     out = tmp_path / "m.safetensors"
-    line = assert_clean_failure(cli(*train_args(tiny_spec, out, "--pretrained", "imagenet21k", arch=LITE0)),
-                                "unknown pretrained weights 'imagenet21k'")  # fmt: skip
+    line = assert_clean_failure(
+        cli(*train_args(tiny_spec, out, "--pretrained", "imagenet21k", arch=LITE0)),
+        "unknown pretrained weights 'imagenet21k'",
+    )
     assert "efficientnet-lite0" in line and "hub" in line and "file:<name>" in line
     assert listing(tmp_path) == []
 

@@ -36,8 +36,9 @@ def main(out_dir: str) -> None:
     log = engine.fit(net, loader, cross_entropy_step, sgd(net, 0.05), 2)
     # Ranks vote differently (rank 0 from epoch 1, rank 1 from epoch 2): both stop after epoch 2.
     other = model()
-    stopped = engine.fit(other, loader, cross_entropy_step, sgd(other, 0.05), 4,
-                         epoch_end=lambda epoch, row: epoch > engine.rank)  # fmt: skip
+    stopped = engine.fit(
+        other, loader, cross_entropy_step, sgd(other, 0.05), 4, epoch_end=lambda epoch, row: epoch > engine.rank
+    )
     # DELETE checks on its training batches (16 forget samples), each rank its own: counts are summed.
     forget = engine.loader(TensorDataset(*data()[data().tensors[1] == 1]), batch_size=8, shuffle=True)
     stop = {"epochs": 5, "lr": 0.05, "stop_when_forgotten": True, "min_epochs": 3, "stop_accuracy": 99.0}

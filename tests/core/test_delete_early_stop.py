@@ -153,9 +153,17 @@ def test_dense_outputs_stop_when_forgotten():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("stop_accuracy", -1.0), ("stop_accuracy", 100.0), ("stop_accuracy", float("nan")), ("stop_patience", 0),
-     ("min_epochs", 0), ("holdout_fraction", -0.1), ("holdout_fraction", 0.6), ("stop_when_forgotten", "maybe")],
-)  # fmt: skip
+    [
+        ("stop_accuracy", -1.0),
+        ("stop_accuracy", 100.0),
+        ("stop_accuracy", float("nan")),
+        ("stop_patience", 0),
+        ("min_epochs", 0),
+        ("holdout_fraction", -0.1),
+        ("holdout_fraction", 0.6),
+        ("stop_when_forgotten", "maybe"),
+    ],
+)
 def test_bad_settings_raise(name, value):
     with pytest.raises(lethe.ConfigError, match=name):
         lethe.method_settings("delete", {name: value})

@@ -128,8 +128,9 @@ def test_epoch_end_extends_the_row_and_stops_training():
         row["check"] = 10.0 * epoch
         return epoch == 2
 
-    log = engine.fit(model, DataLoader(data(), batch_size=16), cross_entropy_step, sgd(model, 0.1), 5,
-                     epoch_end=epoch_end)  # fmt: skip
+    log = engine.fit(
+        model, DataLoader(data(), batch_size=16), cross_entropy_step, sgd(model, 0.1), 5, epoch_end=epoch_end
+    )
     assert seen == [1, 2] and [row["epoch"] for row in log] == [1, 2]
     assert [row["check"] for row in log] == [10.0, 20.0]
     # Never asking to stop: the same weights as a run without the hook.

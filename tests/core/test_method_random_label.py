@@ -91,7 +91,11 @@ def test_overrides_and_seeded_repeatability(toy):
 
 def test_use_retain_false_needs_no_retain_loader(toy):
     model, _ = lethe.unlearn(
-        toy.fresh_model(), "random_label", forget=toy.loader([1], shuffle=True), forget_classes=[1],
-        overrides={"use_retain": False, "epochs": 1}, engine=lethe.Engine(progress=False),
-    )  # fmt: skip
+        toy.fresh_model(),
+        "random_label",
+        forget=toy.loader([1], shuffle=True),
+        forget_classes=[1],
+        overrides={"use_retain": False, "epochs": 1},
+        engine=lethe.Engine(progress=False),
+    )
     assert not state_equal(model, toy.model)

@@ -26,8 +26,12 @@ def test_scrub_forgets_and_keeps_retained(toy):
 
     # Max-steps in epochs 1..msteps, then a min-step every epoch, in that order.
     assert [(row["epoch"], row["phase"]) for row in record.log] == [
-        (1, "max"), (1, "min"), (2, "max"), (2, "min"), (3, "min"),
-    ]  # fmt: skip
+        (1, "max"),
+        (1, "min"),
+        (2, "max"),
+        (2, "min"),
+        (3, "min"),
+    ]
     max_rows = [row for row in record.log if row["phase"] == "max"]
     min_rows = [row for row in record.log if row["phase"] == "min"]
     for row in max_rows:
@@ -62,9 +66,17 @@ def test_lr_decays_after_the_listed_epochs(toy):
 def test_published_defaults():
     s = lethe.method_settings("scrub")
     assert s == SCRUBSettings(
-        epochs=3, msteps=2, lr=5e-4, momentum=0.9, weight_decay=5e-4, alpha=0.001, gamma=0.99, kd_T=4.0,
-        lr_decay_epochs=(3, 5, 9), lr_decay_rate=0.1,
-    )  # fmt: skip
+        epochs=3,
+        msteps=2,
+        lr=5e-4,
+        momentum=0.9,
+        weight_decay=5e-4,
+        alpha=0.001,
+        gamma=0.99,
+        kd_T=4.0,
+        lr_decay_epochs=(3, 5, 9),
+        lr_decay_rate=0.1,
+    )
     assert lethe.get_method("scrub").needs_retain
     assert not lethe.get_method("scrub").training_free
 

@@ -17,7 +17,8 @@ from lethe.checkpoint import state_equal
 
 METHODS = lethe.list_methods()
 NEEDS_RETAIN = [  # methods that read retained data with their default settings
-    name for name in METHODS
+    name
+    for name in METHODS
     if lethe.get_method(name).needs_retain and getattr(lethe.method_settings(name), "use_retain", True)
 ]
 FORGET = [1]

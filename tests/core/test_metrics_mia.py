@@ -41,15 +41,21 @@ def test_features_by_hand():
     np.testing.assert_allclose(mia_confidence(out), [0.7, 0.3], rtol=1e-6)
     np.testing.assert_allclose(
         mia_entropy(out),
-        [-(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)),
-         -(0.2 * math.log(0.2) + 0.5 * math.log(0.5) + 0.3 * math.log(0.3))], rtol=1e-5,
-    )  # fmt: skip
+        [
+            -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)),
+            -(0.2 * math.log(0.2) + 0.5 * math.log(0.5) + 0.3 * math.log(0.3)),
+        ],
+        rtol=1e-5,
+    )
     # Song & Mittal: -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)
     np.testing.assert_allclose(
         mia_m_entropy(out),
-        [-(0.3 * math.log(0.7) + 0.2 * math.log(0.8) + 0.1 * math.log(0.9)),
-         -(0.7 * math.log(0.3) + 0.2 * math.log(0.8) + 0.5 * math.log(0.5))], rtol=1e-5,
-    )  # fmt: skip
+        [
+            -(0.3 * math.log(0.7) + 0.2 * math.log(0.8) + 0.1 * math.log(0.9)),
+            -(0.7 * math.log(0.3) + 0.2 * math.log(0.8) + 0.5 * math.log(0.5)),
+        ],
+        rtol=1e-5,
+    )
     probs = mia_probability(out)
     assert probs.shape == (2, 3)
     np.testing.assert_allclose(probs, [[0.7, 0.2, 0.1], [0.2, 0.5, 0.3]], rtol=1e-5)
@@ -86,8 +92,11 @@ def test_confidence_attack_is_mia_efficacy(attack_data):
     assert svc_mia(members, nonmembers, forget, mia_confidence, seed=3, max_samples=50) == expected
     all_five = mia_attacks(members, nonmembers, forget, seed=3, max_samples=50)
     assert all_five["mia_efficacy"] == expected
-    assert set(all_five) == set(MIA_COLUMNS.values()) == {
-        "mia_correctness", "mia_efficacy", "mia_entropy", "mia_m_entropy", "mia_prob"}  # fmt: skip
+    assert (
+        set(all_five)
+        == set(MIA_COLUMNS.values())
+        == {"mia_correctness", "mia_efficacy", "mia_entropy", "mia_m_entropy", "mia_prob"}
+    )
 
 
 def test_probability_attack_balances_vector_features():

@@ -39,7 +39,11 @@ def test_budget_exhausted_reports_budget_plus_one(toy):
 def test_unlearned_model_relearns_slower_than_output_suppression(toy):
     """A DELETE-unlearned model needs at least one step (the class is gone from the outputs)."""
     model, _ = lethe.unlearn(
-        toy.fresh_model(), "delete", forget=toy.loader([1], shuffle=True), forget_classes=[1],
-        overrides={"epochs": 5}, engine=lethe.Engine(progress=False),
-    )  # fmt: skip
+        toy.fresh_model(),
+        "delete",
+        forget=toy.loader([1], shuffle=True),
+        forget_classes=[1],
+        overrides={"epochs": 5},
+        engine=lethe.Engine(progress=False),
+    )
     assert relearn_steps(model, _samples(toy, 1), toy.loader([1], val=True)) >= 1

@@ -27,8 +27,21 @@ from lethe.methods.svd import SVDSettings
 from lethe.relearn import RelearnSettings
 
 METHODS = lethe.list_methods()
-CORE_METHODS = {"bad_teacher", "boundary_shrink", "delete", "finetune", "gradient_ascent", "l1_sparse",
-                "neggrad_plus", "random_label", "retrain", "salun", "scrub", "ssd", "svd"}  # fmt: skip
+CORE_METHODS = {
+    "bad_teacher",
+    "boundary_shrink",
+    "delete",
+    "finetune",
+    "gradient_ascent",
+    "l1_sparse",
+    "neggrad_plus",
+    "random_label",
+    "retrain",
+    "salun",
+    "scrub",
+    "ssd",
+    "svd",
+}
 #: integer settings where any integer is meaningful (a label value to ignore)
 UNBOUNDED = {("delete", "ignore_index")}
 
@@ -80,9 +93,10 @@ def test_published_defaults_are_valid(name):
 def test_every_numeric_setting_declares_a_range(name):
     cls = settings_classes()[name]
     undeclared = [
-        key for key, (f, *_rest) in numeric_fields(cls).items()
+        key
+        for key, (f, *_rest) in numeric_fields(cls).items()
         if not field_bounds(f).describe() and (name, key) not in UNBOUNDED
-    ]  # fmt: skip
+    ]
     assert undeclared == [], f"{name}: numeric settings without a declared range: {undeclared}"
 
 
@@ -124,8 +138,11 @@ POSITIVE_LIST = "must be a non-empty comma-separated list of finite numbers, eac
         ("bad_teacher", {"retain_fraction": "1.5"}, "retain_fraction must be in [0, 1], got 1.5"),
         ("salun", {"threshold": "0"}, "threshold must be in (0, 1], got 0.0"),
         ("ssd", {"dampening": "-inf"}, f"dampening {FINITE_POSITIVE} -inf"),
-        ("scrub", {"lr_decay_epochs": "3,-5"},
-         "lr_decay_epochs must be a comma-separated list of integers, each at least 0, got (3, -5)"),
+        (
+            "scrub",
+            {"lr_decay_epochs": "3,-5"},
+            "lr_decay_epochs must be a comma-separated list of integers, each at least 0, got (3, -5)",
+        ),
         ("svd", {"grid_r": "10,0"}, f"grid_r {POSITIVE_LIST} (10.0, 0.0)"),
         ("svd", {"grid_f": ""}, f"grid_f {POSITIVE_LIST} ()"),
         ("svd", {"num_forget": "0"}, "num_forget must be at least 1, got 0"),
@@ -134,14 +151,20 @@ POSITIVE_LIST = "must be a non-empty comma-separated list of finite numbers, eac
         ("svd", {"tune": "maybe"}, "tune must be true or false, got 'maybe'"),
         ("l1_sparse", {"no_l1_epochs": "11"}, "no_l1_epochs must be in [0, epochs] = [0, 10], got 11"),
         ("retrain", {"epochs": "2", "warmup_epochs": "3"}, "warmup_epochs must be in [0, epochs] = [0, 2], got 3"),
-        ("boundary_shrink", {"pixel_mean": "0.5,0.5", "pixel_std": "0.2"},
-         "pixel_mean must be one value per channel, as many as pixel_std=(0.2,), got (0.5, 0.5)"),
-        ("boundary_shrink", {"pixel_mean": "0.5", "pixel_std": "0"},
-         "pixel_std must be a comma-separated list of finite numbers, each greater than 0, got (0.0,)"),
+        (
+            "boundary_shrink",
+            {"pixel_mean": "0.5,0.5", "pixel_std": "0.2"},
+            "pixel_mean must be one value per channel, as many as pixel_std=(0.2,), got (0.5, 0.5)",
+        ),
+        (
+            "boundary_shrink",
+            {"pixel_mean": "0.5", "pixel_std": "0"},
+            "pixel_std must be a comma-separated list of finite numbers, each greater than 0, got (0.0,)",
+        ),
         ("relearn", {"steps": "0"}, "steps must be at least 1, got 0"),
         ("relearn", {"threshold": "100"}, "threshold must be in [0, 100), got 100.0"),
     ],
-)  # fmt: skip
+)
 def test_reported_nonsense_is_a_one_line_config_error(name, overrides, message):
     """The error names the method, the setting, the value and what is allowed, on one line."""
     with pytest.raises(lethe.ConfigError) as info:
@@ -180,8 +203,24 @@ def test_unlearn_refuses_before_touching_the_model(toy, method, overrides):
 
 # --- property: every numeric setting, every kind of number --------------------------------------
 
-SPECIAL = [0, -0.0, 1, -1, -3, 0.5, 1.0, 100, 1e-320, 1e308, -1e308, 10**30, 10**400,
-           float("nan"), float("inf"), float("-inf")]  # fmt: skip
+SPECIAL = [
+    0,
+    -0.0,
+    1,
+    -1,
+    -3,
+    0.5,
+    1.0,
+    100,
+    1e-320,
+    1e308,
+    -1e308,
+    10**30,
+    10**400,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+]
 NUMBERS = st.one_of(
     st.sampled_from(SPECIAL),
     st.floats(allow_nan=True, allow_infinity=True),

@@ -14,9 +14,13 @@ from lethe.weights import Layout, adapt_input_conv, layout, pair_in_order, read_
 
 def net(channels: int = 3, classes: int = 10) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(channels, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(channels, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(4, classes),
-    )  # fmt: skip
+    )
 
 
 def test_read_state_dict_formats(tmp_path):

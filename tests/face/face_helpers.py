@@ -37,4 +37,3 @@ def make_identity_folder(root: Path, counts: dict[str, int], seed: int = 0, grey
             else:
                 Image.fromarray(pixels).save(folder / f"{i:03d}.png")
     return root
-

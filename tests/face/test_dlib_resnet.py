@@ -202,6 +202,19 @@ def test_embedder_settings_are_checked():
 
 def test_cli_reports_a_missing_model_in_one_line(cli, faces_spec, tmp_path, monkeypatch):
     monkeypatch.setenv("LETHE_MODELS", str(tmp_path / "none"))
-    r = cli("train", "--dataset", faces_spec, "--embedder", "dlib-resnet", "--pretrained", "dlib",
-                       "--size", "150", "--epochs", "1", "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
+    r = cli(
+        "train",
+        "--dataset",
+        faces_spec,
+        "--embedder",
+        "dlib-resnet",
+        "--pretrained",
+        "dlib",
+        "--size",
+        "150",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "m.safetensors"),
+    )
     assert r.code == 2 and "make dlib-models" in r.err and len(r.err_lines) == 1, r.err

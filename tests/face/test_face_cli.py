@@ -7,8 +7,24 @@ import json
 import pytest
 from face_helpers import RUNTIME, make_identity_folder
 
-TRAIN = ("--size", "32", "--embedder", "light-resnet", "--head", "linear", "--width", "8", "--embedding-dim", "32",
-         "--epochs", "4", "--batch-size", "8", "--lr", "0.01")  # fmt: skip
+TRAIN = (
+    "--size",
+    "32",
+    "--embedder",
+    "light-resnet",
+    "--head",
+    "linear",
+    "--width",
+    "8",
+    "--embedding-dim",
+    "32",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "8",
+    "--lr",
+    "0.01",
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +38,34 @@ def trained(tmp_path_factory, faces_spec):
 
 def test_train_unlearn_evaluate(cli, trained, tmp_path):
     out = tmp_path / "forgot.safetensors"
-    r = cli("unlearn", "--checkpoint", trained, "--forget", "person_2", "--method", "svd", "--out", out,
-            "--record", tmp_path / "record.json", *RUNTIME)  # fmt: skip
+    r = cli(
+        "unlearn",
+        "--checkpoint",
+        trained,
+        "--forget",
+        "person_2",
+        "--method",
+        "svd",
+        "--out",
+        out,
+        "--record",
+        tmp_path / "record.json",
+        *RUNTIME,
+    )
     assert r.code == 0, r.err
     assert "svd forgot person_2" in r.out
-    r = cli("evaluate", "--checkpoint", out, "--forget", "person_2", "--json", tmp_path / "m.json",
-            "--pairs-per-identity", "5", *RUNTIME)  # fmt: skip
+    r = cli(
+        "evaluate",
+        "--checkpoint",
+        out,
+        "--forget",
+        "person_2",
+        "--json",
+        tmp_path / "m.json",
+        "--pairs-per-identity",
+        "5",
+        *RUNTIME,
+    )
     assert r.code == 0, r.err
     metrics = json.loads((tmp_path / "m.json").read_text())["metrics"]
     assert {"forget_test", "retain_test", "verif_acc", "tar_forget"} <= set(metrics)
@@ -54,8 +92,21 @@ def test_train_bad_input(cli, tmp_path):
     cases = [
         (("--dataset", f"folder:{tmp_path / 'empty'}"), "has no identities"),
         (("--dataset", f"folder:{few}", "--min-images", "4", "--exclude", "a"), "too few for the train/test split"),
-        (("--dataset", f"folder:{few}", "--embedder", "inception-resnet-v1", "--embedding-dim", "512",
-          "--pretrained", "vggface2", "--weights", str(tmp_path / "no.pt")), "weights file not found"),  # fmt: skip
+        (
+            (
+                "--dataset",
+                f"folder:{few}",
+                "--embedder",
+                "inception-resnet-v1",
+                "--embedding-dim",
+                "512",
+                "--pretrained",
+                "vggface2",
+                "--weights",
+                str(tmp_path / "no.pt"),
+            ),
+            "weights file not found",
+        ),
     ]
     for args, message in cases:
         out = tmp_path / "o.safetensors"

@@ -21,8 +21,24 @@ from lethe_face.cli import main
 #: Long enough for both runs to learn the generated identities' training images (shorter recipes
 #: land anywhere between 20 and 100 % with the sample order). Batch 16: BatchNorm statistics are
 #: per process under DDP, and batches of 4 per process left the 2-process model at 40 %.
-TRAIN = ("--size", "32", "--embedder", "light-resnet", "--head", "linear", "--width", "8", "--embedding-dim", "32",
-         "--epochs", "30", "--batch-size", "16", "--lr", "0.05")  # fmt: skip
+TRAIN = (
+    "--size",
+    "32",
+    "--embedder",
+    "light-resnet",
+    "--head",
+    "linear",
+    "--width",
+    "8",
+    "--embedding-dim",
+    "32",
+    "--epochs",
+    "30",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.05",
+)
 #: Points of identification accuracy on the training images by which the 2-process models may
 #: differ from the 1-process ones (another sample order; one image is worth 2-10 points here).
 #: Both DELETE runs unlearn the same one-process checkpoint.
@@ -44,15 +60,35 @@ def runs(tmp_path_factory, faces_spec) -> tuple[Path, Path]:
     for folder, run in ((root, distributed), (work, single)):
         run("train", "--dataset", faces_spec, *TRAIN, "--out", folder / "train.safetensors")
     for folder, run in ((root, distributed), (work, single)):  # both unlearn the one-process model
-        run("unlearn", "--checkpoint", work / "train.safetensors", "--forget", "person_2", "--method", "delete",
-            "--out", folder / "delete.safetensors")  # fmt: skip
+        run(
+            "unlearn",
+            "--checkpoint",
+            work / "train.safetensors",
+            "--forget",
+            "person_2",
+            "--method",
+            "delete",
+            "--out",
+            folder / "delete.safetensors",
+        )
     config = work / "bench.yaml"
-    config.write_text(yaml.safe_dump({
-        "dataset": faces_spec, "forget": "person_3", "data": {"size": 32}, "heads": ["linear"],
-        "model": {"embedding_dim": 32, "width": 8}, "recipe": {"epochs": 2, "batch_size": 8, "lr": 0.01,
-        "warmup_epochs": 0}, "examples": 1, "evaluation": {"relearn_per_class": 0, "probe": False},
-        "verification": {"pairs_per_identity": 5}, "overrides": {"delete": {"epochs": 1, "lr": 0.01}},
-        "progress": False}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": faces_spec,
+                "forget": "person_3",
+                "data": {"size": 32},
+                "heads": ["linear"],
+                "model": {"embedding_dim": 32, "width": 8},
+                "recipe": {"epochs": 2, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0},
+                "examples": 1,
+                "evaluation": {"relearn_per_class": 0, "probe": False},
+                "verification": {"pairs_per_identity": 5},
+                "overrides": {"delete": {"epochs": 1, "lr": 0.01}},
+                "progress": False,
+            }
+        )
+    )
     done = torchrun("lethe_face.cli", ["bench", config, "--out", root / "bench"])
     assert done.returncode == 0, done.stderr[-3000:]
     assert_printed_once(done.stdout, root / "bench" / "results.md")  # by rank 0 only
@@ -61,8 +97,14 @@ def runs(tmp_path_factory, faces_spec) -> tuple[Path, Path]:
 
 def test_outputs_are_written_once_by_rank_zero(runs):
     root, _ = runs
-    assert listing(root) == ["bench", "bench/faces.png", "bench/results.json", "bench/results.md",
-                             "delete.safetensors", "train.safetensors"]  # fmt: skip
+    assert listing(root) == [
+        "bench",
+        "bench/faces.png",
+        "bench/results.json",
+        "bench/results.md",
+        "delete.safetensors",
+        "train.safetensors",
+    ]
     rows = json.loads((root / "bench" / "results.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["original", "retrain", "delete", "svd"]
 

@@ -46,8 +46,11 @@ def test_inception_resnet_v1_offline(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="VGGFace2 weights are not on this machine"):
         build_face_model(FaceModelSpec(3, "inception-resnet-v1", pretrained="vggface2", embedding_dim=512))
     with pytest.raises(ConfigError, match="not found"):
-        build_face_model(FaceModelSpec(3, "inception-resnet-v1", pretrained="vggface2", embedding_dim=512,
-                                       weights=str(tmp_path / "none.pt")))  # fmt: skip
+        build_face_model(
+            FaceModelSpec(
+                3, "inception-resnet-v1", pretrained="vggface2", embedding_dim=512, weights=str(tmp_path / "none.pt")
+            )
+        )
 
 
 def test_bad_model_settings():
@@ -62,13 +65,16 @@ def test_bad_model_settings():
 def test_margin_warmup_ramps_the_training_margin_from_zero():
     from lethe_face.pipeline import identity_step
 
-    model = build_face_model(FaceModelSpec(4, head="cosine", embedding_dim=8, width=4, image_size=32,
-                                           margin=0.4, margin_warmup_epochs=2))  # fmt: skip
+    model = build_face_model(
+        FaceModelSpec(4, head="cosine", embedding_dim=8, width=4, image_size=32, margin=0.4, margin_warmup_epochs=2)
+    )
     step = identity_step(model.head, steps_per_epoch=3)
     batch = (torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
     margins = [step(model, batch)[1]["margin"].item() for _ in range(8)]
     assert margins == pytest.approx([0.0, 0.4 / 6, 0.8 / 6, 0.2, 1.6 / 6, 2.0 / 6, 0.4, 0.4])
-    assert identity_step(build_face_model(FaceModelSpec(4, head="cosine", width=4, image_size=32)).head)(
-        model, batch)[1] == {}  # no warm-up: the full margin from the first step, nothing logged  # fmt: skip
+    assert (
+        identity_step(build_face_model(FaceModelSpec(4, head="cosine", width=4, image_size=32)).head)(model, batch)[1]
+        == {}
+    )  # no warm-up: the full margin from the first step, nothing logged
     with pytest.raises(ConfigError, match="margin_warmup_epochs must not be negative"):
         build_face_model(FaceModelSpec(3, head="cosine", margin_warmup_epochs=-1))

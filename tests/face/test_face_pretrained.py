@@ -14,8 +14,20 @@ from lethe_face import FaceModelSpec, build_face_model
 from lethe_face.checkpoints import load_face_model
 
 LITE0 = "timm:tf_efficientnet_lite0"
-TRAIN = ("--size", "32", "--head", "linear", "--embedding-dim", "16", "--epochs", "1", "--batch-size", "8",
-         "--lr", "0.01")  # fmt: skip
+TRAIN = (
+    "--size",
+    "32",
+    "--head",
+    "linear",
+    "--embedding-dim",
+    "16",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--lr",
+    "0.01",
+)
 
 
 def test_timm_embedder_takes_packaged_weights():
@@ -38,8 +50,19 @@ def test_timm_embedder_bad_settings():
 
 def test_train_with_pretrained_timm_embedder(cli, faces_spec, tmp_path):
     out = tmp_path / "lite0.safetensors"
-    r = cli("train", "--dataset", faces_spec, *TRAIN, "--embedder", LITE0, "--pretrained", "efficientnet-lite0",
-            "--out", out, *RUNTIME)  # fmt: skip
+    r = cli(
+        "train",
+        "--dataset",
+        faces_spec,
+        *TRAIN,
+        "--embedder",
+        LITE0,
+        "--pretrained",
+        "efficientnet-lite0",
+        "--out",
+        out,
+        *RUNTIME,
+    )
     assert r.code == 0, r.err
     assert read_spec(out)["model"]["pretrained"] == "efficientnet-lite0"
     model, _ = load_face_model(out)

@@ -81,13 +81,19 @@ def test_head_set_by_image_count_keeps_the_forgotten_identity():
 
 def test_run_config_writes_results(faces_spec, tmp_path):
     cfg = {
-        "dataset": faces_spec, "forget": "person_3", "data": {"size": 32}, "heads": ["linear", "cosine"],
+        "dataset": faces_spec,
+        "forget": "person_3",
+        "data": {"size": 32},
+        "heads": ["linear", "cosine"],
         "model": {"embedding_dim": 32, "width": 8, "scale": 16, "margin": 0.2},
-        "recipe": {"epochs": 4, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0}, "examples": 2,
-        "evaluation": {"relearn_per_class": 0, "probe": False}, "verification": {"pairs_per_identity": 5},
-        "overrides": {"delete": {"epochs": 2, "lr": 0.01}}, "head_overrides": {"cosine": {"delete": {"lr": 0.001}}},
+        "recipe": {"epochs": 4, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0},
+        "examples": 2,
+        "evaluation": {"relearn_per_class": 0, "probe": False},
+        "verification": {"pairs_per_identity": 5},
+        "overrides": {"delete": {"epochs": 2, "lr": 0.01}},
+        "head_overrides": {"cosine": {"delete": {"lr": 0.001}}},
         "progress": False,
-    }  # fmt: skip
+    }
     result = run_config(cfg, tmp_path / "out", log=lambda _: None)
     names = [(r["head"], r["method"]) for r in result["rows"]]
     assert names == [(h, m) for h in ("linear", "cosine") for m in ("original", "retrain", "delete", "svd")]
@@ -109,11 +115,19 @@ def test_run_config_writes_results(faces_spec, tmp_path):
 
 def test_several_seeds_train_one_original_each_on_the_same_test_images(faces_spec, tmp_path):
     cfg = {
-        "dataset": faces_spec, "forget": "person_3", "data": {"size": 32}, "heads": ["linear"], "methods": ["svd"],
-        "model": {"embedding_dim": 32, "width": 8}, "recipe": {"epochs": 6, "batch_size": 8, "lr": 0.01,
-        "warmup_epochs": 0}, "examples": 1, "evaluation": {"relearn_per_class": 0, "probe": False},
-        "verification": {"pairs_per_identity": 5}, "seeds": [0, 1], "progress": False,
-    }  # fmt: skip
+        "dataset": faces_spec,
+        "forget": "person_3",
+        "data": {"size": 32},
+        "heads": ["linear"],
+        "methods": ["svd"],
+        "model": {"embedding_dim": 32, "width": 8},
+        "recipe": {"epochs": 6, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0},
+        "examples": 1,
+        "evaluation": {"relearn_per_class": 0, "probe": False},
+        "verification": {"pairs_per_identity": 5},
+        "seeds": [0, 1],
+        "progress": False,
+    }
     result = run_config(cfg, tmp_path / "out", log=lambda _: None)
     assert [(r["seed"], r["method"]) for r in result["rows"]] == [
         (s, m) for s in (0, 1) for m in ("original", "retrain", "svd")
@@ -143,6 +157,9 @@ def test_shipped_configs_parse(name):
 
 def test_delete_defaults_for_faces_freeze_batchnorm_and_anchor_on_kept_people():
     assert method_overrides("delete") == {"freeze_bn": True, "use_retain": True}
-    assert method_overrides("delete", {"freeze_bn": False, "lr": 1e-4}) == {"freeze_bn": False, "use_retain": True,
-                                                                          "lr": 1e-4}  # fmt: skip
+    assert method_overrides("delete", {"freeze_bn": False, "lr": 1e-4}) == {
+        "freeze_bn": False,
+        "use_retain": True,
+        "lr": 1e-4,
+    }
     assert method_overrides("svd", {"tune": False}) == {"tune": False}

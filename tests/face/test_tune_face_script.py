@@ -19,10 +19,16 @@ def tune():
 
 def _config(faces_spec: str, tmp_path: Path) -> Path:
     cfg = {
-        "task": "face", "dataset": faces_spec, "forget": "person_3", "data": {"size": 32}, "heads": ["linear"],
-        "model": {"embedding_dim": 32, "width": 8}, "recipe": {"epochs": 3, "batch_size": 8, "lr": 0.01,
-        "warmup_epochs": 0}, "val_fraction": 0.2, "overrides": {"delete": {"epochs": 1}},
-    }  # fmt: skip
+        "task": "face",
+        "dataset": faces_spec,
+        "forget": "person_3",
+        "data": {"size": 32},
+        "heads": ["linear"],
+        "model": {"embedding_dim": 32, "width": 8},
+        "recipe": {"epochs": 3, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0},
+        "val_fraction": 0.2,
+        "overrides": {"delete": {"epochs": 1}},
+    }
     path = tmp_path / "face.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

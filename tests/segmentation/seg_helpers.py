@@ -56,6 +56,5 @@ def make_seg_folder(root: Path, counts: dict[str, int] | None = None, seed: int 
     return root
 
 
-
 def train_args(spec: str, out: Path, *extra: str) -> list[str]:
     return ["train", "--dataset", spec, *TINY_MODEL, *TINY_RECIPE, "--out", str(out), *extra]

@@ -27,7 +27,6 @@ from lethe_segmentation.cli import build_parser
 SVD_FAST = ("--set", "tune=false", "--set", "num_forget=4", "--retain-images", "4")
 
 
-
 assert_clean_failure = functools.partial(clean_failure, prog="lethe-segment")
 
 
@@ -73,9 +72,25 @@ def test_train_oracle_unlearn_evaluate(cli, tiny_spec, trained, tmp_path):
     assert read_spec(oracle)["ignored_classes"] == [3]
 
     before = trained.read_bytes()
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "car", "--method", "delete", "--set", "epochs=10",
-                 "--set", "lr=0.01", "--set", "forget_pixel_weight=5", "--batch-size", "4",
-                 "--out", deleted)  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        trained,
+        "--forget",
+        "car",
+        "--method",
+        "delete",
+        "--set",
+        "epochs=10",
+        "--set",
+        "lr=0.01",
+        "--set",
+        "forget_pixel_weight=5",
+        "--batch-size",
+        "4",
+        "--out",
+        deleted,
+    )
     assert result.code == 0, result.err
     assert "delete forgot car" in result.out
     assert trained.read_bytes() == before and weights_differ(trained, deleted)
@@ -83,8 +98,22 @@ def test_train_oracle_unlearn_evaluate(cli, tiny_spec, trained, tmp_path):
     assert unlearned["method"] == "delete" and unlearned["forget_classes"] == [3]
     assert unlearned["settings"]["forget_pixel_weight"] == 5.0 and unlearned["source"] == str(trained)
 
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "3", "--method", "svd", *SVD_FAST,
-                 "--batch-size", "4", "--out", svd, "--record", record)  # fmt: skip
+    result = cli(
+        "unlearn",
+        "--checkpoint",
+        trained,
+        "--forget",
+        "3",
+        "--method",
+        "svd",
+        *SVD_FAST,
+        "--batch-size",
+        "4",
+        "--out",
+        svd,
+        "--record",
+        record,
+    )
     assert result.code == 0, result.err
     data = json.loads(record.read_text())
     assert data["method"] == "svd" and data["extra"]["forget_samples"] == 4 and data["extra"]["retain_images"] == 4
@@ -95,8 +124,15 @@ def test_train_oracle_unlearn_evaluate(cli, tiny_spec, trained, tmp_path):
     output = json.loads(report.read_text())
     assert output["forget"] == [3]  # taken from the checkpoint's record
     metrics = output["metrics"]
-    for key in ("miou_retain", "iou_forget", "recall_forget", "recall_forget_train", "pixel_accuracy",
-                "predicted_forget", "forget_to_gap"):  # fmt: skip
+    for key in (
+        "miou_retain",
+        "iou_forget",
+        "recall_forget",
+        "recall_forget_train",
+        "pixel_accuracy",
+        "predicted_forget",
+        "forget_to_gap",
+    ):
         assert 0.0 <= metrics[key] <= 100.0, key
     assert len(metrics["iou"]) == 4 and sum(metrics["forget_to"]) == pytest.approx(100.0)
     assert np.array(metrics["confusion"]).shape == (4, 4)
@@ -113,14 +149,49 @@ def test_evaluate_without_forget_classes(cli, trained):
 
 def test_bench_writes_tables_and_overlays(cli, tiny_spec, tmp_path):
     out = tmp_path / "bench"
-    result = cli("bench", "--dataset", tiny_spec, *TINY_MODEL, "--epochs", "2", "--batch-size", "4",
-                 "--forget", "car", "--forget", "tree", "--methods", "delete,svd,random_label",
-                 "--set", "delete.epochs=1", "--set", "random_label.epochs=1", "--set", "svd.grid_r=10,100",
-                 "--set", "svd.grid_f=3", "--retain-images", "4", "--overlays", "2", "--unlearn-batch-size", "4",
-                 "--cache", tmp_path / "cache", "--out", out)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        tiny_spec,
+        *TINY_MODEL,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--forget",
+        "car",
+        "--forget",
+        "tree",
+        "--methods",
+        "delete,svd,random_label",
+        "--set",
+        "delete.epochs=1",
+        "--set",
+        "random_label.epochs=1",
+        "--set",
+        "svd.grid_r=10,100",
+        "--set",
+        "svd.grid_f=3",
+        "--retain-images",
+        "4",
+        "--overlays",
+        "2",
+        "--unlearn-batch-size",
+        "4",
+        "--cache",
+        tmp_path / "cache",
+        "--out",
+        out,
+    )
     assert result.code == 0, result.err
-    assert listing(out) == ["iou_car.png", "iou_tree.png", "overlays_car.png", "overlays_tree.png",
-                            "results.json", "results.md"]  # fmt: skip
+    assert listing(out) == [
+        "iou_car.png",
+        "iou_tree.png",
+        "overlays_car.png",
+        "overlays_tree.png",
+        "results.json",
+        "results.md",
+    ]
     cached = ["original.safetensors", "retrain_car.safetensors", "retrain_tree.safetensors"]
     assert listing(tmp_path / "cache") == cached
     data = json.loads((out / "results.json").read_text())
@@ -129,8 +200,16 @@ def test_bench_writes_tables_and_overlays(cli, tiny_spec, tmp_path):
         rows = {row["method"]: row for row in run["rows"]}
         assert list(rows) == ["original", "delete", "svd", "random_label", "retrain"]
         for row in rows.values():
-            for key in ("miou_retain", "recall_forget", "iou", "forget_to", "forget_to_gap", "seconds",
-                        "seconds_vs_retrain", "miou_retain_drop"):  # fmt: skip
+            for key in (
+                "miou_retain",
+                "recall_forget",
+                "iou",
+                "forget_to",
+                "forget_to_gap",
+                "seconds",
+                "seconds_vs_retrain",
+                "miou_retain_drop",
+            ):
                 assert key in row, (row["method"], key)
         assert rows["retrain"]["forget_to_gap"] == 0.0 and rows["retrain"]["seconds_vs_retrain"] == 1.0
         assert rows["original"]["miou_retain_drop"] == 0.0
@@ -145,9 +224,28 @@ def test_bench_writes_tables_and_overlays(cli, tiny_spec, tmp_path):
 
     # a second run reuses the cached original and oracles
     again = tmp_path / "again"
-    result = cli("bench", "--dataset", tiny_spec, *TINY_MODEL, "--epochs", "2", "--batch-size", "4",
-                 "--forget", "car", "--methods", "delete", "--set", "delete.epochs=1", "--overlays", "0",
-                 "--cache", tmp_path / "cache", "--out", again)  # fmt: skip
+    result = cli(
+        "bench",
+        "--dataset",
+        tiny_spec,
+        *TINY_MODEL,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--forget",
+        "car",
+        "--methods",
+        "delete",
+        "--set",
+        "delete.epochs=1",
+        "--overlays",
+        "0",
+        "--cache",
+        tmp_path / "cache",
+        "--out",
+        again,
+    )
     assert result.code == 0, result.err
     rows = json.loads((again / "results.json").read_text())["runs"][0]["rows"]
     first = json.loads((out / "results.json").read_text())["runs"][0]["rows"]
@@ -203,8 +301,9 @@ def test_image_and_label_of_different_sizes(cli, broken, tmp_path):
 
 
 def test_bench_bad_class_fails_before_training(cli, tiny_spec, tmp_path):
-    result = cli("bench", "--dataset", tiny_spec, *TINY_MODEL, "--forget", "car", "--forget", "Truck",
-                 "--out", tmp_path / "b")  # fmt: skip
+    result = cli(
+        "bench", "--dataset", tiny_spec, *TINY_MODEL, "--forget", "car", "--forget", "Truck", "--out", tmp_path / "b"
+    )
     assert_clean_failure(result, "unknown class 'truck'")
     assert listing(tmp_path) == []
 
@@ -213,8 +312,9 @@ def test_bad_model_and_size(cli, tiny_spec, tmp_path):
     out = tmp_path / "m.safetensors"
     result = cli("train", "--dataset", tiny_spec, "--arch", "Unet", "--encoder", "resnet7", "--out", out)
     assert_clean_failure(result, "unknown encoder 'resnet7'")
-    result = cli("train", "--dataset", tiny_spec, "--arch", "FPN", "--encoder", "resnet18", "--size", "40x40",
-                 "--out", out)  # fmt: skip
+    result = cli(
+        "train", "--dataset", tiny_spec, "--arch", "FPN", "--encoder", "resnet18", "--size", "40x40", "--out", out
+    )
     assert_clean_failure(result, "size 40x40 is not divisible by the model stride 32")
     result = cli("train", "--dataset", tiny_spec, "--arch", "Segnet", "--out", out)
     assert_clean_failure(result, "unknown architecture 'Segnet'")
@@ -228,11 +328,13 @@ def test_missing_dataset_checkpoint_and_method(cli, trained, tmp_path):
     assert_clean_failure(result, "dataset folder not found")
     result = cli("evaluate", "--checkpoint", tmp_path / "none.safetensors")
     assert_clean_failure(result, "checkpoint not found")
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "car", "--method", "scrub",
-                 "--out", tmp_path / "x.safetensors")  # fmt: skip
+    result = cli(
+        "unlearn", "--checkpoint", trained, "--forget", "car", "--method", "scrub", "--out", tmp_path / "x.safetensors"
+    )
     assert_clean_failure(result, "'scrub' has no per-pixel form")
-    result = cli("unlearn", "--checkpoint", trained, "--forget", "car", "--set", "nope=1",
-                 "--out", tmp_path / "x.safetensors")  # fmt: skip
+    result = cli(
+        "unlearn", "--checkpoint", trained, "--forget", "car", "--set", "nope=1", "--out", tmp_path / "x.safetensors"
+    )
     assert_clean_failure(result, "no setting 'nope'")
     result = cli("unlearn", "--checkpoint", trained, "--forget", "car", "--out", trained)
     assert_clean_failure(result, "would overwrite an input")
@@ -240,7 +342,9 @@ def test_missing_dataset_checkpoint_and_method(cli, trained, tmp_path):
 
 
 def test_worker_errors_become_one_line():
-    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
-                        "last):\n  File x\nlethe.errors.DataError: label /d/a.png has value 9")  # fmt: skip
+    wrapped = DataError(
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+        "last):\n  File x\nlethe.errors.DataError: label /d/a.png has value 9"
+    )
     assert one_line(wrapped) == "label /d/a.png has value 9"
     assert one_line(DataError("plain")) == "plain"

@@ -20,8 +20,20 @@ from seg_helpers import RUNTIME, TINY_MODEL, train_args
 from lethe_segmentation.checkpoints import load_model
 from lethe_segmentation.cli import main
 
-SVD = ("--forget", "car", "--method", "svd", "--set", "tune=false", "--set", "num_forget=4", "--retain-images", "4",
-       "--batch-size", "4")  # fmt: skip
+SVD = (
+    "--forget",
+    "car",
+    "--method",
+    "svd",
+    "--set",
+    "tune=false",
+    "--set",
+    "num_forget=4",
+    "--retain-images",
+    "4",
+    "--batch-size",
+    "4",
+)
 
 #: Points by which the 2-process training may differ from the 1-process one (another sample order).
 TOLERANCE = 15.0
@@ -40,10 +52,32 @@ def runs(tmp_path_factory, tiny_spec, trained) -> Path:
     distributed(*train_args(tiny_spec, root / "train2.safetensors"))
     distributed("unlearn", "--checkpoint", trained, *SVD, "--out", root / "svd2.safetensors")
     assert main(["unlearn", "--checkpoint", str(trained), *SVD, "--out", str(root / "svd1.safetensors"), *RUNTIME]) == 0
-    done = distributed("bench", "--dataset", tiny_spec, *TINY_MODEL, "--epochs", "2", "--batch-size", "4",
-                       "--forget", "car", "--methods", "delete,svd", "--set", "delete.epochs=1",
-                       "--set", "svd.tune=false", "--retain-images", "4", "--overlays", "1",
-                       "--unlearn-batch-size", "4", "--out", root / "bench")  # fmt: skip
+    done = distributed(
+        "bench",
+        "--dataset",
+        tiny_spec,
+        *TINY_MODEL,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--forget",
+        "car",
+        "--methods",
+        "delete,svd",
+        "--set",
+        "delete.epochs=1",
+        "--set",
+        "svd.tune=false",
+        "--retain-images",
+        "4",
+        "--overlays",
+        "1",
+        "--unlearn-batch-size",
+        "4",
+        "--out",
+        root / "bench",
+    )
     assert_printed_once(done.stdout, root / "bench" / "results.md")  # by rank 0 only
     return root
 

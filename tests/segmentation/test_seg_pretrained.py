@@ -17,8 +17,16 @@ from lethe.pretrained import pretrained_state
 from lethe_segmentation.checkpoints import load_model
 from lethe_segmentation.models import ModelSpec, build_model, initial_model
 
-LITE0 = ("--arch", "Unet", "--encoder", "tu-tf_efficientnet_lite0", "--encoder-depth", "3",
-         "--decoder-channels", "16,8,8")  # fmt: skip
+LITE0 = (
+    "--arch",
+    "Unet",
+    "--encoder",
+    "tu-tf_efficientnet_lite0",
+    "--encoder-depth",
+    "3",
+    "--decoder-channels",
+    "16,8,8",
+)
 assert_clean_failure = functools.partial(clean_failure, prog="lethe-segment")
 
 
@@ -45,8 +53,20 @@ def test_file_weights_fill_an_smp_encoder(tmp_path):
 
 def test_train_with_pretrained_encoder(cli, tiny_spec, tmp_path):
     out = tmp_path / "lite0.safetensors"
-    result = cli("train", "--dataset", tiny_spec, *LITE0, "--epochs", "1", "--batch-size", "4",
-                 "--pretrained", "efficientnet-lite0", "--out", out)  # fmt: skip
+    result = cli(
+        "train",
+        "--dataset",
+        tiny_spec,
+        *LITE0,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--pretrained",
+        "efficientnet-lite0",
+        "--out",
+        out,
+    )
     assert result.code == 0, result.err
     assert read_spec(out)["model"]["pretrained"] == "efficientnet-lite0"
     model, _ = load_model(out)  # rebuilt without reading the pretrained weights

@@ -25,8 +25,9 @@ def batches(iterable) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(x.clone(), y.clone()) for x, y in iterable]
 
 
-@pytest.mark.parametrize(("shuffle", "n", "drop_last"), [(True, 37, False), (True, 40, False), (True, 37, True),
-                                                        (False, 37, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("shuffle", "n", "drop_last"), [(True, 37, False), (True, 40, False), (True, 37, True), (False, 37, False)]
+)
 def test_device_loader_gives_the_dataloader_batches_for_a_seed(shuffle, n, drop_last):
     b = bundle(n)
     engine = Engine(device="cpu", progress=False, seed=4)

@@ -12,8 +12,11 @@ def test_writes_a_seeded_sample_per_class(tmp_path):
     out = tmp_path / "small"
     assert main([f"imagefolder:{source}", str(out), "--train", "2", "--test", "1"]) == 0
     assert {p.relative_to(out).parts[:2] for p in out.rglob("*.png")} == {
-        ("train", "c0"), ("train", "c1"), ("test", "c0"), ("test", "c1")
-    }  # fmt: skip
+        ("train", "c0"),
+        ("train", "c1"),
+        ("test", "c0"),
+        ("test", "c1"),
+    }
     bundle = load_dataset(f"imagefolder:{out}")
     assert len(bundle.train) == 4 and len(bundle.test) == 2
     first = sorted(p.read_bytes() for p in out.rglob("*.png"))

@@ -25,10 +25,15 @@ def one_thread():  # tiny tensors: one thread takes seconds where two contending
 
 def _tiny_net() -> nn.Module:
     net = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
-    )  # fmt: skip
+        nn.Conv2d(3, 4, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 3),
+    )
     net[1].running_mean.uniform_(-0.2, 0.2)
     net[1].running_var.uniform_(0.5, 2.0)
     return net.eval()
@@ -44,9 +49,14 @@ def test_reference_svd_matches_ours_on_one_batch_without_subsampling():
     xf, yf = torch.randn(8, 3, 8, 8) + 0.5, torch.full((8,), 2)
     overrides = {"tune": False, "alpha_r": 100.0, "alpha_f": 3.0, "retain_per_class": 100, "num_forget": 100}
     ours, record = lethe.unlearn(
-        model, "svd", forget=_loader(xf, yf), retain=_loader(xr, yr), forget_classes=[2], overrides=overrides,
+        model,
+        "svd",
+        forget=_loader(xf, yf),
+        retain=_loader(xr, yr),
+        forget_classes=[2],
+        overrides=overrides,
         engine=Engine(device="cpu", progress=False),
-    )  # fmt: skip
+    )
     assert record.extra["retain_samples"] == 12 and record.extra["forget_samples"] == 8
     ref = svd_unlearn_reference(copy.deepcopy(model), xr, xf, ReferenceSVDSettings(100.0, 3.0, max_patches=None))
     changed = 0
@@ -83,8 +93,13 @@ def test_reference_delete_loop_forgets_and_stops_when_asked():
     with torch.no_grad():
         before = torch.softmax(model(x), 1)[:, 2].mean()
     calls = []
-    losses = delete_reference(model, _loader(x, y), [2], ReferenceDeleteSettings(epochs=5, lr=0.05),
-                              stop=lambda: calls.append(1) or len(calls) == 3)  # fmt: skip
+    losses = delete_reference(
+        model,
+        _loader(x, y),
+        [2],
+        ReferenceDeleteSettings(epochs=5, lr=0.05),
+        stop=lambda: calls.append(1) or len(calls) == 3,
+    )
     assert len(losses) == 3
     with torch.no_grad():
         assert torch.softmax(model.eval()(x), 1)[:, 2].mean() < before

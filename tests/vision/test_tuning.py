@@ -29,8 +29,9 @@ def test_choose_takes_the_best_objective_under_the_limit():
 
 def test_tuning_markdown_lists_every_setting_and_the_choice():
     rows = [_row(80.0, 5.0, 1.0), _row(75.0, 2.0, 3.0)]
-    text = tuning_markdown("T", {"budget": 4}, "intro", ("before", _row(81.0, 99.0, 0.0)), rows,
-                           ("clean_acc", "asr"), {"lr": 3.0}, "rule")  # fmt: skip
+    text = tuning_markdown(
+        "T", {"budget": 4}, "intro", ("before", _row(81.0, 99.0, 0.0)), rows, ("clean_acc", "asr"), {"lr": 3.0}, "rule"
+    )
     assert text.startswith("# T\n") and "- **budget**: 4" in text
     assert "| before | 1.0 | 81.00 | 99.00 | 81.00 | 99.00 |" in text
     assert "| lr=3.0 | 1.0 | 75.00 | 2.00 | 75.00 | 2.00 |" in text

@@ -70,8 +70,10 @@ def config_from_mapping(cfg: Mapping[str, Any]) -> BackdoorBenchConfig:
     values = {ALIASES.get(k, k): v for k, v in cfg.items() if k not in RUNNER_KEYS}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"unknown backdoor benchmark setting(s) {', '.join(unknown)}; settings are "
-                          f"{', '.join(sorted(known | set(ALIASES) | RUNNER_KEYS))}")  # fmt: skip
+        raise ConfigError(
+            f"unknown backdoor benchmark setting(s) {', '.join(unknown)}; settings are "
+            f"{', '.join(sorted(known | set(ALIASES) | RUNNER_KEYS))}"
+        )
     if "recipe" in values:
         values["recipe"] = TrainRecipe(**values["recipe"])
     for key in ("methods", "budgets", "sweep_methods"):
@@ -170,25 +172,45 @@ def run_backdoor_bench(
                 row = _row(method, defended, record, splits, engine, stamped, base)
                 if method == config.focus and method not in models:
                     models[method] = defended
-            sweep.append({**{k: row[k] for k in ("method", "clean_acc", "asr", "robust_acc", "seconds")},
-                          "budget": text, "stamped": row["stamped"], "clean": row["clean"]})  # fmt: skip
+            sweep.append(
+                {
+                    **{k: row[k] for k in ("method", "clean_acc", "asr", "robust_acc", "seconds")},
+                    "budget": text,
+                    "stamped": row["stamped"],
+                    "clean": row["clean"],
+                }
+            )
             log(f"  sweep {method} budget {text}: " + _line(method, row))
     after = models.get(config.focus)
     examples, clean_images, stamped_images = _examples(model, after, splits, stamped, engine, config, bundle)
     header = {
-        "dataset": bundle.name, "arch": config.arch, "width": config.width,
-        "attack": splits.attack.describe(), "target": f"{splits.target} ({bundle.classes[splits.target]})",
+        "dataset": bundle.name,
+        "arch": config.arch,
+        "width": config.width,
+        "attack": splits.attack.describe(),
+        "target": f"{splits.target} ({bundle.classes[splits.target]})",
         "poisoned training samples": f"{splits.num_poisoned} of {len(splits.train)}",
         "defender's clean pool (held out of training)": len(splits.pool),
-        "test samples": len(splits.test), "stamped test samples (non-target)": len(stamped),
-        "recipe": asdict(config.recipe), "budget": config.budget, "budget source": config.budget_source,
-        "budgets swept": list(config.budgets), "seed": config.seed, "method_overrides": config.method_overrides,
+        "test samples": len(splits.test),
+        "stamped test samples (non-target)": len(stamped),
+        "recipe": asdict(config.recipe),
+        "budget": config.budget,
+        "budget source": config.budget_source,
+        "budgets swept": list(config.budgets),
+        "seed": config.seed,
+        "method_overrides": config.method_overrides,
         **environment(engine),
-    }  # fmt: skip
+    }
     result = {
-        "header": header, "classes": bundle.classes, "attack": splits.attack.to_dict(), "focus": config.focus,
-        "budget": main.describe(), "rows": rows, "sweep": sweep, "examples": examples,
-    }  # fmt: skip
+        "header": header,
+        "classes": bundle.classes,
+        "attack": splits.attack.to_dict(),
+        "focus": config.focus,
+        "budget": main.describe(),
+        "rows": rows,
+        "sweep": sweep,
+        "examples": examples,
+    }
     return BenchOutput(result, clean_images, stamped_images)
 
 
@@ -197,10 +219,16 @@ def _row(method, model, record, splits, engine, stamped, base) -> dict[str, Any]
     budget = record.extra.get("budget", {})
     extra = {k: v for k, v in record.extra.items() if k not in ("grid", "budget", "curve", "pruned_channels")}
     return {
-        "method": method, **metrics, "delta_clean_acc": metrics["clean_acc"] - base["clean_acc"],
-        "seconds": record.seconds, "stamped": budget.get("stamped"), "clean": budget.get("clean"),
-        "settings": record.settings, "log": record.log, "extra": extra,
-    }  # fmt: skip
+        "method": method,
+        **metrics,
+        "delta_clean_acc": metrics["clean_acc"] - base["clean_acc"],
+        "seconds": record.seconds,
+        "stamped": budget.get("stamped"),
+        "clean": budget.get("clean"),
+        "settings": record.settings,
+        "log": record.log,
+        "extra": extra,
+    }
 
 
 def _same_budget(a: str, b: str) -> bool:
@@ -256,9 +284,15 @@ def write_backdoor_bench(output: BenchOutput, out: str | Path, title: str) -> No
     focus = result["focus"] if any(f"clean_{result['focus']}" in e for e in result["examples"][:1]) else "backdoored"
     if result["examples"]:
         plot_examples(
-            out / "examples.png", output.clean_images, output.stamped_images, result["examples"], result["classes"],
-            "backdoored", focus, f"{title}: clean and stamped test images",
-        )  # fmt: skip
+            out / "examples.png",
+            output.clean_images,
+            output.stamped_images,
+            result["examples"],
+            result["classes"],
+            "backdoored",
+            focus,
+            f"{title}: clean and stamped test images",
+        )
 
 
 #: the backdoor task of ``benchmarks/run.py`` (``check_benchmark``: its ``--check``)

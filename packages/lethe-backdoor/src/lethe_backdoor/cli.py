@@ -62,10 +62,19 @@ def _poisoning(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack", default="badnets", help=f"one of: {', '.join(list_attacks())}")
     p.add_argument("--target", type=int, default=None, help="the attack's target label (default 0)")
     p.add_argument("--rate", type=float, default=None, help="poisoning rate in (0, 1] (default 0.1)")
-    p.add_argument("--attack-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="an attack setting, e.g. size=4, position=random, pattern=white, alpha=0.1")  # fmt: skip
-    p.add_argument("--val-fraction", type=float, default=0.05,
-                   help="share of training data held out of training: the defender's clean pool")  # fmt: skip
+    p.add_argument(
+        "--attack-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an attack setting, e.g. size=4, position=random, pattern=white, alpha=0.1",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.05,
+        help="share of training data held out of training: the defender's clean pool",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,13 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("unlearn", help="remove the backdoor of a checkpoint with the defender's budget")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
     p.add_argument("--method", default="delete", help=f"one of: {', '.join(list_defences())}")
-    p.add_argument("--budget", default="0.01",
-                   help="stamped samples the defender has: a share of the training set (0.01) or a count")  # fmt: skip
-    p.add_argument("--budget-source", default="stamp", choices=SOURCES,
-                   help="stamp: clean images stamped with the known trigger; poisoned: identified poisoned "
-                        "training samples")  # fmt: skip
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a method setting, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--budget",
+        default="0.01",
+        help="stamped samples the defender has: a share of the training set (0.01) or a count",
+    )
+    p.add_argument(
+        "--budget-source",
+        default="stamp",
+        choices=SOURCES,
+        help="stamp: clean images stamped with the known trigger; poisoned: identified poisoned training samples",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a method setting, e.g. --set lr=1e-3 (repeatable)",
+    )
     p.add_argument("--batch-size", type=int, default=128)
     add_output_arg(p, "--out", required=True, help="new checkpoint file for the defended model")
     add_output_arg(p, "--record", help="also write the run record (JSON) here")
@@ -106,8 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="budgets swept (comma separated)")
     p.add_argument("--sweep-methods", default="delete", help="defences run at every budget (comma separated)")
     p.add_argument("--budget-source", default="stamp", choices=SOURCES)
-    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="override a method setting, e.g. --set delete.epochs=5 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="override a method setting, e.g. --set delete.epochs=5 (repeatable)",
+    )
     p.add_argument("--unlearn-batch-size", type=int, default=128)
     p.add_argument("--examples", type=int, default=4, help="test images in the example figure")
     add_output_arg(p, "--out", required=True, folder=True, help="output folder: results.json, results.md, two PNGs")
@@ -141,10 +166,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     spec = model_spec(args.arch, bundle, args.width, pretrained)
     model, seconds, log = train_model(spec, splits.train, bundle, recipe, engine, "backdoored")
     info = {
-        "model": spec.to_dict(), "dataset": args.dataset, "classes": bundle.classes,
-        "split": {"val_fraction": args.val_fraction, "seed": args.seed}, "excluded_classes": [],
-        "recipe": vars(recipe), "train_seconds": seconds, "train_log": log,
-    }  # fmt: skip
+        "model": spec.to_dict(),
+        "dataset": args.dataset,
+        "classes": bundle.classes,
+        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
+        "excluded_classes": [],
+        "recipe": vars(recipe),
+        "train_seconds": seconds,
+        "train_log": log,
+    }
     save_backdoored(model, args.out, info, splits)
     print(
         f"trained {args.arch} on {args.dataset} poisoned by {attack.describe()} "
@@ -162,9 +192,17 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     model, info, splits = load_backdoored(args.checkpoint, args.data_root)
     budget = make_budget(splits, spec, args.budget_source)
     defended, record = run_defence(model, args.method, budget, splits.bundle, engine, overrides, args.batch_size)
-    info = {**info, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
-                                  "settings": record.settings, "seconds": record.seconds,
-                                  "budget": budget.describe(), "source": str(args.checkpoint)}}  # fmt: skip
+    info = {
+        **info,
+        "unlearned": {
+            "method": record.method,
+            "forget_classes": record.forget_classes,
+            "settings": record.settings,
+            "seconds": record.seconds,
+            "budget": budget.describe(),
+            "source": str(args.checkpoint),
+        },
+    }
     with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
         save_model(defended, out, info)
         if record_path:
@@ -179,8 +217,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     engine = engine_from_args(args)
     model, info, splits = load_backdoored(args.checkpoint, args.data_root)
     metrics = evaluate_backdoor(model, splits, engine)
-    output = {"checkpoint": str(args.checkpoint), "attack": splits.attack.to_dict(), "target": splits.target,
-              "metrics": metrics, "unlearned": info.get("unlearned")}  # fmt: skip
+    output = {
+        "checkpoint": str(args.checkpoint),
+        "attack": splits.attack.to_dict(),
+        "target": splits.target,
+        "metrics": metrics,
+        "unlearned": info.get("unlearned"),
+    }
     if args.json:
         write_json_atomic(args.json, output)
     for key, value in metrics.items():
@@ -191,14 +234,22 @@ def cmd_bench(args: argparse.Namespace) -> None:
     _check_batch(args.unlearn_batch_size, "--unlearn-batch-size")
     engine = engine_from_args(args)
     config = BackdoorBenchConfig(
-        arch=args.arch, attack=args.attack, attack_overrides=_attack_overrides(args),
+        arch=args.arch,
+        attack=args.attack,
+        attack_overrides=_attack_overrides(args),
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-        budget=parse_budget(args.budget).text, budgets=tuple(b.text for b in parse_budgets(args.budgets)),
+        budget=parse_budget(args.budget).text,
+        budgets=tuple(b.text for b in parse_budgets(args.budgets)),
         sweep_methods=tuple(m.strip() for m in args.sweep_methods.split(",") if m.strip()),
-        budget_source=args.budget_source, width=args.width, recipe=recipe_from_args(args),
-        val_fraction=args.val_fraction, seed=args.seed, batch_size=args.unlearn_batch_size,
-        method_overrides=parse_method_overrides(args.set), examples=args.examples,
-    )  # fmt: skip
+        budget_source=args.budget_source,
+        width=args.width,
+        recipe=recipe_from_args(args),
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        batch_size=args.unlearn_batch_size,
+        method_overrides=parse_method_overrides(args.set),
+        examples=args.examples,
+    )
     build_attack(config.attack, config.attack_overrides)  # bad settings fail before the dataset loads
     bundle = load_dataset(args.dataset, args.data_root)
     output = run_backdoor_bench(bundle, config, engine)
@@ -208,8 +259,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print_report(Path(args.out) / "results.md")
 
 
-COMMANDS = {"train": cmd_train, "poison": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate,
-            "bench": cmd_bench}  # fmt: skip
+COMMANDS = {
+    "train": cmd_train,
+    "poison": cmd_train,
+    "unlearn": cmd_unlearn,
+    "evaluate": cmd_evaluate,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,14 +160,25 @@ def _run_unlearning(
     score_fn = None
     if held is not None:
         score_fn = functools.partial(
-            budget_score, clean=held.clean, stamped_true=held.stamped_true_data(), target=budget.target,
-            bundle=bundle, engine=engine,
-        )  # fmt: skip
+            budget_score,
+            clean=held.clean,
+            stamped_true=held.stamped_true_data(),
+            target=budget.target,
+            bundle=bundle,
+            engine=engine,
+        )
     lethe.engine.seed_everything(engine.seed)
     defended, record = lethe.unlearn(
-        model, name, forget=forget, forget_classes=(budget.target,), retain=retain, score_fn=score_fn,
-        num_classes=bundle.num_classes, settings=settings, engine=engine,
-    )  # fmt: skip
+        model,
+        name,
+        forget=forget,
+        forget_classes=(budget.target,),
+        retain=retain,
+        score_fn=score_fn,
+        num_classes=bundle.num_classes,
+        settings=settings,
+        engine=engine,
+    )
     if held is not None:
         record.extra["tuned_on"] = {"stamped": held.size, "clean": len(held.clean)}
     return defended, record
@@ -185,9 +196,14 @@ def _run_registered(
     synchronize(engine.device)
     seconds = time.perf_counter() - start
     record = lethe.UnlearnRecord(
-        method=entry.name, settings=dataclasses.asdict(settings), forget_classes=[ctx.budget.target],
-        seconds=seconds, device=str(engine.device), log=log, extra=extra,
-    )  # fmt: skip
+        method=entry.name,
+        settings=dataclasses.asdict(settings),
+        forget_classes=[ctx.budget.target],
+        seconds=seconds,
+        device=str(engine.device),
+        log=log,
+        extra=extra,
+    )
     return target.eval(), record
 
 
@@ -277,19 +293,25 @@ def fine_pruning(model: nn.Module, s: FinePruningSettings, ctx: DefenceContext) 
     try:
         if s.epochs > 0:
             _, record = lethe.unlearn(
-                model, "finetune",
+                model,
+                "finetune",
                 forget=_loader(budget.stamped, ctx.bundle, engine, ctx.batch_size, augment=True),
                 forget_classes=(budget.target,),
                 retain=_loader(budget.clean, ctx.bundle, engine, ctx.batch_size, augment=True),
                 overrides={"epochs": s.epochs, "lr": s.lr, "momentum": s.momentum, "weight_decay": s.weight_decay},
-                engine=engine, inplace=True,
-            )  # fmt: skip
+                engine=engine,
+                inplace=True,
+            )
             log = record.log
     finally:
         prune.remove(head, "weight")  # bake the zeros in: a plain state dict, pruned channels stay zero
     pruned = int((~keep).sum())
     extra = {
-        "channels": len(keep), "pruned": pruned, "pruned_channels": torch.nonzero(~keep).view(-1).tolist(),
-        "clean_acc_before": curve[0], "clean_acc_pruned": curve[pruned], "curve": curve,
-    }  # fmt: skip
+        "channels": len(keep),
+        "pruned": pruned,
+        "pruned_channels": torch.nonzero(~keep).view(-1).tolist(),
+        "clean_acc_before": curve[0],
+        "clean_acc_pruned": curve[pruned],
+        "curve": curve,
+    }
     return log, extra

@@ -43,12 +43,15 @@ def markdown(result: Mapping[str, Any], title: str) -> str:
     lines += ["", "## Checks", "", *(f"- {line}" for line in checks(result))]
     main = result["budget"]
     lines += [
-        "", f"## Defences at budget {main['budget']} ({main['stamped']} stamped, {main['clean']} clean images, "
-        f"source: {main['source']})", "",
+        "",
+        f"## Defences at budget {main['budget']} ({main['stamped']} stamped, {main['clean']} clean images, "
+        f"source: {main['source']})",
+        "",
         "`delta_clean_acc`: change of clean accuracy from the backdoored model; `seconds`: wall time of the "
-        "defence alone (training time for the backdoored model).", "",
+        "defence alone (training time for the backdoored model).",
+        "",
         markdown_table(result["rows"], COLUMNS),
-    ]  # fmt: skip
+    ]
     for method in dict.fromkeys(row["method"] for row in result["sweep"]):
         rows = [row for row in result["sweep"] if row["method"] == method]
         lines += [f"## {method}: ASR as the defender's budget shrinks", "", markdown_table(rows, SWEEP_COLUMNS)]

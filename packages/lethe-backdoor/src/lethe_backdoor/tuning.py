@@ -20,9 +20,12 @@ REPORT = TuningReport(
     title="Choosing {method}'s settings on the defender's validation images",
     intro="Validation: the defender's pool images outside the budget (clean, and their non-target images "
     "stamped). Test columns are for the record; nothing is chosen on them.",
-    columns=("clean_acc", "asr", "robust_acc"), reference="undefended", limit="asr", objective="clean_acc",
+    columns=("clean_acc", "asr", "robust_acc"),
+    reference="undefended",
+    limit="asr",
+    objective="clean_acc",
     limit_header="max_asr",
-)  # fmt: skip
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +67,15 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({"overrides": overrides, "seconds": record.seconds, **scores(defended)})
             print(f"{overrides}: validation {runs[-1]['validation']}", flush=True)
         header = {
-            "checkpoint": str(args.checkpoint), "method": args.method, "attack": splits.attack.describe(),
-            "budget": budget.describe(), "validation images": f"{len(val)} clean, {len(val_stamped)} stamped",
-            "max_asr": args.max_asr, "device": str(engine.device), "seed": args.seed,
-        }  # fmt: skip
+            "checkpoint": str(args.checkpoint),
+            "method": args.method,
+            "attack": splits.attack.describe(),
+            "budget": budget.describe(),
+            "validation images": f"{len(val)} clean, {len(val_stamped)} stamped",
+            "max_asr": args.max_asr,
+            "device": str(engine.device),
+            "seed": args.seed,
+        }
         REPORT.write(args.out, header, undefended, runs)
 
     return run_command("tune_backdoor_delete.py", p, {"run": run}, argv)

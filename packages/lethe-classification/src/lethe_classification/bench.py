@@ -105,8 +105,13 @@ def run_bench(
 
     def add_row(name: str, model, seconds: float, extra: dict) -> None:
         evaluation = evaluate_model(model, splits, engine, config.evaluation)
-        row = {"method": name, **evaluation.metrics, "seconds": seconds,
-               "per_class_test": evaluation.per_class_test, **extra}  # fmt: skip
+        row = {
+            "method": name,
+            **evaluation.metrics,
+            "seconds": seconds,
+            "per_class_test": evaluation.per_class_test,
+            **extra,
+        }
         rows.append(row)
         log(f"{name:>10}: " + ", ".join(f"{k} {row[k]:.2f}" for k in (*evaluation.metrics, "seconds")))
 
@@ -117,26 +122,40 @@ def run_bench(
         add_row("retrain", oracle, float(info["train_seconds"]), {"train_log": info.get("train_log", [])})
     for name in config.methods:
         method, overrides = config.resolve(name)
-        model, record = unlearn_model(original, method, splits, engine, overrides, config.unlearn_batch_size,
-                                      config.retain_per_class)  # fmt: skip
+        model, record = unlearn_model(
+            original, method, splits, engine, overrides, config.unlearn_batch_size, config.retain_per_class
+        )
         extra = {k: v for k, v in record.extra.items() if k != "grid"}
         add_row(name, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
     derive_columns(rows)
     header = {
-        "dataset": bundle.name, "arch": config.arch, "width": config.width,
+        "dataset": bundle.name,
+        "arch": config.arch,
+        "width": config.width,
         "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
-        "epochs": config.recipe.epochs, "recipe": asdict(config.recipe),
-        "train samples": len(splits.train), "validation samples (held out of train)": len(splits.validation),
-        "test samples": len(splits.test), "seed": config.seed,
-        "evaluation": asdict(config.evaluation), "method_overrides": config.method_overrides,
+        "epochs": config.recipe.epochs,
+        "recipe": asdict(config.recipe),
+        "train samples": len(splits.train),
+        "validation samples (held out of train)": len(splits.validation),
+        "test samples": len(splits.test),
+        "seed": config.seed,
+        "evaluation": asdict(config.evaluation),
+        "method_overrides": config.method_overrides,
         **({"variants": config.variants} if config.variants else {}),
         "retained images per class given to methods": config.retain_per_class or "all",
-        **({"pretrained": config.pretrained, "image size": bundle.image_size, "normalisation":
-            {"mean": list(bundle.mean), "std": list(bundle.std)}} if config.pretrained else {}),
+        **(
+            {
+                "pretrained": config.pretrained,
+                "image size": bundle.image_size,
+                "normalisation": {"mean": list(bundle.mean), "std": list(bundle.std)},
+            }
+            if config.pretrained
+            else {}
+        ),
         **({"original model cache": config.cache} if config.cache else {}),
         **({} if config.oracle else {"retrain oracle": "not trained (avg_gap, acc_gap, seconds_vs_retrain empty)"}),
         **environment(engine),
-    }  # fmt: skip
+    }
     return {"header": header, "classes": bundle.classes, "forget": list(splits.forget_classes), "rows": rows}
 
 
@@ -157,20 +176,43 @@ def derive_columns(rows: Sequence[dict[str, Any]]) -> None:
 def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=main_print) -> TrainedModel:
     """Train the original model on the training split of ``config.seed`` (all classes), or load
     it from ``config.cache``; returns (model, training seconds, training log)."""
-    model, info = cached_original(bundle, config.arch, config.width, config.recipe, config.seed,
-                                  config.val_fraction, engine, config.cache, log, config.pretrained)  # fmt: skip
+    model, info = cached_original(
+        bundle,
+        config.arch,
+        config.width,
+        config.recipe,
+        config.seed,
+        config.val_fraction,
+        engine,
+        config.cache,
+        log,
+        config.pretrained,
+    )
     return model, float(info["train_seconds"]), info.get("train_log", [])
 
 
 def cached_original(
-    bundle: DatasetBundle, arch: str, width: int | None, recipe: TrainRecipe, seed: int, val_fraction: float,
-    engine: Engine, cache: str | Path | None, log=main_print, pretrained: str | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+    bundle: DatasetBundle,
+    arch: str,
+    width: int | None,
+    recipe: TrainRecipe,
+    seed: int,
+    val_fraction: float,
+    engine: Engine,
+    cache: str | Path | None,
+    log=main_print,
+    pretrained: str | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
     """The original model and its info (training seconds and log; ``cached``: the file it was
     loaded from), trained on all classes or loaded from ``cache/original-<arch>-<hash>.safetensors``."""
     spec = model_spec(arch, bundle, width, pretrained)
-    identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": recipe_identity(recipe), "seed": seed,
-                "val_fraction": val_fraction}  # fmt: skip
+    identity = {
+        "dataset": bundle.name,
+        "model": spec.to_dict(),
+        "recipe": recipe_identity(recipe),
+        "seed": seed,
+        "val_fraction": val_fraction,
+    }
 
     def train() -> tuple[nn.Module, float, list]:
         splits = make_splits(bundle, (), val_fraction, seed)
@@ -185,9 +227,14 @@ def cached_oracle(
     """The retrain oracle of ``splits`` (the original's recipe on the retained training data),
     trained or loaded from ``config.cache/retrain-<arch>-<hash>.safetensors``."""
     spec = model_spec(config.arch, bundle, config.width, config.pretrained)
-    identity = {"dataset": bundle.name, "model": spec.to_dict(), "recipe": recipe_identity(config.recipe),
-                "seed": config.seed, "val_fraction": config.val_fraction,
-                "forget": sorted(int(c) for c in splits.forget_classes)}  # fmt: skip
+    identity = {
+        "dataset": bundle.name,
+        "model": spec.to_dict(),
+        "recipe": recipe_identity(config.recipe),
+        "seed": config.seed,
+        "val_fraction": config.val_fraction,
+        "forget": sorted(int(c) for c in splits.forget_classes),
+    }
 
     def train() -> tuple[nn.Module, float, list]:
         return train_model(spec, splits.retain_train, bundle, config.recipe, engine, "retrain")
@@ -330,8 +377,12 @@ def forget_set(entry, classes) -> ForgetSet:
     if unknown or "classes" not in entry:
         raise ConfigError(f"a forget set takes classes, methods, strongest_baselines, seeds; got {sorted(entry)}")
     methods, seeds = entry.get("methods"), entry.get("seeds")
-    return ForgetSet(parse_classes(str(entry["classes"]), classes), tuple(methods) if methods else None,
-                     int(entry.get("strongest_baselines", 0)), tuple(seeds) if seeds is not None else None)  # fmt: skip
+    return ForgetSet(
+        parse_classes(str(entry["classes"]), classes),
+        tuple(methods) if methods else None,
+        int(entry.get("strongest_baselines", 0)),
+        tuple(seeds) if seeds is not None else None,
+    )
 
 
 def only_sets(forget_sets: list[ForgetSet], wanted: list[str], classes) -> list[ForgetSet]:
@@ -348,13 +399,19 @@ def write_config_suite(cfg: Mapping[str, Any], runs: list, out: Path, title: str
     """Mean ± std tables, scatter and per-class plot of ``runs`` (every run's header holds its
     device and versions; the suite header takes the first run's)."""
     header = {k: v for k, v in runs[0]["header"].items() if k not in ("forget", "seed")}
-    strongest = {", ".join(map(str, r["forget"])): r["header"]["strongest_baselines"]
-                 for r in runs if "strongest_baselines" in r["header"]}  # fmt: skip
+    strongest = {
+        ", ".join(map(str, r["forget"])): r["header"]["strongest_baselines"]
+        for r in runs
+        if "strongest_baselines" in r["header"]
+    }
     if strongest:
         header["strongest baselines (lowest mean avg_gap on the same seed's earlier sets)"] = strongest
-    header.update(forget_sets=[list(f) for f in sorted({tuple(r["forget"]) for r in runs}, key=lambda f: (len(f), f))],
-                  seeds=sorted({r["header"]["seed"] for r in runs}), config=cfg.get("_path"),
-                  note=cfg.get("note", ""))  # fmt: skip
+    header.update(
+        forget_sets=[list(f) for f in sorted({tuple(r["forget"]) for r in runs}, key=lambda f: (len(f), f))],
+        seeds=sorted({r["header"]["seed"] for r in runs}),
+        config=cfg.get("_path"),
+        note=cfg.get("note", ""),
+    )
     write_suite(runs, out, title, header)
 
 
@@ -397,8 +454,12 @@ def run_benchmark(cfg: Mapping[str, Any], out: Path) -> None:
         variants=cfg.get("variants", {}),
         pretrained=cfg.get("pretrained"),
     )
-    engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0),
-                    data_on_device=bool(cfg.get("data_on_device", False)))  # fmt: skip
+    engine = Engine(
+        seed=config.seed,
+        progress=sys.stderr.isatty(),
+        num_workers=cfg.get("workers", 0),
+        data_on_device=bool(cfg.get("data_on_device", False)),
+    )
     title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")
     if "forget_sets" in cfg or "seeds" in cfg:
         seeds = cfg.get("seeds", [config.seed])

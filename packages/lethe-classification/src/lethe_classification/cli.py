@@ -66,16 +66,21 @@ PROG = "lethe-classify"
 def _data(p: argparse.ArgumentParser, with_dataset: bool = True) -> None:
     if with_dataset:
         p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS.names())}")
-    p.add_argument("--val-fraction", type=float, default=0.05,
-                   help="share of training data held out as validation (tuning only)")  # fmt: skip
+    p.add_argument(
+        "--val-fraction", type=float, default=0.05, help="share of training data held out as validation (tuning only)"
+    )
 
 
 def _evaluation(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("evaluation")
     g.add_argument("--mia-max-samples", type=int, default=None, help="cap per side for the MIA attacker")
     g.add_argument("--no-probe", action="store_true", help="skip probe_forget (linear probe on features)")
-    g.add_argument("--relearn-per-class", type=int, default=EvalOptions.relearn_per_class,
-                   help="forget samples per class for relearn_steps (0 skips it)")  # fmt: skip
+    g.add_argument(
+        "--relearn-per-class",
+        type=int,
+        default=EvalOptions.relearn_per_class,
+        help="forget samples per class for relearn_steps (0 skips it)",
+    )
 
 
 def _eval_options_from(args: argparse.Namespace) -> EvalOptions:
@@ -118,26 +123,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_preprocess_args(p)
     p.add_argument("--forget", required=True, help="classes to forget")
     p.add_argument("--methods", default="delete,svd", help="comma-separated method names")
-    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="override a method setting, e.g. --set delete.lr=1e-2 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="override a method setting, e.g. --set delete.lr=1e-2 (repeatable)",
+    )
     _evaluation(p)
-    add_output_arg(p, "--out", required=True, folder=True,
-                   help="output folder: results.json, results.md, per_class.png")  # fmt: skip
+    add_output_arg(
+        p, "--out", required=True, folder=True, help="output folder: results.json, results.md, per_class.png"
+    )
     add_runtime_args(p)
 
     p = sub.add_parser("import", help="make a checkpoint of your own model (a state dict for a named architecture)")
     p.add_argument("--weights", required=True, help="the state dict: .pth, .pt or .safetensors")
     p.add_argument("--arch", required=True, help=f"its architecture, one of: {', '.join(MODELS.names())}")
     p.add_argument("--width", type=int, default=None, help="base width of a lethe architecture")
-    p.add_argument("--classes", required=True,
-                   help="class names in the order of its outputs: a,b,c or a file with one per line")  # fmt: skip
+    p.add_argument(
+        "--classes", required=True, help="class names in the order of its outputs: a,b,c or a file with one per line"
+    )
     p.add_argument("--channels", type=int, default=3, choices=(1, 3), help="input channels (default 3)")
     g = p.add_argument_group("input preprocessing (required: what the model was trained with)")
     g.add_argument("--image-size", type=int, required=True, help="input side in pixels (images are resized to it)")
     g.add_argument("--mean", required=True, help="per-channel mean, e.g. 0.485,0.456,0.406 (or one value)")
     g.add_argument("--std", required=True, help="per-channel std, e.g. 0.229,0.224,0.225 (or one value)")
-    p.add_argument("--dataset", default=None,
-                   help="dataset that unlearn/evaluate use by default (else they need --dataset)")  # fmt: skip
+    p.add_argument(
+        "--dataset", default=None, help="dataset that unlearn/evaluate use by default (else they need --dataset)"
+    )
     add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
     return parser
 
@@ -179,11 +192,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = splits.retain_train if exclude else splits.train
     model, seconds, log = train_model(spec, data, bundle, recipe, engine)
     info = {
-        "model": spec.to_dict(), "dataset": args.dataset, "classes": bundle.classes,
-        "preprocess": Preprocess.of(bundle).to_dict(), "split": {"val_fraction": args.val_fraction, "seed": args.seed},
-        "excluded_classes": list(exclude), "recipe": vars(recipe), "train_seconds": seconds,
+        "model": spec.to_dict(),
+        "dataset": args.dataset,
+        "classes": bundle.classes,
+        "preprocess": Preprocess.of(bundle).to_dict(),
+        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
+        "excluded_classes": list(exclude),
+        "recipe": vars(recipe),
+        "train_seconds": seconds,
         "train_log": log,
-    }  # fmt: skip
+    }
     save_model(model, args.out, info)
     print(f"trained {args.arch} on {args.dataset} in {seconds:.1f}s; saved {args.out}")
 
@@ -195,9 +213,17 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     model, info = load_model(args.checkpoint)
     splits, used = _splits_from_checkpoint(info, args, args.forget, model)
     unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
-    info = {**info, **used, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
-                                  "settings": record.settings, "seconds": record.seconds,
-                                  "source": str(args.checkpoint)}}  # fmt: skip
+    info = {
+        **info,
+        **used,
+        "unlearned": {
+            "method": record.method,
+            "forget_classes": record.forget_classes,
+            "settings": record.settings,
+            "seconds": record.seconds,
+            "source": str(args.checkpoint),
+        },
+    }
     with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
         save_model(unlearned, out, info)
         if record_path:
@@ -242,8 +268,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         oracle_metrics = evaluate_model(oracle, splits, engine, options).metrics
         metrics["avg_gap"] = avg_gap(metrics, oracle_metrics)
         metrics["oracle"] = oracle_metrics
-    output = {"checkpoint": str(args.checkpoint), "forget": list(splits.forget_classes),
-              "metrics": metrics, "per_class_test": result.per_class_test}  # fmt: skip
+    output = {
+        "checkpoint": str(args.checkpoint),
+        "forget": list(splits.forget_classes),
+        "metrics": metrics,
+        "per_class_test": result.per_class_test,
+    }
     if args.json:
         write_json_atomic(args.json, output)
     for key, value in metrics.items():
@@ -258,10 +288,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
     recipe = recipe_from_args(args)
     bundle = load_preprocessed(args.dataset, args.data_root, preprocess_from_args(args))
     config = BenchConfig(
-        arch=args.arch, forget=parse_classes(args.forget, bundle.classes), methods=methods,
-        width=args.width, recipe=recipe, val_fraction=args.val_fraction, seed=args.seed,
-        method_overrides=overrides, evaluation=_eval_options_from(args),
-    )  # fmt: skip
+        arch=args.arch,
+        forget=parse_classes(args.forget, bundle.classes),
+        methods=methods,
+        width=args.width,
+        recipe=recipe,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        method_overrides=overrides,
+        evaluation=_eval_options_from(args),
+    )
     result = run_bench(bundle, config, engine)
     title = f"Class forgetting on {bundle.name} with {args.arch}"
     with atomic_folder(args.out) as out:  # every file or none
@@ -285,8 +321,13 @@ def cmd_import(args: argparse.Namespace) -> None:
     print(f"imported {args.arch} with {len(classes)} classes from {args.weights}; saved {args.out}")
 
 
-COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench,
-            "import": cmd_import}  # fmt: skip
+COMMANDS = {
+    "train": cmd_train,
+    "unlearn": cmd_unlearn,
+    "evaluate": cmd_evaluate,
+    "bench": cmd_bench,
+    "import": cmd_import,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

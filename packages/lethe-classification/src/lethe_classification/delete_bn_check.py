@@ -73,11 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_dataset(cfg["dataset"])
     engine = Engine(device="cpu", progress=False, seed=cfg.get("seed", 0))
     recipe = TrainRecipe(**cfg["recipe"])
-    lines = [f"# {__doc__.splitlines()[0]}", "", f"config: `{args.config}`; command: "
-             f"`python benchmarks/delete_bn_check.py {args.config} --classes {args.classes} --out {args.out}`", "",
-             "| forget | original | DELETE | DELETE weights + original BN stats | original weights + DELETE's BN "
-             "stats | DELETE weights + BN stats re-estimated on retained data |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# {__doc__.splitlines()[0]}",
+        "",
+        f"config: `{args.config}`; command: "
+        f"`python benchmarks/delete_bn_check.py {args.config} --classes {args.classes} --out {args.out}`",
+        "",
+        "| forget | original | DELETE | DELETE weights + original BN stats | original weights + DELETE's BN "
+        "stats | DELETE weights + BN stats re-estimated on retained data |",
+        "|---|---|---|---|---|---|",
+    ]
     splits0 = make_splits(bundle, (), 0.05, cfg.get("seed", 0))
     original, _, _ = train_model(
         model_spec(cfg["arch"], bundle, cfg.get("width")), splits0.train, bundle, recipe, engine
@@ -86,9 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         splits = make_splits(bundle, (c,), 0.05, cfg.get("seed", 0))
         deleted, _ = unlearn_model(original, "delete", splits, engine)
         retained = loader(engine, splits.retain_train, bundle, 128, train=True)
-        cells = [retain_test(m, splits, engine) for m in (
-            original, deleted, with_bn(deleted, bn_state(original)), with_bn(original, bn_state(deleted)),
-            recalibrate(deleted, retained, engine))]  # fmt: skip
+        cells = [
+            retain_test(m, splits, engine)
+            for m in (
+                original,
+                deleted,
+                with_bn(deleted, bn_state(original)),
+                with_bn(original, bn_state(deleted)),
+                recalibrate(deleted, retained, engine),
+            )
+        ]
         lines.append(f"| {c} ({bundle.classes[c]}) | " + " | ".join(f"{v:.2f}" for v in cells) + " |")
         print(lines[-1], flush=True)
     write_text_atomic(args.out, "\n".join(lines) + "\n")

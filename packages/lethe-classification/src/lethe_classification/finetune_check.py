@@ -37,8 +37,9 @@ def linear_probe(bundle, pretrained: str | None) -> float:
     model = build_model(model_spec(ARCH, bundle, None, pretrained))
     stats = torch.tensor([0.5] * 3).view(1, 3, 1, 1)
     train, test = torch.arange(0, 50000, 25), torch.arange(0, 10000, 10)
-    probe = LogisticRegression(max_iter=500).fit(features(model, bundle.train.images[train], stats).numpy(),
-                                                 bundle.train.labels[train].numpy())  # fmt: skip
+    probe = LogisticRegression(max_iter=500).fit(
+        features(model, bundle.train.images[train], stats).numpy(), bundle.train.labels[train].numpy()
+    )
     x = features(model, bundle.test.images[test], stats).numpy()
     return 100.0 * probe.score(x, bundle.test.labels[test].numpy())
 
@@ -64,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         recipe = TrainRecipe(epochs=1, batch_size=128, lr=lr, weight_decay=5e-5, warmup_epochs=0)
         model, seconds, log = train_model(model_spec(ARCH, bundle, None, pretrained), part, bundle, recipe, engine)
         acc = accuracy(outputs_on(model, test, bundle, engine))
-        lines.append(f"| 1 epoch on 6,000 images, lr {lr}, {pretrained or 'random init'} (mean loss "
-                     f"{log[-1]['loss']:.2f}) | {acc:.2f} | {seconds:.0f} |")  # fmt: skip
+        lines.append(
+            f"| 1 epoch on 6,000 images, lr {lr}, {pretrained or 'random init'} (mean loss "
+            f"{log[-1]['loss']:.2f}) | {acc:.2f} | {seconds:.0f} |"
+        )
         print(lines[-1], flush=True)
     write_text_atomic(args.out, "\n".join(lines) + "\n")
     return 0

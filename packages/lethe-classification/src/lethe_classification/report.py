@@ -12,10 +12,22 @@ from lethe.io import write_text_atomic
 from lethe_vision.report import column_stats, markdown_table, mean_std_cells, pyplot, save_figure
 
 COLUMNS = (
-    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "mia_correctness", "mia_entropy",
-    "mia_m_entropy", "mia_prob", "avg_gap", "acc_gap", "probe_forget", "relearn_steps", "seconds",
+    "forget_train",
+    "retain_train",
+    "forget_test",
+    "retain_test",
+    "mia_efficacy",
+    "mia_correctness",
+    "mia_entropy",
+    "mia_m_entropy",
+    "mia_prob",
+    "avg_gap",
+    "acc_gap",
+    "probe_forget",
+    "relearn_steps",
+    "seconds",
     "seconds_vs_retrain",
-)  # fmt: skip
+)
 
 
 #: Columns results written before them lack (the SVC_MIA attacks other than confidence).

@@ -96,15 +96,21 @@ def smoke_config() -> ScaleConfig:
     """The same stages at toy sizes: generated 16x16 data, width 4, one epoch, short methods."""
     quick = {"epochs": 1}
     return ScaleConfig(
-        dataset="generated", width=4, recipe=TrainRecipe(epochs=1, batch_size=64, lr=0.05, warmup_epochs=0),
-        forget=("c0", "c3"), method_overrides={
-            "delete": {"epochs": 2}, "svd": {"retain_per_class": 4, "num_forget": 16, "grid_r": (10.0, 100.0),
-                                             "grid_f": (1.0, 10.0)},
-            "salun": quick, "scrub": {"epochs": 1, "msteps": 1}, "random_label": quick,
+        dataset="generated",
+        width=4,
+        recipe=TrainRecipe(epochs=1, batch_size=64, lr=0.05, warmup_epochs=0),
+        forget=("c0", "c3"),
+        method_overrides={
+            "delete": {"epochs": 2},
+            "svd": {"retain_per_class": 4, "num_forget": 16, "grid_r": (10.0, 100.0), "grid_f": (1.0, 10.0)},
+            "salun": quick,
+            "scrub": {"epochs": 1, "msteps": 1},
+            "random_label": quick,
         },
         evaluation=EvalOptions(train_per_class=20, probe_per_class=10, relearn_per_class=2),
-        budget_seconds=600.0, min_original_test=0.0,
-    )  # fmt: skip
+        budget_seconds=600.0,
+        min_original_test=0.0,
+    )
 
 
 def generated_bundle(seed: int = 0, per_class: int = 48, size: int = 16) -> DatasetBundle:
@@ -150,8 +156,15 @@ class RunLog:
 #: first H200 runs (benchmarks/results/classification/cifar10-resnet18-w64-gpu/): salun and
 #: random_label fine-tune through a per-image DataLoader, and evaluation is mostly scikit-learn on
 #: the CPU (the membership-inference SVC and the probe).
-STAGE_EPOCHS = {"oracle": 1.0, "delete": 1.0, "svd": 2.0, "salun": 30.0, "scrub": 4.0, "random_label": 30.0,
-                "evaluate": 6.0}  # fmt: skip
+STAGE_EPOCHS = {
+    "oracle": 1.0,
+    "delete": 1.0,
+    "svd": 2.0,
+    "salun": 30.0,
+    "scrub": 4.0,
+    "random_label": 30.0,
+    "evaluate": 6.0,
+}
 
 
 class Estimate:
@@ -170,8 +183,7 @@ class Estimate:
         return epochs * self.epoch_seconds
 
     def remaining(self, done_classes: int, baselines_left: Sequence[str]) -> float:
-        per_class = (self.stage("oracle") + 3 * self.stage("delete") + 2 * self.stage("svd")
-                     + 6 * self.stage("evaluate"))  # fmt: skip
+        per_class = self.stage("oracle") + 3 * self.stage("delete") + 2 * self.stage("svd") + 6 * self.stage("evaluate")
         left = (len(self.config.forget) - done_classes) * per_class
         return left + sum(self.stage(b) + self.stage("evaluate") for b in baselines_left)
 
@@ -187,22 +199,38 @@ def delete_to_target(original: nn.Module, splits: Splits, config: ScaleConfig, e
     seed_everything(config.seed)
     model = copy.deepcopy(original)
     forget = loader(engine, splits.forget_train, splits.bundle, config.unlearn_batch_size, train=True)
-    clock = EpochClock(forget, lambda: forget_train_accuracy(model, splits, engine), config.target_forget_train,
-                       True, engine.device)  # fmt: skip
+    clock = EpochClock(
+        forget, lambda: forget_train_accuracy(model, splits, engine), config.target_forget_train, True, engine.device
+    )
     overrides = config.method_overrides.get("delete", {})
-    lethe.unlearn(model, "delete", forget=clock, forget_classes=splits.forget_classes,
-                  num_classes=splits.bundle.num_classes, overrides=overrides, engine=engine, inplace=True)  # fmt: skip
+    lethe.unlearn(
+        model,
+        "delete",
+        forget=clock,
+        forget_classes=splits.forget_classes,
+        num_classes=splits.bundle.num_classes,
+        overrides=overrides,
+        engine=engine,
+        inplace=True,
+    )
     clock.close_epoch()
     reached = clock.reached or {}
-    return {"epochs_run": clock.epochs, "seconds": clock.train_seconds, "epochs_to_target": reached.get("epoch"),
-            "seconds_to_target": reached.get("train_seconds"), "history": clock.history, "model": model}  # fmt: skip
+    return {
+        "epochs_run": clock.epochs,
+        "seconds": clock.train_seconds,
+        "epochs_to_target": reached.get("epoch"),
+        "seconds_to_target": reached.get("train_seconds"),
+        "history": clock.history,
+        "model": model,
+    }
 
 
 class ScaleRun:
     """The stages of one ``bench-gpu`` run and the results they fill in."""
 
-    def __init__(self, config: ScaleConfig, bundle: DatasetBundle, engine: Engine, out: Path | None,
-                 log: RunLog, title: str) -> None:  # fmt: skip
+    def __init__(
+        self, config: ScaleConfig, bundle: DatasetBundle, engine: Engine, out: Path | None, log: RunLog, title: str
+    ) -> None:
         self.config, self.bundle, self.engine, self.out, self.log, self.title = config, bundle, engine, out, log, title
         self.classes = [parse_classes(name, bundle.classes) for name in config.forget]
         self.estimate = Estimate(config)
@@ -230,18 +258,29 @@ class ScaleRun:
         splits0 = make_splits(self.bundle, self.classes[0], config.val_fraction, config.seed)
         spec = model_spec(config.arch, self.bundle, config.width)
         self.fit_epochs(spec, splits0)
-        self.log(f"training the original: {config.arch} width {config.width}, {config.recipe.epochs} epochs, "
-                 f"{len(splits0.train)} images")  # fmt: skip
+        self.log(
+            f"training the original: {config.arch} width {config.width}, {config.recipe.epochs} epochs, "
+            f"{len(splits0.train)} images"
+        )
         original, seconds, train_log = train_model(spec, splits0.train, self.bundle, config.recipe, engine, "original")
         self.estimate.epoch_seconds = seconds / config.recipe.epochs
-        self.speed["training epoch"] = {"seconds": self.estimate.epoch_seconds, "images": len(splits0.train),
-                                        "images_per_s": len(splits0.train) / self.estimate.epoch_seconds}  # fmt: skip
-        self.log(f"original trained in {seconds:.1f} s ({self.estimate.epoch_seconds:.2f} s/epoch); "
-                 f"estimated time left {self._left(0):.0f} s")  # fmt: skip
+        self.speed["training epoch"] = {
+            "seconds": self.estimate.epoch_seconds,
+            "images": len(splits0.train),
+            "images_per_s": len(splits0.train) / self.estimate.epoch_seconds,
+        }
+        self.log(
+            f"original trained in {seconds:.1f} s ({self.estimate.epoch_seconds:.2f} s/epoch); "
+            f"estimated time left {self._left(0):.0f} s"
+        )
         for i, forget in enumerate(self.classes):
             splits = make_splits(self.bundle, forget, config.val_fraction, config.seed)
-            run = {"header": {**self.header, "forget": [f"{c} ({self.bundle.classes[c]})" for c in forget]},
-                   "classes": self.bundle.classes, "forget": list(forget), "rows": []}  # fmt: skip
+            run = {
+                "header": {**self.header, "forget": [f"{c} ({self.bundle.classes[c]})" for c in forget]},
+                "classes": self.bundle.classes,
+                "forget": list(forget),
+                "rows": [],
+            }
             self.runs.append(run)
             with self.guard(f"original on {self.bundle.classes[forget[0]]}"):
                 self._add(run, splits, "original", original, seconds, {"train_log": train_log})
@@ -278,8 +317,11 @@ class ScaleRun:
         per_epoch = seconds * len(splits.train) / n
         trainings = 1 + len(self.classes) * (1 - 1 / self.bundle.num_classes)
         fit = max(1, int(config.train_budget_seconds / (trainings * per_epoch)))
-        self.header["speed probe"] = {"seconds per epoch (estimated)": per_epoch, "recipe epochs": config.recipe.epochs,
-                                      "epochs that fit the training budget": fit}  # fmt: skip
+        self.header["speed probe"] = {
+            "seconds per epoch (estimated)": per_epoch,
+            "recipe epochs": config.recipe.epochs,
+            "epochs that fit the training budget": fit,
+        }
         self.log(
             f"speed probe: about {per_epoch:.2f} s per epoch; {fit} epochs fit {config.train_budget_seconds:.0f} s"
         )
@@ -307,14 +349,23 @@ class ScaleRun:
                 merged = {**config.method_overrides.get(method, {}), **overrides}
                 self._method_row(run, splits, original, variant, method, merged)
 
-    def _method_row(self, run: dict, splits: Splits, original: nn.Module, name: str, method: str,
-                    overrides: Mapping[str, Any]) -> None:  # fmt: skip
+    def _method_row(
+        self, run: dict, splits: Splits, original: nn.Module, name: str, method: str, overrides: Mapping[str, Any]
+    ) -> None:
         seed_everything(self.config.seed)
-        model, record = unlearn_model(original, method, splits, self.engine, overrides, self.config.unlearn_batch_size,
-                                      self.config.retain_per_class)  # fmt: skip
+        model, record = unlearn_model(
+            original,
+            method,
+            splits,
+            self.engine,
+            overrides,
+            self.config.unlearn_batch_size,
+            self.config.retain_per_class,
+        )
         extra = {k: v for k, v in record.extra.items() if k != "grid"}
-        self._add(run, splits, name, model, record.seconds, {"settings": record.settings, "log": record.log,
-                                                             "extra": extra})  # fmt: skip
+        self._add(
+            run, splits, name, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra}
+        )
 
     def _add(self, run: dict, splits: Splits, name: str, model: nn.Module, seconds: float, extra: dict) -> None:
         evaluation = evaluate_model(model, splits, self.engine, self.config.evaluation)
@@ -329,8 +380,10 @@ class ScaleRun:
         run["rows"].append(row)
         if any(r["method"] == "retrain" for r in run["rows"]):
             derive_columns(run["rows"])
-        self.log(f"{self.bundle.classes[splits.forget_classes[0]]:>10} {name:>16}: forget_test "
-                 f"{row['forget_test']:.2f}, retain_test {row['retain_test']:.2f}, {seconds:.2f} s")  # fmt: skip
+        self.log(
+            f"{self.bundle.classes[splits.forget_classes[0]]:>10} {name:>16}: forget_test "
+            f"{row['forget_test']:.2f}, retain_test {row['retain_test']:.2f}, {seconds:.2f} s"
+        )
         self.write()
 
     def _left(self, done_classes: int) -> float:
@@ -341,16 +394,23 @@ class ScaleRun:
     def _header(self) -> dict[str, Any]:
         config, bundle = self.config, self.bundle
         return {
-            "dataset": bundle.name, "arch": config.arch, "width": config.width, "recipe": asdict(config.recipe),
+            "dataset": bundle.name,
+            "arch": config.arch,
+            "width": config.width,
+            "recipe": asdict(config.recipe),
             "forget sets": [[bundle.classes[c] for c in f] for f in self.classes],
             "methods": ["delete", "delete-to-target", "svd", *config.variants, *config.baselines],
             "variants": {k: {"method": m, "overrides": o} for k, (m, o) in config.variants.items()},
-            "method_overrides": config.method_overrides, "unlearn batch size": config.unlearn_batch_size,
+            "method_overrides": config.method_overrides,
+            "unlearn batch size": config.unlearn_batch_size,
             "retained images per class given to methods": config.retain_per_class or "all",
-            "evaluation": asdict(config.evaluation), "validation fraction": config.val_fraction,
-            "seed": config.seed, "data path": "DeviceLoader" if self.engine.data_on_device else "DataLoader",
-            "budget seconds": config.budget_seconds, **environment(self.engine),
-        }  # fmt: skip
+            "evaluation": asdict(config.evaluation),
+            "validation fraction": config.val_fraction,
+            "seed": config.seed,
+            "data path": "DeviceLoader" if self.engine.data_on_device else "DataLoader",
+            "budget seconds": config.budget_seconds,
+            **environment(self.engine),
+        }
 
     def result(self) -> dict[str, Any]:
         speed = dict(self.speed)
@@ -361,15 +421,19 @@ class ScaleRun:
                 if method in rows:
                     extra = rows[method]["extra"]
                     total = rows[method]["seconds"]
-                    speed[f"{method} step, {name}"] = {"seconds": total - extra.get("tune_seconds", 0.0),
-                                                        "seconds with alpha tuning": total}  # fmt: skip
+                    speed[f"{method} step, {name}"] = {
+                        "seconds": total - extra.get("tune_seconds", 0.0),
+                        "seconds with alpha tuning": total,
+                    }
             for method in ("delete", "delete-to-target"):
                 if method in rows:
                     row = rows[method]
                     entry = {"seconds": row["seconds"]}
                     if "clock" in row:
-                        entry.update(epochs_to_target=row["clock"]["epochs_to_target"],
-                                     seconds_to_target=row["clock"]["seconds_to_target"])  # fmt: skip
+                        entry.update(
+                            epochs_to_target=row["clock"]["epochs_to_target"],
+                            seconds_to_target=row["clock"]["seconds_to_target"],
+                        )
                     speed[f"{method}, {name}"] = entry
         header = {
             **self.header,
@@ -377,8 +441,7 @@ class ScaleRun:
             "failures": self.failures,
             "elapsed seconds": self.log.elapsed,
         }
-        return {"header": header,
-                "runs": self.runs, "speed": speed, "targets": self.targets()}  # fmt: skip
+        return {"header": header, "runs": self.runs, "speed": speed, "targets": self.targets()}
 
     def targets(self) -> list[dict[str, Any]]:
         """Issue 17's targets, judged per forget class."""
@@ -394,8 +457,11 @@ class ScaleRun:
             def add(what: str, value: float | None, met: bool | None, cls: str = name) -> None:
                 found.append({"class": cls, "target": what, "value": value, "met": met})
 
-            add(f"original test accuracy >= {c.min_original_test}", original["test_accuracy"],
-                original["test_accuracy"] >= c.min_original_test)  # fmt: skip
+            add(
+                f"original test accuracy >= {c.min_original_test}",
+                original["test_accuracy"],
+                original["test_accuracy"] >= c.min_original_test,
+            )
             for method, forget_max, retain_within in (("delete", 0.5, 0.5), ("svd", 1.0, 1.0)):
                 if method in rows:
                     row = rows[method]
@@ -407,8 +473,11 @@ class ScaleRun:
                 add("svd step < 1 s (alphas tuned apart)", step, step < 1.0)
             if "delete-to-target" in rows:
                 reached = rows["delete-to-target"]["clock"]["seconds_to_target"]
-                add(f"delete to forget_train <= {c.target_forget_train} % < 15 s", reached,
-                    reached is not None and reached < 15.0)  # fmt: skip
+                add(
+                    f"delete to forget_train <= {c.target_forget_train} % < 15 s",
+                    reached,
+                    reached is not None and reached < 15.0,
+                )
         return found
 
     def write(self, plots: bool = False) -> None:
@@ -420,12 +489,28 @@ class ScaleRun:
         write_text_atomic(self.out / "results.md", report_markdown(result, self.title))
         for run in self.runs if plots else ():
             name = self.bundle.classes[run["forget"][0]]
-            plot_per_class(self.out / f"per_class-{name}.png", run["classes"], run["rows"], run["forget"],
-                           f"{self.title}: forgetting {name}")  # fmt: skip
+            plot_per_class(
+                self.out / f"per_class-{name}.png",
+                run["classes"],
+                run["rows"],
+                run["forget"],
+                f"{self.title}: forgetting {name}",
+            )
 
 
-COLUMNS = ("forget_train", "retain_train", "forget_test", "retain_test", "test_accuracy", "mia_efficacy",
-           "avg_gap", "probe_forget", "relearn_steps", "seconds", "seconds_vs_retrain")  # fmt: skip
+COLUMNS = (
+    "forget_train",
+    "retain_train",
+    "forget_test",
+    "retain_test",
+    "test_accuracy",
+    "mia_efficacy",
+    "avg_gap",
+    "probe_forget",
+    "relearn_steps",
+    "seconds",
+    "seconds_vs_retrain",
+)
 
 
 def report_markdown(result: Mapping[str, Any], title: str) -> str:
@@ -450,8 +535,15 @@ def _cell(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def run_scale(config: ScaleConfig, out: Path | None, engine: Engine, *, data_root: str | None = None,
-              title: str = "", printer: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+def run_scale(
+    config: ScaleConfig,
+    out: Path | None,
+    engine: Engine,
+    *,
+    data_root: str | None = None,
+    title: str = "",
+    printer: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Load the data, run every stage, write the results under ``out``; returns the result."""
     for method in ("delete", "svd", *config.baselines, *(m for m, _ in config.variants.values())):
         lethe.get_method(method)

@@ -180,8 +180,12 @@ def _tuple_item(hint: Any) -> Any | None:
     return None
 
 
-_KINDS = {bool: ("true or false", "true or false"), int: ("an integer", "integers"),
-          float: ("a finite number", "finite numbers"), str: ("a string", "strings")}  # fmt: skip
+_KINDS = {
+    bool: ("true or false", "true or false"),
+    int: ("an integer", "integers"),
+    float: ("a finite number", "finite numbers"),
+    str: ("a string", "strings"),
+}
 
 
 def expected(hint: Any, bounds: Bounds | None = None) -> str:
@@ -356,8 +360,7 @@ def build_settings(cls: type, overrides: Mapping[str, Any], context: str = "") -
     for key, value in overrides.items():
         if key not in fields:
             raise ConfigError(
-                f"{context or cls.__name__} has no setting {key!r}; "
-                f"settings are {', '.join(sorted(fields))}"
+                f"{context or cls.__name__} has no setting {key!r}; settings are {', '.join(sorted(fields))}"
             )
         try:
             values[key] = _convert(value, hints[key])

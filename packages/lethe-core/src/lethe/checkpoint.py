@@ -77,9 +77,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     except RuntimeError as err:
         first = str(err).strip().splitlines()
         detail = first[1].strip() if len(first) > 1 else first[0]
-        raise CheckpointError(
-            f"{path} does not match its architecture: {detail[:300]}"
-        ) from None
+        raise CheckpointError(f"{path} does not match its architecture: {detail[:300]}") from None
     return model
 
 

@@ -37,8 +37,11 @@ def add_runtime_args(p: argparse.ArgumentParser, seed_help: str = "seed for spli
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     g.add_argument("--seed", type=int, default=0, help=seed_help)
     g.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    g.add_argument("--compile", action="store_true",
-                   help="torch.compile the trained network (pays on long trainings; off by default)")
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the trained network (pays on long trainings; off by default)",
+    )
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -79,8 +82,12 @@ def check_runtime(args: argparse.Namespace) -> None:
 def engine_from_args(args: argparse.Namespace) -> Engine:
     """The Engine the runtime options ask for."""
     check_runtime(args)
-    kwargs: dict = {"progress": not args.no_progress, "num_workers": args.workers, "seed": args.seed,
-                    "compile": getattr(args, "compile", False)}
+    kwargs: dict = {
+        "progress": not args.no_progress,
+        "num_workers": args.workers,
+        "seed": args.seed,
+        "compile": getattr(args, "compile", False),
+    }
     if args.device:
         kwargs["device"] = args.device
     return Engine(**kwargs)
@@ -94,9 +101,12 @@ def add_output_arg(
     action = p.add_argument(flag, required=required, default=None, help=help)
     outputs = p.get_default(OUTPUTS)
     if outputs is None:
-        p.add_argument("--overwrite", action="store_true",
-                       help="replace existing output files (an output folder: write into it, replacing files of "
-                            "the same names); inputs are never replaced")  # fmt: skip
+        p.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace existing output files (an output folder: write into it, replacing files of "
+            "the same names); inputs are never replaced",
+        )
         outputs = ()
     p.set_defaults(**{OUTPUTS: (*outputs, (action.dest, flag, folder))})
 
@@ -136,8 +146,10 @@ def check_new_output(
         if target.exists() and not target.is_dir():
             raise ConfigError(f"{flag} {text} is a file, not a folder; name a new folder")
         if target.is_dir() and any(target.iterdir()) and not overwrite:
-            raise ConfigError(f"{flag} {text} is a folder that already holds files; choose a new folder, "
-                              "or pass --overwrite to write into it")  # fmt: skip
+            raise ConfigError(
+                f"{flag} {text} is a folder that already holds files; choose a new folder, "
+                "or pass --overwrite to write into it"
+            )
         if target.is_dir() and not os.access(target, os.W_OK | os.X_OK):
             raise ConfigError(f"{flag} {text}: the folder is not writable")
     else:
@@ -169,8 +181,9 @@ def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     for dest, flag, folder in outputs:
         value = getattr(args, dest)
         if value is not None:
-            check_new_output(value, *inputs, overwrite=getattr(args, "overwrite", False), flag=flag, folder=folder,
-                             outputs=before)  # fmt: skip
+            check_new_output(
+                value, *inputs, overwrite=getattr(args, "overwrite", False), flag=flag, folder=folder, outputs=before
+            )
             before.append((flag, value))
 
 
@@ -269,8 +282,13 @@ def add_unlearn_args(p: argparse.ArgumentParser, what: str, batch_size: int) -> 
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
     p.add_argument("--forget", required=True, help=f"{what} to forget: indices or names, comma separated")
     p.add_argument("--method", default="delete", help=f"one of: {', '.join(list_methods())}")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a method setting, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a method setting, e.g. --set lr=1e-3 (repeatable)",
+    )
     p.add_argument("--batch-size", type=int, default=batch_size)
     add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
     add_output_arg(p, "--record", help="also write the run record (JSON) here")

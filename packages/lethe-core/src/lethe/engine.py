@@ -54,8 +54,14 @@ def environment(engine: Engine, **versions: str) -> dict[str, str]:
         device += f" ({torch.cuda.get_device_name(engine.device)})"
     else:
         device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    return {"device": device, "torch": torch.__version__, **versions, "python": platform.python_version(),
-            "lethe": __version__, "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    return {
+        "device": device,
+        "torch": torch.__version__,
+        **versions,
+        "python": platform.python_version(),
+        "lethe": __version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def graph_leaves(output: torch.Tensor) -> set[int]:

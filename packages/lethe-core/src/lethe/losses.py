@@ -86,8 +86,7 @@ def masked_distillation_loss(
     """
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
-            f"student {tuple(student_logits.shape)} and teacher {tuple(teacher_logits.shape)} "
-            "logits differ in shape"
+            f"student {tuple(student_logits.shape)} and teacher {tuple(teacher_logits.shape)} logits differ in shape"
         )
     s = _rows(student_logits) / temperature
     num_classes = s.shape[1]

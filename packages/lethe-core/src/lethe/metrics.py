@@ -82,9 +82,7 @@ def forget_mask(labels: torch.Tensor, forget_classes: Iterable[int]) -> torch.Te
     return torch.isin(labels, torch.as_tensor(list(forget_classes), dtype=labels.dtype))
 
 
-def split_accuracies(
-    train: Outputs, test: Outputs, forget_classes: Sequence[int]
-) -> dict[str, float]:
+def split_accuracies(train: Outputs, test: Outputs, forget_classes: Sequence[int]) -> dict[str, float]:
     """``forget_train``, ``retain_train``, ``forget_test``, ``retain_test`` (percent)."""
     result = {}
     for split, out in (("train", train), ("test", test)):
@@ -231,10 +229,11 @@ def mia_attacks(
     if unknown:
         raise ValueError(f"unknown MIA attacks {unknown}; attacks are {', '.join(MIA_FEATURES)}")
     return {
-        MIA_COLUMNS[a]: svc_mia(retain_train, retain_test, forget_train, MIA_FEATURES[a], seed=seed,
-                                max_samples=max_samples)
+        MIA_COLUMNS[a]: svc_mia(
+            retain_train, retain_test, forget_train, MIA_FEATURES[a], seed=seed, max_samples=max_samples
+        )
         for a in attacks
-    }  # fmt: skip
+    }
 
 
 def avg_gap(row: Mapping[str, float], oracle: Mapping[str, float], metrics: Sequence[str] = GAP_METRICS) -> float:

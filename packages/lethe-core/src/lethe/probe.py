@@ -74,9 +74,7 @@ def probe_forget(
     )
 
 
-def probe_from_outputs(
-    train: Outputs, forget_test: Outputs, *, per_class: int | None = 500, seed: int = 0
-) -> float:
+def probe_from_outputs(train: Outputs, forget_test: Outputs, *, per_class: int | None = 500, seed: int = 0) -> float:
     """``probe_forget`` from outputs collected with features (``collect_outputs(feature_layer=)``)."""
     x, y = train.features, train.labels
     if per_class is not None:
@@ -92,4 +90,3 @@ def _per_class(x: torch.Tensor, y: torch.Tensor, per_class: int, seed: int) -> t
         keep.append(rng.choice(idx, min(per_class, len(idx)), replace=False))
     index = torch.as_tensor(np.sort(np.concatenate(keep)))
     return x[index], y[index]
-

@@ -121,9 +121,14 @@ def _under(key: str, prefixes: Sequence[str]) -> bool:
 
 
 def transfer(
-    model: nn.Module, state: Mapping[str, torch.Tensor], what: str, *, head: Sequence[str] = (),
-    first_conv: str | None = None, partial: bool = False,
-) -> Transfer:  # fmt: skip
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    what: str,
+    *,
+    head: Sequence[str] = (),
+    first_conv: str | None = None,
+    partial: bool = False,
+) -> Transfer:
     """Copy ``state`` into ``model``: every tensor of ``model`` must be in ``state`` with its shape,
     except those under ``head`` (a classifier re-sized for the dataset: zero-initialised when its
     shape differs, so fine-tuning starts from uniform predictions; the libraries' own initialisation

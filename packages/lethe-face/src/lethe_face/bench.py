@@ -55,9 +55,26 @@ class FaceBenchConfig:
 
 
 #: Top-level keys of a face config besides the FaceBenchConfig fields built from sub-mappings.
-RUNNER_KEYS = {"task", "title", "out", "note", "_path", "dataset", "data_root", "workers", "progress", "data", "model",
-               "overrides", "head_overrides", "recipe", "head_recipe", "evaluation", "verification",
-               "protocol_options"}  # fmt: skip
+RUNNER_KEYS = {
+    "task",
+    "title",
+    "out",
+    "note",
+    "_path",
+    "dataset",
+    "data_root",
+    "workers",
+    "progress",
+    "data",
+    "model",
+    "overrides",
+    "head_overrides",
+    "recipe",
+    "head_recipe",
+    "evaluation",
+    "verification",
+    "protocol_options",
+}
 
 
 def config_from_mapping(cfg: Mapping[str, Any]) -> FaceBenchConfig:
@@ -139,19 +156,26 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
     assert run is not None
     splits = run.splits
     header = {
-        "dataset": bundle.name, "data": data.record, "protocol": config.protocol, **{
-            k: v for k, v in run.info.items() if not k.endswith("_log")},
+        "dataset": bundle.name,
+        "data": data.record,
+        "protocol": config.protocol,
+        **{k: v for k, v in run.info.items() if not k.endswith("_log")},
         "forget": [splits.bundle.classes[c] for c in splits.forget_classes],
-        "identities evaluated": splits.bundle.num_classes, "model": asdict(run.spec) | {"head": list(config.heads)},
-        "recipe": asdict(config.recipe), "protocol_options": asdict(config.protocol_options),
-        "train images": len(splits.train), "validation images (held out of train)": len(splits.validation),
-        "test images": len(splits.test), "seed": config.seed,
+        "identities evaluated": splits.bundle.num_classes,
+        "model": asdict(run.spec) | {"head": list(config.heads)},
+        "recipe": asdict(config.recipe),
+        "protocol_options": asdict(config.protocol_options),
+        "train images": len(splits.train),
+        "validation images (held out of train)": len(splits.validation),
+        "test images": len(splits.test),
+        "seed": config.seed,
         **({"seeds (one original each; means judged)": list(seeds)} if len(seeds) > 1 else {}),
         "evaluation": asdict(config.evaluation),
-        "verification": asdict(config.verification), "method_overrides": config.method_overrides,
+        "verification": asdict(config.verification),
+        "method_overrides": config.method_overrides,
         **({"head_overrides": config.head_overrides} if config.head_overrides else {}),
         **environment(engine),
-    }  # fmt: skip
+    }
     examples = pick_examples(run, config.examples, config.seed)
     grid = {
         "images": examples.images,
@@ -167,8 +191,15 @@ def protocol_run(data: FaceData, config: FaceBenchConfig, head: str, engine: Eng
     """The config's protocol for one head type: the trained original, its splits and its oracle;
     ``engine.seed`` draws the validation images, the initialisation and the order."""
     protocol, _ = PROTOCOLS.get(config.protocol)
-    return protocol(data.bundle, data.identities(config.forget), replace(config.spec, head=head), config.recipe,
-                    engine, config.val_fraction, config.protocol_options)  # fmt: skip
+    return protocol(
+        data.bundle,
+        data.identities(config.forget),
+        replace(config.spec, head=head),
+        config.recipe,
+        engine,
+        config.val_fraction,
+        config.protocol_options,
+    )
 
 
 def run_head(
@@ -191,14 +222,20 @@ def run_head(
     def add(name: str, model, seconds: float, extra: dict) -> None:
         metrics = evaluate_face(model, run.splits, engine, config.evaluation, config.verification)
         if pairs is not None:
-            metrics.update(official_pairs_accuracy(model, data.folder, pairs, data.bundle, engine,
-                                                   data.record["size"], data.record["crop"]))  # fmt: skip
+            metrics.update(
+                official_pairs_accuracy(
+                    model, data.folder, pairs, data.bundle, engine, data.record["size"], data.record["crop"]
+                )
+            )
         rows.append({"head": head, "seed": seed, "method": name, **metrics, "seconds": seconds, **extra})
         if name != "retrain" and predictions is not None:
             pred = outputs_on(model, examples, bundle, engine).logits.argmax(1)
             predictions[name] = [bundle.classes[i] for i in pred.tolist()]
-        log(f"seed {seed} {head:>7} {name:>10}: " + ", ".join(f"{k} {metrics[k]:.2f}" for k in
-            ("forget_test", "retain_test", "verif_acc", "tar_forget")) + f", seconds {seconds:.1f}")  # fmt: skip
+        log(
+            f"seed {seed} {head:>7} {name:>10}: "
+            + ", ".join(f"{k} {metrics[k]:.2f}" for k in ("forget_test", "retain_test", "verif_acc", "tar_forget"))
+            + f", seconds {seconds:.1f}"
+        )
 
     add("original", run.original, run.original_seconds, {"train_log": run.original_log})
     oracle, seconds, train_log = run.retrain()
@@ -233,16 +270,23 @@ def write_face_bench(result: Mapping[str, Any], grid: Mapping[str, Any], out: st
     write_face_report(out / "results.md", title, result["header"], result["rows"])
     seeds = {r.get("seed") for r in result["rows"]}
     which = f" (seed {result['rows'][0]['seed']}'s models)" if len(seeds) > 1 else ""
-    plot_face_grid(out / "faces.png", grid["images"], grid["truth"], grid["forgotten"], grid["predictions"],
-                   f"{title}: top prediction of each model{which}")  # fmt: skip
+    plot_face_grid(
+        out / "faces.png",
+        grid["images"],
+        grid["truth"],
+        grid["forgotten"],
+        grid["predictions"],
+        f"{title}: top prediction of each model{which}",
+    )
 
 
 def load_config_data(cfg: Mapping[str, Any], config: FaceBenchConfig) -> tuple[FaceData, Engine]:
     """The faces a config names (its ``data`` options, seeded by the config) and the engine it runs on."""
     options = lethe.build_settings(FaceOptions, {"seed": config.seed, **cfg.get("data", {})}, "data")
     data = load_faces(cfg["dataset"], cfg.get("data_root"), options)
-    engine = Engine(seed=config.seed, progress=cfg.get("progress", sys.stderr.isatty()),
-                    num_workers=cfg.get("workers", 0))  # fmt: skip
+    engine = Engine(
+        seed=config.seed, progress=cfg.get("progress", sys.stderr.isatty()), num_workers=cfg.get("workers", 0)
+    )
     return data, engine
 
 

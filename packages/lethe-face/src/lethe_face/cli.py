@@ -57,9 +57,13 @@ def _model(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embedding-dim", type=int, default=None, help="embedding size (128; inception-resnet-v1: 512)")
     g.add_argument("--scale", type=float, default=FaceModelSpec.scale, help="cosine head scale s")
     g.add_argument("--margin", type=float, default=FaceModelSpec.margin, help="cosine head additive angular margin m")
-    g.add_argument("--pretrained", default=None, metavar="NAME",
-                   help="inception-resnet-v1: vggface2 (weights found locally, never downloaded); timm:<name> "
-                        f"embedders: one of {', '.join(list_pretrained())}")  # fmt: skip
+    g.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="NAME",
+        help="inception-resnet-v1: vggface2 (weights found locally, never downloaded); timm:<name> "
+        f"embedders: one of {', '.join(list_pretrained())}",
+    )
     g.add_argument("--weights", default=None, help="local VGGFace2 state dict (default: facenet-pytorch's cache)")
     g.add_argument("--epochs", type=int, default=20)
     g.add_argument("--batch-size", type=int, default=64)
@@ -71,8 +75,12 @@ def _evaluation(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("evaluation")
     g.add_argument("--no-probe", action="store_true", help="skip probe_forget (linear probe on embeddings)")
     g.add_argument("--relearn-per-class", type=int, default=0, help="forget images for relearn_steps (0 skips)")
-    g.add_argument("--pairs-per-identity", type=int, default=VerifyOptions.pairs_per_identity,
-                   help="genuine verification pairs per identity (and as many impostor pairs)")  # fmt: skip
+    g.add_argument(
+        "--pairs-per-identity",
+        type=int,
+        default=VerifyOptions.pairs_per_identity,
+        help="genuine verification pairs per identity (and as many impostor pairs)",
+    )
     g.add_argument("--pairs", default=None, help="official LFW pairs.txt: adds its 10-fold accuracy")
 
 
@@ -105,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options_from(args: argparse.Namespace) -> FaceOptions:
-    return FaceOptions(min_images=args.min_images, size=args.size, test_fraction=args.test_fraction,
-                       seed=args.seed, align=args.align)  # fmt: skip
+    return FaceOptions(
+        min_images=args.min_images, size=args.size, test_fraction=args.test_fraction, seed=args.seed, align=args.align
+    )
 
 
 def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
@@ -115,8 +124,13 @@ def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if not args.lr > 0 or args.weight_decay < 0:
         raise ConfigError(f"--lr must be positive and --weight-decay not negative; got {args.lr}, {args.weight_decay}")
-    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup_epochs=min(1, args.epochs - 1))  # fmt: skip
+    return TrainRecipe(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_epochs=min(1, args.epochs - 1),
+    )
 
 
 def _data_from_checkpoint(info: dict, args: argparse.Namespace) -> FaceData:
@@ -141,11 +155,22 @@ def _splits(data: FaceData, info: dict, forget: str):
 def cmd_train(args: argparse.Namespace) -> None:
     recipe = _recipe_from(args)
     if args.weights and args.pretrained != "vggface2":
-        raise ConfigError("--weights is the local VGGFace2 state dict of --pretrained vggface2 (with --embedder "
-                          "inception-resnet-v1); it is not used otherwise")  # fmt: skip
+        raise ConfigError(
+            "--weights is the local VGGFace2 state dict of --pretrained vggface2 (with --embedder "
+            "inception-resnet-v1); it is not used otherwise"
+        )
     dim = args.embedding_dim or (512 if args.embedder == "inception-resnet-v1" else FaceModelSpec.embedding_dim)
-    spec = FaceModelSpec(2, args.embedder, args.head, embedding_dim=dim, width=args.width, scale=args.scale,
-                         margin=args.margin, pretrained=args.pretrained, weights=args.weights)  # fmt: skip
+    spec = FaceModelSpec(
+        2,
+        args.embedder,
+        args.head,
+        embedding_dim=dim,
+        width=args.width,
+        scale=args.scale,
+        margin=args.margin,
+        pretrained=args.pretrained,
+        weights=args.weights,
+    )
     build_face_model(spec, load_pretrained=False)  # bad model settings fail before the data loads
     engine = engine_from_args(args)
     data = load_faces(args.dataset, args.data_root, _options_from(args))
@@ -157,15 +182,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     train = splits.retain_train if exclude else splits.train
     model, seconds, log = train_face(model, train, bundle, recipe, engine)
     info = {
-        "model": spec.to_dict(), "dataset": args.dataset, "data": _options_from(args).to_dict(),
-        "data_record": data.record, "classes": bundle.classes,
+        "model": spec.to_dict(),
+        "dataset": args.dataset,
+        "data": _options_from(args).to_dict(),
+        "data_record": data.record,
+        "classes": bundle.classes,
         "split": {"val_fraction": args.val_fraction, "seed": args.seed},
-        "excluded": [bundle.classes[c] for c in exclude], "recipe": asdict(recipe), "train_seconds": seconds,
+        "excluded": [bundle.classes[c] for c in exclude],
+        "recipe": asdict(recipe),
+        "train_seconds": seconds,
         "train_log": log,
-    }  # fmt: skip
+    }
     save_face_model(model, args.out, info)
-    print(f"trained {args.embedder} + {args.head} head on {bundle.num_classes} identities of {args.dataset} "
-          f"in {seconds:.1f}s; saved {args.out}")  # fmt: skip
+    print(
+        f"trained {args.embedder} + {args.head} head on {bundle.num_classes} identities of {args.dataset} "
+        f"in {seconds:.1f}s; saved {args.out}"
+    )
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
@@ -176,8 +208,16 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     splits = _splits(_data_from_checkpoint(info, args), info, args.forget)
     unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
     names = [splits.bundle.classes[c] for c in record.forget_classes]
-    info = {**info, "unlearned": {"method": record.method, "forget": names, "settings": record.settings,
-                                  "seconds": record.seconds, "source": str(args.checkpoint)}}  # fmt: skip
+    info = {
+        **info,
+        "unlearned": {
+            "method": record.method,
+            "forget": names,
+            "settings": record.settings,
+            "seconds": record.seconds,
+            "source": str(args.checkpoint),
+        },
+    }
     with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
         save_face_model(unlearned, out, info)
         if record_path:
@@ -198,10 +238,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         model, splits, engine, evaluation, VerifyOptions(pairs_per_identity=args.pairs_per_identity)
     )
     if pairs is not None:
-        metrics.update(official_pairs_accuracy(model, Path(data.folder), pairs, data.bundle, engine,
-                                               data.record["size"], data.record["crop"]))  # fmt: skip
-    output = {"checkpoint": str(args.checkpoint), "forget": [splits.bundle.classes[c] for c in splits.forget_classes],
-              "metrics": metrics, "data": data.record}  # fmt: skip
+        metrics.update(
+            official_pairs_accuracy(
+                model, Path(data.folder), pairs, data.bundle, engine, data.record["size"], data.record["crop"]
+            )
+        )
+    output = {
+        "checkpoint": str(args.checkpoint),
+        "forget": [splits.bundle.classes[c] for c in splits.forget_classes],
+        "metrics": metrics,
+        "data": data.record,
+    }
     if args.json:
         write_json_atomic(args.json, output)
     for key, value in metrics.items():

@@ -247,9 +247,15 @@ def identity_subset(bundle: DatasetBundle, identities: list[int], name: str | No
 
     classes = [bundle.classes[i] for i in identities]
     return DatasetBundle(
-        name or bundle.name, classes, part(bundle.train), part(bundle.test), bundle.mean, bundle.std,
-        bundle.crop_padding, bundle.flip,
-    )  # fmt: skip
+        name or bundle.name,
+        classes,
+        part(bundle.train),
+        part(bundle.test),
+        bundle.mean,
+        bundle.std,
+        bundle.crop_padding,
+        bundle.flip,
+    )
 
 
 def parse_identities(text: str | int | list | tuple, identities: list[str]) -> tuple[int, ...]:

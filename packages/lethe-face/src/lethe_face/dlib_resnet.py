@@ -50,9 +50,15 @@ CHIP_SIZE = 150
 EMBEDDING_DIM = 128
 #: residual blocks from input to output: (channels, down-sampling ``ares_down``)
 BLOCKS: tuple[tuple[int, bool], ...] = (
-    ((32, False),) * 3 + ((64, True),) + ((64, False),) * 3 + ((128, True),) + ((128, False),) * 2
-    + ((256, True),) + ((256, False),) * 2 + ((256, True),)
-)  # fmt: skip
+    ((32, False),) * 3
+    + ((64, True),)
+    + ((64, False),) * 3
+    + ((128, True),)
+    + ((128, False),) * 2
+    + ((256, True),)
+    + ((256, False),) * 2
+    + ((256, True),)
+)
 
 
 def default_models_dir() -> Path:
@@ -161,8 +167,15 @@ def _layers() -> Iterator[tuple[str, str | None, tuple]]:
 
 
 #: the version string each kind of layer starts its details with (dlib/dnn/layers.h)
-_VERSION_STRINGS = {"con": "con_4", "affine": "affine_", "relu": "relu_", "max_pool": "max_pool_2",
-                    "avg_pool": "avg_pool_2", "add_prev": "add_prev_", "fc": "fc_2"}  # fmt: skip
+_VERSION_STRINGS = {
+    "con": "con_4",
+    "affine": "affine_",
+    "relu": "relu_",
+    "max_pool": "max_pool_2",
+    "avg_pool": "avg_pool_2",
+    "add_prev": "add_prev_",
+    "fc": "fc_2",
+}
 
 
 def _read_details(r: DlibReader, kind: str, prefix: str | None, settings: tuple) -> dict[str, np.ndarray]:
@@ -195,8 +208,10 @@ def _read_details(r: DlibReader, kind: str, prefix: str | None, settings: tuple)
         mode = r.integer(f"the mode of an {what}")
         (k,) = settings
         if mode != 0 or gamma != (1, k, 1, 1) or beta != gamma or params.size != 2 * k:
-            raise r.error(f"{what} has mode {mode}, shapes {gamma} {beta} and {params.size} parameters, expected "
-                          f"conv mode (0) with {k} channels")  # fmt: skip
+            raise r.error(
+                f"{what} has mode {mode}, shapes {gamma} {beta} and {params.size} parameters, expected "
+                f"conv mode (0) with {k} channels"
+            )
         return {f"{prefix}.weight": params[:k], f"{prefix}.bias": params[k:]}
     if kind in ("max_pool", "avg_pool"):
         check(tuple(r.integer(f"a setting of a {what}") for _ in range(6)), settings)
@@ -358,8 +373,10 @@ def dlib_embedder(spec: FaceModelSpec, load_pretrained: bool = True) -> DlibEmbe
         raise ConfigError(f"dlib-resnet pretrained must be 'dlib' or none, not {spec.pretrained!r}")
     if spec.pretrained and load_pretrained:
         if spec.image_size != CHIP_SIZE:
-            raise ConfigError(f"dlib's trained face ResNet reads {CHIP_SIZE}x{CHIP_SIZE} chips; got image size "
-                              f"{spec.image_size} (use --size {CHIP_SIZE})")  # fmt: skip
+            raise ConfigError(
+                f"dlib's trained face ResNet reads {CHIP_SIZE}x{CHIP_SIZE} chips; got image size "
+                f"{spec.image_size} (use --size {CHIP_SIZE})"
+            )
         net = load_dlib_resnet(path=spec.weights) if spec.weights else load_dlib_resnet()
     else:
         net = DlibResNet()

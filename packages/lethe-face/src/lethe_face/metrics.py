@@ -77,8 +77,12 @@ def make_pairs(
                 other = by_id[pool[rng.integers(len(pool))]]
                 a.append(int(rng.choice(idx))), b.append(int(rng.choice(other))), same.append(False)
     fold = rng.permutation(len(same)) % folds
-    return Pairs(torch.tensor(a, dtype=torch.long), torch.tensor(b, dtype=torch.long),
-                 torch.tensor(same, dtype=torch.bool), torch.as_tensor(fold, dtype=torch.long))  # fmt: skip
+    return Pairs(
+        torch.tensor(a, dtype=torch.long),
+        torch.tensor(b, dtype=torch.long),
+        torch.tensor(same, dtype=torch.bool),
+        torch.as_tensor(fold, dtype=torch.long),
+    )
 
 
 def pair_scores(embeddings: torch.Tensor, pairs: Pairs) -> torch.Tensor:
@@ -164,12 +168,17 @@ def verification_metrics(
     t = best_threshold(ks, kp.same)
     t_far = threshold_at_far(ks[~kp.same], o.far)
     return {
-        "verif_acc": mean, "verif_acc_std": std, "verif_threshold": t,
-        "tar_kept": acceptance(ks[kp.same], t), "tar_forget": acceptance(fs[fp.same], t),
+        "verif_acc": mean,
+        "verif_acc_std": std,
+        "verif_threshold": t,
+        "tar_kept": acceptance(ks[kp.same], t),
+        "tar_forget": acceptance(fs[fp.same], t),
         "far_forget": acceptance(fs[~fp.same], t),
-        "tar_kept_far1": acceptance(ks[kp.same], t_far), "tar_forget_far1": acceptance(fs[fp.same], t_far),
-        "kept_pairs": len(kp), "forget_genuine_pairs": int(fp.same.sum()),
-    }  # fmt: skip
+        "tar_kept_far1": acceptance(ks[kp.same], t_far),
+        "tar_forget_far1": acceptance(fs[fp.same], t_far),
+        "kept_pairs": len(kp),
+        "forget_genuine_pairs": int(fp.same.sum()),
+    }
 
 
 def embeddings_of(model: nn.Module, data: ImageData, bundle: DatasetBundle, engine: Engine, batch: int = 256):
@@ -196,8 +205,9 @@ def evaluate_verification(
         raise DataError(f"verification split must be 'all' or 'test', not {o.split!r}")
     data = bundle.test
     if o.split == "all":
-        data = ImageData(torch.cat([bundle.train.images, bundle.test.images]),
-                         torch.cat([bundle.train.labels, bundle.test.labels]))  # fmt: skip
+        data = ImageData(
+            torch.cat([bundle.train.images, bundle.test.images]), torch.cat([bundle.train.labels, bundle.test.labels])
+        )
     emb, labels = embeddings_of(model, data, bundle, engine)
     return verification_metrics(emb, labels, forget, o, seed)
 
@@ -274,5 +284,9 @@ def official_pairs_accuracy(
         torch.tensor([p.fold for p in keep]),
     )
     mean, std = kfold_accuracy(pair_scores(emb, sel), sel.same, sel.fold)
-    return {"lfw_pairs_acc": mean, "lfw_pairs_acc_std": std, "lfw_pairs_used": len(keep),
-            "lfw_pairs_missing": len(pairs) - len(keep)}  # fmt: skip
+    return {
+        "lfw_pairs_acc": mean,
+        "lfw_pairs_acc_std": std,
+        "lfw_pairs_used": len(keep),
+        "lfw_pairs_missing": len(pairs) - len(keep),
+    }

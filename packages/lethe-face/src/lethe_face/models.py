@@ -86,8 +86,9 @@ class CosineHead(nn.Linear):
 
     An ``nn.Linear`` subclass, so SVD's hooks see it and ``lethe.probe.head_layer`` finds it."""
 
-    def __init__(self, dim: int, num_classes: int, scale: float = 32.0, margin: float = 0.5,
-                 margin_warmup_epochs: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, dim: int, num_classes: int, scale: float = 32.0, margin: float = 0.5, margin_warmup_epochs: int = 0
+    ) -> None:
         super().__init__(dim, num_classes, bias=False)
         if not scale > 0 or not 0 <= margin < math.pi / 2:
             raise ConfigError(f"cosine head needs scale > 0 and 0 <= margin < pi/2; got {scale}, {margin}")
@@ -166,8 +167,10 @@ def vggface2_weights(weights: str | None) -> Path:
             raise ConfigError(f"pretrained weights file not found: {path}")
         return path
     torch_home = Path(os.environ.get("TORCH_HOME", Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "torch"))
-    candidates = [torch_home.expanduser() / "checkpoints" / VGGFACE2_FILE,
-                  Path(torch.hub.get_dir()) / "checkpoints" / VGGFACE2_FILE]  # fmt: skip
+    candidates = [
+        torch_home.expanduser() / "checkpoints" / VGGFACE2_FILE,
+        Path(torch.hub.get_dir()) / "checkpoints" / VGGFACE2_FILE,
+    ]
     for path in candidates:
         if path.is_file():
             return path

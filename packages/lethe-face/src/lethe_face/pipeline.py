@@ -95,8 +95,16 @@ def train_face(
     synchronize(engine.device)
     start = time.perf_counter()
     try:
-        log = engine.fit(model, train_loader, identity_step(model.head, len(train_loader)), optimizer, recipe.epochs,
-                         scheduler=scheduler, desc=desc, train_mode=train_mode)  # fmt: skip
+        log = engine.fit(
+            model,
+            train_loader,
+            identity_step(model.head, len(train_loader)),
+            optimizer,
+            recipe.epochs,
+            scheduler=scheduler,
+            desc=desc,
+            train_mode=train_mode,
+        )
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
@@ -207,10 +215,14 @@ def protocol_two_stage(
 
     model, seconds, log = fit_head(splits.train, "head")
     info = {
-        "protocol": "two-stage", "pretrain_identities": len(pre_ids), "head_identities": len(head_ids),
-        "pretrain_seconds": pre_seconds, "pretrain_log": pre_log, "finetune_embedder": o.finetune_embedder,
+        "protocol": "two-stage",
+        "pretrain_identities": len(pre_ids),
+        "head_identities": len(head_ids),
+        "pretrain_seconds": pre_seconds,
+        "pretrain_log": pre_log,
+        "finetune_embedder": o.finetune_embedder,
         "head_identity_names": head_bundle.classes,
-    }  # fmt: skip
+    }
     return FaceRun(splits, spec, model, seconds, log, lambda: fit_head(splits.retain_train, "retrain head"), info)
 
 

@@ -12,9 +12,21 @@ from lethe.io import write_text_atomic
 from lethe_vision.report import column_stats, markdown_table, mean_std_cells, pyplot, save_figure
 
 COLUMNS = (
-    "forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy", "avg_gap", "probe_forget",
-    "verif_acc", "tar_kept", "tar_forget", "far_forget", "tar_forget_far1", "seconds", "seconds_vs_retrain",
-)  # fmt: skip
+    "forget_train",
+    "retain_train",
+    "forget_test",
+    "retain_test",
+    "mia_efficacy",
+    "avg_gap",
+    "probe_forget",
+    "verif_acc",
+    "tar_kept",
+    "tar_forget",
+    "far_forget",
+    "tar_forget_far1",
+    "seconds",
+    "seconds_vs_retrain",
+)
 
 LEGEND = (
     "Identification accuracies (%): `forget_*` on the forgotten identities' train / test images, `retain_*` on "
@@ -51,18 +63,22 @@ def criteria_lines(rows: Sequence[Mapping[str, Any]], methods: Sequence[str] = (
         originals = groups[(head, "original")]
         forget, retain = _mean(originals, "forget_test"), _mean(originals, "retain_test")
         if forget <= 5.0:
-            lines.append(f"- {head} head: NOT shown, the original already identifies the forgotten identities on "
-                         f"{forget:.2f} % of their test images (retain_test {retain:.2f} %): "
-                         "nothing to forget")  # fmt: skip
+            lines.append(
+                f"- {head} head: NOT shown, the original already identifies the forgotten identities on "
+                f"{forget:.2f} % of their test images (retain_test {retain:.2f} %): "
+                "nothing to forget"
+            )
             continue
         for (h, method), runs in groups.items():
             if h != head or method not in methods:
                 continue
             forgotten, drop = _mean(runs, "forget_test"), retain - _mean(runs, "retain_test")
             ok = forgotten <= 5.0 and drop <= 2.0
-            line = (f"- {head} head, {method}: forget_test {forgotten:.2f} % (target <= 5), "
-                    f"retain_test {-drop:+.2f} points against the original (target >= -2): "
-                    f"{'met' if ok else 'NOT met'}")  # fmt: skip
+            line = (
+                f"- {head} head, {method}: forget_test {forgotten:.2f} % (target <= 5), "
+                f"retain_test {-drop:+.2f} points against the original (target >= -2): "
+                f"{'met' if ok else 'NOT met'}"
+            )
             if len(runs) > 1:
                 per_seed = "; ".join(
                     f"seed {r['seed']}: {r['forget_test']:.2f} % / {r['retain_test'] - o['retain_test']:+.2f}"
@@ -90,9 +106,14 @@ def write_face_report(path: str | os.PathLike, title: str, header: Mapping[str, 
     for head in dict.fromkeys(r["head"] for r in rows):
         head_rows = [r for r in rows if r["head"] == head]
         if len(seeds) > 1:
-            lines += [f"## {head} head (mean ± std over {len(seeds)} originals, seeds {seeds})", "",
-                      mean_table(head_rows), f"### {head} head, each original", "",
-                      markdown_table(head_rows, ("seed", *COLUMNS))]  # fmt: skip
+            lines += [
+                f"## {head} head (mean ± std over {len(seeds)} originals, seeds {seeds})",
+                "",
+                mean_table(head_rows),
+                f"### {head} head, each original",
+                "",
+                markdown_table(head_rows, ("seed", *COLUMNS)),
+            ]
         else:
             lines += [f"## {head} head", "", markdown_table(head_rows, COLUMNS)]
     lines += ["## Targets (issue 4)", "", *criteria_lines(rows), "", LEGEND, ""]

@@ -23,29 +23,45 @@ REPORT = TuningReport(
     title="Choosing {method}'s settings for the {head} head on validation images",
     intro="Validation: the training images held out of training (the config's val_fraction); forget / "
     "retain are identification accuracies on the forgotten and the kept identities.",
-    columns=("forget", "retain"), reference="original", limit="forget", objective="retain",
+    columns=("forget", "retain"),
+    reference="original",
+    limit="forget",
+    objective="retain",
     limit_header="max_forget",
-)  # fmt: skip
+)
 
 
 def mean_scores(rows: list[dict]) -> dict:
     """Mean seconds and validation / test scores over the rows of one setting (one per seed)."""
-    return {"seconds": sum(r["seconds"] for r in rows) / len(rows),
-            **{part: {c: sum(r[part][c] for r in rows) / len(rows) for c in REPORT.columns}
-               for part in ("validation", "test")}}  # fmt: skip
+    return {
+        "seconds": sum(r["seconds"] for r in rows) / len(rows),
+        **{
+            part: {c: sum(r[part][c] for r in rows) / len(rows) for c in REPORT.columns}
+            for part in ("validation", "test")
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     from lethe.cli_support import run_command
 
-    p = tuning_parser("tune_face_delete.py", __doc__, "--max-forget", 5.0,
-                      "largest validation accuracy (%%) on the forgotten identities to accept")  # fmt: skip
+    p = tuning_parser(
+        "tune_face_delete.py",
+        __doc__,
+        "--max-forget",
+        5.0,
+        "largest validation accuracy (%%) on the forgotten identities to accept",
+    )
     p.add_argument("config", help="a face benchmark YAML (benchmarks/configs/face-*.yaml)")
     p.add_argument("--head", required=True, help="the identity head to tune for (linear, cosine)")
-    p.add_argument("--val-seeds", default=None, metavar="S1,S2",
-                   help="repeated hold-out: for each seed, hold out other validation images (the test "
-                        "split stays the config's), train that original and score the grid; means are "
-                        "compared (default: the config's seed only)")  # fmt: skip
+    p.add_argument(
+        "--val-seeds",
+        default=None,
+        metavar="S1,S2",
+        help="repeated hold-out: for each seed, hold out other validation images (the test "
+        "split stays the config's), train that original and score the grid; means are "
+        "compared (default: the config's seed only)",
+    )
 
     def run(args: argparse.Namespace) -> None:
         import yaml
@@ -90,27 +106,36 @@ def main(argv: list[str] | None = None) -> int:
                     outputs_on(model, splits.test, splits.bundle, seeded),
                     splits.forget_classes,
                 )
-                return {part: {c: acc[f"{c}_{name}"] for c in REPORT.columns}
-                        for part, name in (("validation", "train"), ("test", "test"))}  # fmt: skip
+                return {
+                    part: {c: acc[f"{c}_{name}"] for c in REPORT.columns}
+                    for part, name in (("validation", "train"), ("test", "test"))
+                }
 
             originals.append({"seconds": run.original_seconds, **scores(run.original)})
             for i, (combo, overrides) in enumerate(zip(combos, settings, strict=True)):
-                model, record = unlearn_model(run.original, args.method, splits, seeded, overrides,
-                                              config.unlearn_batch_size)  # fmt: skip
+                model, record = unlearn_model(
+                    run.original, args.method, splits, seeded, overrides, config.unlearn_batch_size
+                )
                 per_seed[i].append({"settings": record.settings, "seconds": record.seconds, **scores(model)})
                 print(f"seed {val_seed} {combo}: validation {per_seed[i][-1]['validation']}", flush=True)
             held = int(forget_mask(splits.validation.labels, splits.forget_classes).sum())
             val_counts.append(f"{len(splits.validation)} ({held} of the forgotten identities)")
         original = {"overrides": {}, **mean_scores(originals)}
-        runs = [{"overrides": combo, "settings": seeds[0]["settings"], **mean_scores(seeds), "per_seed": seeds}
-                for combo, seeds in zip(combos, per_seed, strict=True)]  # fmt: skip
+        runs = [
+            {"overrides": combo, "settings": seeds[0]["settings"], **mean_scores(seeds), "per_seed": seeds}
+            for combo, seeds in zip(combos, per_seed, strict=True)
+        ]
         header = {
-            "config": str(args.config), "head": args.head, "method": args.method,
+            "config": str(args.config),
+            "head": args.head,
+            "method": args.method,
             "forget": [splits.bundle.classes[c] for c in splits.forget_classes],
             "base settings": method_overrides(args.method, base),
             "validation images": val_counts[0] if len(val_seeds) == 1 else f"per seed: {', '.join(val_counts)}",
-            "max_forget": args.max_forget, "seed": config.seed, **environment(engine),
-        }  # fmt: skip
+            "max_forget": args.max_forget,
+            "seed": config.seed,
+            **environment(engine),
+        }
         if len(val_seeds) > 1:
             header["validation seeds (originals trained per seed; means shown)"] = val_seeds
         REPORT.write(args.out, header, original, runs)

@@ -71,17 +71,24 @@ def environment(engine: Engine) -> dict[str, str]:
     import albumentations
     import segmentation_models_pytorch as smp
 
-    return core_environment(engine, segmentation_models_pytorch=smp.__version__,
-                            albumentations=albumentations.__version__)  # fmt: skip
+    return core_environment(
+        engine, segmentation_models_pytorch=smp.__version__, albumentations=albumentations.__version__
+    )
 
 
 def _cached_train(
     config: BenchConfig, splits: SegSplits, engine: Engine, dataset: str, ignore: tuple[int, ...], name: str, log
 ) -> tuple[nn.Module, float, list]:
     """Train (original: ``ignore=()``; oracle: the forgotten classes) or reuse a cached checkpoint."""
-    key = {"dataset": dataset, "model": config.spec.to_dict(), "resolution": splits.resolution.to_dict(),
-           "recipe": asdict(config.recipe), "seed": config.seed, "val_fraction": config.val_fraction,
-           "ignored_classes": list(ignore)}  # fmt: skip
+    key = {
+        "dataset": dataset,
+        "model": config.spec.to_dict(),
+        "resolution": splits.resolution.to_dict(),
+        "recipe": asdict(config.recipe),
+        "seed": config.seed,
+        "val_fraction": config.val_fraction,
+        "ignored_classes": list(ignore),
+    }
     path = Path(config.cache) / f"{name}.safetensors" if config.cache else None
     if path is not None and path.is_file():
         model, info = load_model(path)
@@ -90,10 +97,18 @@ def _cached_train(
             return model, float(info["train_seconds"]), info.get("train_log", [])
     model, seconds, train_log = train_model(config.spec, splits, config.recipe, engine, ignore, desc=name)
     if path is not None:
-        info = {"model": config.spec.to_dict(), "dataset": dataset, "classes": splits.bundle.classes,
-                "resolution": splits.resolution.to_dict(), "split": {"val_fraction": config.val_fraction,
-                "seed": config.seed}, "ignored_classes": list(ignore), "recipe": asdict(config.recipe),
-                "train_seconds": seconds, "train_log": train_log, "bench_key": key}  # fmt: skip
+        info = {
+            "model": config.spec.to_dict(),
+            "dataset": dataset,
+            "classes": splits.bundle.classes,
+            "resolution": splits.resolution.to_dict(),
+            "split": {"val_fraction": config.val_fraction, "seed": config.seed},
+            "ignored_classes": list(ignore),
+            "recipe": asdict(config.recipe),
+            "train_seconds": seconds,
+            "train_log": train_log,
+            "bench_key": key,
+        }
         save_model(model, path, info)
     return model, seconds, train_log
 
@@ -117,10 +132,15 @@ def _overlay_data(models: Mapping[str, nn.Module], splits: SegSplits, forget, en
     return {"images": [denormalize(i[0]) for i in items], "truth": truth, "predictions": preds}
 
 
-def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engine,
-              log: Callable[[str], None] = main_print,
-              on_run: Callable[[dict], None] | None = None,
-              previous: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def run_bench(
+    bundle: SegBundle,
+    dataset: str,
+    config: BenchConfig,
+    engine: Engine,
+    log: Callable[[str], None] = main_print,
+    on_run: Callable[[dict], None] | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train the original and each oracle, run each method per forget set, evaluate everything.
     ``on_run(result)`` is called after each forget set with the result so far (partial writes);
     forget sets already in ``previous`` (an earlier ``results.json`` of the same settings) are
@@ -147,18 +167,25 @@ def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engi
         + (f", decoder_channels {spec.decoder_channels}" if spec.decoder_channels else "")
         + (f", {spec.kwargs}" if spec.kwargs else "")
         + f", encoder weights {spec.encoder_weights or spec.pretrained or 'none (random init)'}",
-        "resolution": (f"resized to {res.size[0]}x{res.size[1]}" if res.size else
-                       f"native (evaluation padded to {splits.largest[0]}x{splits.largest[1]} rounded up to "
-                       f"/{res.divisor}, padding ignored)")
+        "resolution": (
+            f"resized to {res.size[0]}x{res.size[1]}"
+            if res.size
+            else f"native (evaluation padded to {splits.largest[0]}x{splits.largest[1]} rounded up to "
+            f"/{res.divisor}, padding ignored)"
+        )
         + f", training crop {'x'.join(map(str, res.train_crop(splits.native)))}, random scale {res.scale}",
         "recipe": asdict(config.recipe),
         "forget sets": [[f"{c} ({bundle.classes[c]})" for c in f] for f in forget_sets],
-        "methods": list(config.methods), "method overrides": config.method_overrides,
-        "unlearn batch size": config.unlearn_batch_size, "svd retain images": config.retain_images,
-        "train images": len(splits.train), "validation images (tuning only)": f"{len(splits.validation)}, "
-        f"{splits.val_source}", "test images": len(splits.test), "seed": config.seed,
+        "methods": list(config.methods),
+        "method overrides": config.method_overrides,
+        "unlearn batch size": config.unlearn_batch_size,
+        "svd retain images": config.retain_images,
+        "train images": len(splits.train),
+        "validation images (tuning only)": f"{len(splits.validation)}, {splits.val_source}",
+        "test images": len(splits.test),
+        "seed": config.seed,
         **environment(engine),
-    }  # fmt: skip
+    }
     done = _reusable_runs(previous, header) if previous else {}
     runs: list[dict[str, Any]] = []
     result = {"header": header, "classes": bundle.classes, "runs": runs}
@@ -175,12 +202,30 @@ def run_bench(bundle: SegBundle, dataset: str, config: BenchConfig, engine: Engi
         oracle_row = _row("retrain", oracle, splits, forget, engine, seconds, train_log=oracle_log)
         models = {"original": original}
         for method in config.methods:
-            model, record = unlearn_model(original, method, splits, forget, engine,
-                                          config.method_overrides.get(method, {}), config.unlearn_batch_size,
-                                          config.retain_images)  # fmt: skip
+            model, record = unlearn_model(
+                original,
+                method,
+                splits,
+                forget,
+                engine,
+                config.method_overrides.get(method, {}),
+                config.unlearn_batch_size,
+                config.retain_images,
+            )
             extra = {k: v for k, v in record.extra.items() if k != "grid"}
-            rows.append(_row(method, model, splits, forget, engine, record.seconds, settings=record.settings,
-                             log=record.log, extra=extra))  # fmt: skip
+            rows.append(
+                _row(
+                    method,
+                    model,
+                    splits,
+                    forget,
+                    engine,
+                    record.seconds,
+                    settings=record.settings,
+                    log=record.log,
+                    extra=extra,
+                )
+            )
             models[method] = model
             log(f"{method:>13}: " + ", ".join(f"{k} {rows[-1][k]:.2f}" for k in METRICS[:4]))
         rows.append(oracle_row)
@@ -211,8 +256,9 @@ def _reusable_runs(previous: Mapping[str, Any], header: Mapping[str, Any]) -> di
     before = {k: v for k, v in previous.get("header", {}).items() if k not in RESUME_FREE}
     for key in sorted(set(now) | set(before)):
         if now.get(key) != before.get(key):
-            raise ConfigError(f"cannot resume: the earlier results.json has {key} = {before.get(key)!r}, "
-                              f"this run {now.get(key)!r}")  # fmt: skip
+            raise ConfigError(
+                f"cannot resume: the earlier results.json has {key} = {before.get(key)!r}, this run {now.get(key)!r}"
+            )
     return {tuple(run["forget"]): dict(run) for run in previous.get("runs", [])}
 
 
@@ -226,8 +272,14 @@ def write_bench(result: Mapping[str, Any], out: str | Path, title: str, notes: S
         names = ", ".join(classes[c] for c in run["forget"])
         overlays = run.get("_overlays") or {}
         if overlays:
-            plot_overlays(out / f"overlays_{run['name']}.png", overlays["images"], overlays["truth"],
-                          overlays["predictions"], classes, f"{title}: forgetting {names}")  # fmt: skip
+            plot_overlays(
+                out / f"overlays_{run['name']}.png",
+                overlays["images"],
+                overlays["truth"],
+                overlays["predictions"],
+                classes,
+                f"{title}: forgetting {names}",
+            )
         plot_iou(out / f"iou_{run['name']}.png", run, classes, f"{title}: forgetting {names}")
     clean = {**result, "runs": [{k: v for k, v in run.items() if not k.startswith("_")} for run in runs]}
     write_json_atomic(out / "results.json", clean)
@@ -240,20 +292,32 @@ def config_from_mapping(cfg: Mapping[str, Any]) -> tuple[SegBundle, BenchConfig]
     sets = cfg.get("forget_sets", [cfg.get("forget")])
     forget_sets = [parse_classes(str(f), bundle.classes, bundle.name) for f in sets]
     spec = ModelSpec(
-        arch=cfg.get("arch", "Unet"), encoder=cfg.get("encoder", "resnet18"), num_classes=bundle.num_classes,
-        encoder_depth=cfg.get("encoder_depth"), decoder_channels=cfg.get("decoder_channels"),
-        kwargs=dict(cfg.get("model_kwargs", {})), encoder_weights=cfg.get("encoder_weights"),
+        arch=cfg.get("arch", "Unet"),
+        encoder=cfg.get("encoder", "resnet18"),
+        num_classes=bundle.num_classes,
+        encoder_depth=cfg.get("encoder_depth"),
+        decoder_channels=cfg.get("decoder_channels"),
+        kwargs=dict(cfg.get("model_kwargs", {})),
+        encoder_weights=cfg.get("encoder_weights"),
         pretrained=cfg.get("pretrained"),
-    )  # fmt: skip
-    resolution = Resolution(parse_size(cfg.get("size")), parse_size(cfg.get("crop"), "crop"),
-                            scale=tuple(cfg.get("scale", (0.75, 1.5))))  # fmt: skip
+    )
+    resolution = Resolution(
+        parse_size(cfg.get("size")), parse_size(cfg.get("crop"), "crop"), scale=tuple(cfg.get("scale", (0.75, 1.5)))
+    )
     config = BenchConfig(
-        spec=spec, forget_sets=forget_sets, methods=tuple(cfg.get("methods", BenchConfig.methods)),
-        resolution=resolution, recipe=lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe"),
-        val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0),
-        unlearn_batch_size=cfg.get("batch_size", 8), retain_images=cfg.get("retain_images", 32),
-        method_overrides=cfg.get("overrides", {}), overlays=cfg.get("overlays", 4), cache=cfg.get("cache"),
-    )  # fmt: skip
+        spec=spec,
+        forget_sets=forget_sets,
+        methods=tuple(cfg.get("methods", BenchConfig.methods)),
+        resolution=resolution,
+        recipe=lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe"),
+        val_fraction=cfg.get("val_fraction", 0.1),
+        seed=cfg.get("seed", 0),
+        unlearn_batch_size=cfg.get("batch_size", 8),
+        retain_images=cfg.get("retain_images", 32),
+        method_overrides=cfg.get("overrides", {}),
+        overlays=cfg.get("overlays", 4),
+        cache=cfg.get("cache"),
+    )
     return bundle, config
 
 
@@ -264,8 +328,9 @@ def bench_splits(bundle: SegBundle, config: BenchConfig) -> SegSplits:
     return splits
 
 
-def cached_original(config: BenchConfig, splits: SegSplits, engine: Engine, dataset: str,
-                    log: Callable[[str], None] = main_print) -> tuple[nn.Module, float, list]:  # fmt: skip
+def cached_original(
+    config: BenchConfig, splits: SegSplits, engine: Engine, dataset: str, log: Callable[[str], None] = main_print
+) -> tuple[nn.Module, float, list]:
     """The benchmark's original model: trained with ``config.recipe``, or reused from ``config.cache``
     when a checkpoint of the same settings is there (the same file ``run_bench`` uses)."""
     return _cached_train(config, splits, engine, dataset, (), "original", log)

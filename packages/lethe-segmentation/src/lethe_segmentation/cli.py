@@ -53,20 +53,33 @@ PLAIN_WORD = re.compile(r"[A-Za-z_][\w.\-]*")
 
 def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS.names())}")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of train held out for tuning when the dataset has no val split")  # fmt: skip
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of train held out for tuning when the dataset has no val split",
+    )
     g = p.add_argument_group("model (segmentation-models-pytorch)")
     g.add_argument("--arch", default="Unet", help=f"one of: {', '.join(MODELS.names())}")
     g.add_argument("--encoder", default="resnet18", help="an smp encoder name, or tu-<any timm model>")
     g.add_argument("--encoder-depth", type=int, default=None, help="encoder stages (smp default 5)")
     g.add_argument("--decoder-channels", default=None, help="Unet-family decoder widths, e.g. 128,64,32,16,8")
-    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other smp argument, value as JSON (e.g. decoder_pyramid_channels=64; a plain word "
-                        "is a string: activation=sigmoid)")  # fmt: skip
+    g.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other smp argument, value as JSON (e.g. decoder_pyramid_channels=64; a plain word "
+        "is a string: activation=sigmoid)",
+    )
     g.add_argument("--encoder-weights", default="none", help="none (offline, random init) or imagenet")
-    g.add_argument("--pretrained", default=None, metavar="NAME",
-                   help=f"encoder weights from lethe's registry: {', '.join(list_pretrained())} "
-                        "(e.g. efficientnet-lite0 with --encoder tu-tf_efficientnet_lite0)")  # fmt: skip
+    g.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="NAME",
+        help=f"encoder weights from lethe's registry: {', '.join(list_pretrained())} "
+        "(e.g. efficientnet-lite0 with --encoder tu-tf_efficientnet_lite0)",
+    )
     g = p.add_argument_group("resolution and recipe")
     g.add_argument("--size", default=None, help="resize images to HEIGHTxWIDTH (e.g. 96x128); default native")
     g.add_argument("--crop", default=None, help="training crop HEIGHTxWIDTH (default: --size, or native)")
@@ -75,19 +88,25 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=TrainRecipe.lr, help="peak SGD learning rate (cosine decay)")
     g.add_argument("--weight-decay", type=float, default=TrainRecipe.weight_decay)
     g.add_argument("--warmup-epochs", type=int, default=TrainRecipe.warmup_epochs, help="linear warm-up epochs")
-    g.add_argument("--class-weights", default=TrainRecipe.class_weights, choices=CLASS_WEIGHTS,
-                   help="loss weights per class: none, or median_frequency (SegNet's CamVid recipe)")  # fmt: skip
+    g.add_argument(
+        "--class-weights",
+        default=TrainRecipe.class_weights,
+        choices=CLASS_WEIGHTS,
+        help="loss weights per class: none, or median_frequency (SegNet's CamVid recipe)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a segmentation model (or the retrain oracle with --forget-as-ignore)")
     _recipe(p)
-    p.add_argument("--forget-as-ignore", default="",
-                   help="classes relabelled as ignore (the retrain oracle): names or indices")  # fmt: skip
+    p.add_argument(
+        "--forget-as-ignore", default="", help="classes relabelled as ignore (the retrain oracle): names or indices"
+    )
     add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
     add_runtime_args(p)
 
@@ -95,8 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
     p.add_argument("--forget", required=True, help="classes to forget: names or indices, comma separated")
     p.add_argument("--method", default="delete", help=f"one of: {', '.join(PIXEL_METHODS.names())}")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a method setting, e.g. --set lr=1e-3 or --set forget_pixel_weight=5")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a method setting, e.g. --set lr=1e-3 or --set forget_pixel_weight=5",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
     add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
@@ -113,18 +137,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="original, retrain oracle and methods per forget set, with overlays")
     _recipe(p)
-    p.add_argument("--forget", action="append", required=True,
-                   help="one forget set (comma-separated classes); repeat for several sets")  # fmt: skip
+    p.add_argument(
+        "--forget",
+        action="append",
+        required=True,
+        help="one forget set (comma-separated classes); repeat for several sets",
+    )
     p.add_argument("--methods", default="delete,svd,finetune,random_label", help="comma-separated method names")
-    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="override a method setting, e.g. --set delete.epochs=10 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="override a method setting, e.g. --set delete.epochs=10 (repeatable)",
+    )
     p.add_argument("--unlearn-batch-size", type=int, default=8)
     p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
     p.add_argument("--overlays", type=int, default=4, help="test images in each overlay figure")
     p.add_argument("--cache", default=None, help="folder keeping original/oracle checkpoints for reuse")
     p.add_argument("--title", default=None)
-    add_output_arg(p, "--out", required=True, folder=True,
-                   help="output folder: results.json, results.md, overlays_*.png")  # fmt: skip
+    add_output_arg(
+        p, "--out", required=True, folder=True, help="output folder: results.json, results.md, overlays_*.png"
+    )
     add_runtime_args(p)
     return parser
 
@@ -142,8 +176,14 @@ def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
         raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
     if not 0 <= args.warmup_epochs <= args.epochs:
         raise ConfigError(f"--warmup-epochs must lie in 0..--epochs, got {args.warmup_epochs}")
-    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       warmup_epochs=args.warmup_epochs, class_weights=args.class_weights)  # fmt: skip
+    return TrainRecipe(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        class_weights=args.class_weights,
+    )
 
 
 def _spec_from(args: argparse.Namespace, num_classes: int) -> ModelSpec:
@@ -153,8 +193,10 @@ def _spec_from(args: argparse.Namespace, num_classes: int) -> ModelSpec:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError as err:
             if not PLAIN_WORD.fullmatch(value):  # a word is a string; anything else must be JSON
-                raise ConfigError(f"--model-arg {key}={value}: the value is neither JSON nor a plain word "
-                                  f"({err.msg} at character {err.pos})") from None  # fmt: skip
+                raise ConfigError(
+                    f"--model-arg {key}={value}: the value is neither JSON nor a plain word "
+                    f"({err.msg} at character {err.pos})"
+                ) from None
             kwargs[key] = value
     decoder = None
     if args.decoder_channels:
@@ -167,8 +209,9 @@ def _spec_from(args: argparse.Namespace, num_classes: int) -> ModelSpec:
         check_pretrained(args.pretrained)
         if weights:
             raise ConfigError("--encoder-weights and --pretrained both given; give one")
-    return ModelSpec(args.arch, args.encoder, num_classes, args.encoder_depth, decoder, kwargs, weights,
-                     args.pretrained)  # fmt: skip
+    return ModelSpec(
+        args.arch, args.encoder, num_classes, args.encoder_depth, decoder, kwargs, weights, args.pretrained
+    )
 
 
 def _resolution_from(args: argparse.Namespace) -> Resolution:
@@ -196,10 +239,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     splits.resolution = resolve_resolution(build_model(spec), spec, splits.resolution, splits.native)
     model, seconds, log = train_model(spec, splits, recipe, engine, ignore, desc="retrain" if ignore else "train")
     info = {
-        "model": spec.to_dict(), "dataset": args.dataset, "classes": bundle.classes,
-        "resolution": splits.resolution.to_dict(), "split": {"val_fraction": args.val_fraction, "seed": args.seed},
-        "ignored_classes": list(ignore), "recipe": vars(recipe), "train_seconds": seconds, "train_log": log,
-    }  # fmt: skip
+        "model": spec.to_dict(),
+        "dataset": args.dataset,
+        "classes": bundle.classes,
+        "resolution": splits.resolution.to_dict(),
+        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
+        "ignored_classes": list(ignore),
+        "recipe": vars(recipe),
+        "train_seconds": seconds,
+        "train_log": log,
+    }
     save_model(model, args.out, info)
     print(f"trained {spec.arch} ({spec.encoder}) on {args.dataset} in {seconds:.1f}s; saved {args.out}")
 
@@ -212,11 +261,19 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     model, info = load_model(args.checkpoint)
     splits = _splits_from_checkpoint(info, args)
     forget = parse_classes(args.forget, splits.bundle.classes, splits.bundle.name)
-    unlearned, record = unlearn_model(model, args.method, splits, forget, engine, overrides, args.batch_size,
-                                      args.retain_images)  # fmt: skip
-    info = {**info, "unlearned": {"method": record.method, "forget_classes": record.forget_classes,
-                                  "settings": record.settings, "seconds": record.seconds,
-                                  "source": str(args.checkpoint)}}  # fmt: skip
+    unlearned, record = unlearn_model(
+        model, args.method, splits, forget, engine, overrides, args.batch_size, args.retain_images
+    )
+    info = {
+        **info,
+        "unlearned": {
+            "method": record.method,
+            "forget_classes": record.forget_classes,
+            "settings": record.settings,
+            "seconds": record.seconds,
+            "source": str(args.checkpoint),
+        },
+    }
     with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
         save_model(unlearned, out, info)
         if record_path:
@@ -295,11 +352,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
     bundle = load_dataset(args.dataset, args.data_root)
     forget_sets = [parse_classes(f, bundle.classes, bundle.name) for f in args.forget]
     config = BenchConfig(
-        spec=_spec_from(args, bundle.num_classes), forget_sets=forget_sets, methods=methods,
-        resolution=_resolution_from(args), recipe=recipe, val_fraction=args.val_fraction, seed=args.seed,
-        unlearn_batch_size=args.unlearn_batch_size, retain_images=args.retain_images,
-        method_overrides=overrides, overlays=args.overlays, cache=args.cache,
-    )  # fmt: skip
+        spec=_spec_from(args, bundle.num_classes),
+        forget_sets=forget_sets,
+        methods=methods,
+        resolution=_resolution_from(args),
+        recipe=recipe,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        unlearn_batch_size=args.unlearn_batch_size,
+        retain_images=args.retain_images,
+        method_overrides=overrides,
+        overlays=args.overlays,
+        cache=args.cache,
+    )
     result = run_bench(bundle, args.dataset, config, engine)
     title = args.title or f"Class forgetting in segmentation: {bundle.name}, {config.spec.arch} {config.spec.encoder}"
     with atomic_folder(args.out) as out:  # every file or none

@@ -35,12 +35,41 @@ INVALID = -1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 CAMVID_CLASSES = [
-    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
-]  # fmt: skip
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+]
 VOC_CLASSES = [
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-]  # fmt: skip
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 
 DATASETS: Registry[Callable[..., SegBundle]] = Registry("dataset")
 
@@ -139,9 +168,7 @@ def read_label(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
-                raise DataError(
-                    f"label {path} is a {img.mode} image; labels must be single-channel class indices"
-                )
+                raise DataError(f"label {path} is a {img.mode} image; labels must be single-channel class indices")
             arr = np.array(img)
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(f"cannot read label {path}: {err}") from None
@@ -410,8 +437,9 @@ class SegmentationDataset(Dataset):
         raw = read_label(sample.label)
         check_sizes(sample, raw.shape, image.shape[:2])
         if raw.size and raw.max() >= len(self._lut):
-            raise DataError(_bad_value(sample.label, int(raw.max()), self.bundle.num_classes, self.bundle.lut,
-                                       self.bundle.name))  # fmt: skip
+            raise DataError(
+                _bad_value(sample.label, int(raw.max()), self.bundle.num_classes, self.bundle.lut, self.bundle.name)
+            )
         return image, self._lut[raw]
 
     def _reseed_worker(self) -> None:

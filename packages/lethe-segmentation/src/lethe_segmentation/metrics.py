@@ -22,9 +22,14 @@ import numpy as np
 
 #: The scalar metrics of ``segmentation_metrics``, in table order.
 METRICS = (
-    "miou_retain", "iou_forget", "recall_forget", "predicted_forget", "pixel_accuracy",
-    "pixel_accuracy_retain", "miou",
-)  # fmt: skip
+    "miou_retain",
+    "iou_forget",
+    "recall_forget",
+    "predicted_forget",
+    "pixel_accuracy",
+    "pixel_accuracy_retain",
+    "miou",
+)
 
 
 def _ratio(num: float, den: float) -> float:

@@ -68,8 +68,9 @@ def _register_smp() -> None:
     for _, cls in sorted(smp.MODEL_ARCHITECTURES_MAPPING.items()):
 
         def builder(spec: ModelSpec, weights: str | None, _cls=cls) -> nn.Module:
-            return _cls(encoder_name=spec.encoder, encoder_weights=weights, classes=spec.num_classes,
-                        **spec.smp_kwargs())  # fmt: skip
+            return _cls(
+                encoder_name=spec.encoder, encoder_weights=weights, classes=spec.num_classes, **spec.smp_kwargs()
+            )
 
         builder.smp_class = cls  # type: ignore[attr-defined]
         MODELS.add(cls.__name__, builder)

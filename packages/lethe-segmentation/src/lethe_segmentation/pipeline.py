@@ -127,8 +127,9 @@ def check_forget(splits: SegSplits, forget: Sequence[int]) -> tuple[int, ...]:
     return forget
 
 
-def loader(engine: Engine, dataset: SegmentationDataset, batch_size: int, *, shuffle: bool,
-           shard: bool | None = None) -> DataLoader:  # fmt: skip
+def loader(
+    engine: Engine, dataset: SegmentationDataset, batch_size: int, *, shuffle: bool, shard: bool | None = None
+) -> DataLoader:
     """A seeded loader; training loaders drop a last partial batch (BatchNorm needs > 1 sample).
     ``shard``: see ``Engine.loader`` (default: shuffled loaders are split across processes)."""
     drop_last = shuffle and len(dataset) > batch_size
@@ -233,8 +234,15 @@ class UnlearnJob:
     batch_size: int = 8
     retain_images: int = 32
 
-    def loader(self, split: SegSplit, *, augment: bool, label_map: LabelMap | None = None,
-               shuffle: bool | None = None, shard: bool | None = None) -> DataLoader:  # fmt: skip
+    def loader(
+        self,
+        split: SegSplit,
+        *,
+        augment: bool,
+        label_map: LabelMap | None = None,
+        shuffle: bool | None = None,
+        shard: bool | None = None,
+    ) -> DataLoader:
         data = self.splits.dataset(split, augment=augment, label_map=label_map)
         return loader(self.engine, data, self.batch_size, shuffle=augment if shuffle is None else shuffle, shard=shard)
 
@@ -251,8 +259,14 @@ class UnlearnJob:
         kwargs.setdefault("forget", self.forget_loader())
         if "settings" not in kwargs:
             kwargs["overrides"] = self.overrides
-        return lethe.unlearn(self.model, method or self.method, forget_classes=self.forget, engine=self.engine,
-                             num_classes=self.splits.bundle.num_classes, **kwargs)  # fmt: skip
+        return lethe.unlearn(
+            self.model,
+            method or self.method,
+            forget_classes=self.forget,
+            engine=self.engine,
+            num_classes=self.splits.bundle.num_classes,
+            **kwargs,
+        )
 
 
 PixelForm = Callable[[UnlearnJob], "tuple[nn.Module, lethe.UnlearnRecord]"]
@@ -301,8 +315,9 @@ def _random_label(job: UnlearnJob):
     relabel = LabelMap(randomize=job.forget)
     images = job.splits.train if settings.use_retain else job.splits.forget_train(job.forget)
     data = job.loader(images, augment=True, label_map=relabel)
-    finetune = lethe.method_settings("finetune", {k: getattr(settings, k) for k in
-                                                  ("epochs", "lr", "momentum", "weight_decay")})  # fmt: skip
+    finetune = lethe.method_settings(
+        "finetune", {k: getattr(settings, k) for k in ("epochs", "lr", "momentum", "weight_decay")}
+    )
     model, record = job.run("finetune", retain=data, settings=finetune)
     record.method = "random_label"
     record.settings = dataclasses.asdict(settings)
@@ -390,8 +405,7 @@ def evaluate_model(
         forget_split = splits.forget_train(forget)
         if len(forget_split):
             data = splits.dataset(forget_split, augment=False)
-            train_conf = collect_confusion(model, loader(engine, data, batch_size, shuffle=False), engine,
-                                           num_classes)  # fmt: skip
+            train_conf = collect_confusion(model, loader(engine, data, batch_size, shuffle=False), engine, num_classes)
             result["recall_forget_train"] = segmentation_metrics(train_conf, forget)["recall_forget"]
     result["confusion"] = conf.tolist()
     return result

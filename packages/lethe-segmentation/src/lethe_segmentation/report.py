@@ -15,16 +15,33 @@ from lethe_vision.report import pyplot
 
 #: Columns of the main table, in order.
 COLUMNS = (
-    "miou_retain", "miou_retain_drop", "iou_forget", "recall_forget", "recall_forget_train", "predicted_forget",
-    "pixel_accuracy", "pixel_accuracy_retain", "forget_to_gap", "seconds", "seconds_vs_retrain",
-)  # fmt: skip
+    "miou_retain",
+    "miou_retain_drop",
+    "iou_forget",
+    "recall_forget",
+    "recall_forget_train",
+    "predicted_forget",
+    "pixel_accuracy",
+    "pixel_accuracy_retain",
+    "forget_to_gap",
+    "seconds",
+    "seconds_vs_retrain",
+)
 
 #: The usual CamVid colours (SegNet), by class name.
 CAMVID_COLOURS = {
-    "Sky": (128, 128, 128), "Building": (128, 0, 0), "Pole": (192, 192, 128), "Road": (128, 64, 128),
-    "Pavement": (60, 40, 222), "Tree": (128, 128, 0), "SignSymbol": (192, 128, 128), "Fence": (64, 64, 128),
-    "Car": (64, 0, 128), "Pedestrian": (64, 64, 0), "Bicyclist": (0, 128, 192),
-}  # fmt: skip
+    "Sky": (128, 128, 128),
+    "Building": (128, 0, 0),
+    "Pole": (192, 192, 128),
+    "Road": (128, 64, 128),
+    "Pavement": (60, 40, 222),
+    "Tree": (128, 128, 0),
+    "SignSymbol": (192, 128, 128),
+    "Fence": (64, 64, 128),
+    "Car": (64, 0, 128),
+    "Pedestrian": (64, 64, 0),
+    "Bicyclist": (0, 128, 192),
+}
 
 
 def fmt(value: Any) -> str:
@@ -75,8 +92,14 @@ def run_tables(run: Mapping[str, Any], classes: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def write_report(path: str | os.PathLike, title: str, header: Mapping[str, Any], runs: Sequence[Mapping],
-                 classes: Sequence[str], notes: Sequence[str] = ()) -> str:  # fmt: skip
+def write_report(
+    path: str | os.PathLike,
+    title: str,
+    header: Mapping[str, Any],
+    runs: Sequence[Mapping],
+    classes: Sequence[str],
+    notes: Sequence[str] = (),
+) -> str:
     """Settings list, notes, then the tables of every forget set; returns the text."""
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in header.items()]

@@ -37,16 +37,24 @@ class Resolution:
     scale: tuple[float, float] = (0.75, 1.5)
 
     def to_dict(self) -> dict:
-        return {"size": list(self.size) if self.size else None, "crop": list(self.crop) if self.crop else None,
-                "divisor": self.divisor, "scale": list(self.scale)}  # fmt: skip
+        return {
+            "size": list(self.size) if self.size else None,
+            "crop": list(self.crop) if self.crop else None,
+            "divisor": self.divisor,
+            "scale": list(self.scale),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Resolution:
         def pair(v):
             return tuple(int(x) for x in v) if v else None
 
-        return cls(pair(d.get("size")), pair(d.get("crop")), int(d.get("divisor", 32)),
-                   tuple(float(x) for x in d.get("scale", (0.75, 1.5))))  # fmt: skip
+        return cls(
+            pair(d.get("size")),
+            pair(d.get("crop")),
+            int(d.get("divisor", 32)),
+            tuple(float(x) for x in d.get("scale", (0.75, 1.5))),
+        )
 
     def train_crop(self, native: tuple[int, int]) -> tuple[int, int]:
         """``crop``, else ``size``, else ``native`` (the smallest training image) rounded down to the stride."""

@@ -78,9 +78,14 @@ def import_model(
     model = build_checked(spec)
     transfer(backbone(model), state, f"the weights of {source}")
     info = {
-        "model": spec.to_dict(), "dataset": dataset, "classes": classes, "preprocess": pre.to_dict(),
-        "split": {"val_fraction": 0.05, "seed": 0}, "excluded_classes": [], "imported": {"source": source},
-    }  # fmt: skip
+        "model": spec.to_dict(),
+        "dataset": dataset,
+        "classes": classes,
+        "preprocess": pre.to_dict(),
+        "split": {"val_fraction": 0.05, "seed": 0},
+        "excluded_classes": [],
+        "imported": {"source": source},
+    }
     save_model(model.eval(), path, info)
     return Path(path)
 

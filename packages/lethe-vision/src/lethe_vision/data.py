@@ -20,9 +20,7 @@ class ImageData:
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or len(self.images) != len(self.labels):
-            raise DataError(
-                f"images {tuple(self.images.shape)} and labels {tuple(self.labels.shape)} do not match"
-            )
+            raise DataError(f"images {tuple(self.images.shape)} and labels {tuple(self.labels.shape)} do not match")
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -28,9 +28,17 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".gif", ".tif", ".tiff", ".webp"}
 
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def default_data_root() -> Path:
@@ -57,8 +65,9 @@ def resize_images(data: ImageData, size: int | None, chunk: int = 1024) -> Image
     from torchvision.transforms.v2 import functional as TF
 
     parts = [TF.resize(data.images[i : i + chunk], [size, size], antialias=True) for i in range(0, len(data), chunk)]
-    return ImageData(torch.cat(parts) if parts else data.images.new_zeros(0, data.images.shape[1], size, size),
-                     data.labels)  # fmt: skip
+    return ImageData(
+        torch.cat(parts) if parts else data.images.new_zeros(0, data.images.shape[1], size, size), data.labels
+    )
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -91,21 +100,32 @@ def fashion_mnist(root: Path, download: bool = True, image_size: int | None = No
     folders = [DEBIAN_FASHION_MNIST, root / "fashion-mnist", root / "FashionMNIST" / "raw"]
     splits = {}
     for folder in folders:
-        files = {s: (_find_idx(folder, f"{p}-images-idx3-ubyte"), _find_idx(folder, f"{p}-labels-idx1-ubyte"))
-                 for s, p in (("train", "train"), ("test", "t10k"))}  # fmt: skip
+        files = {
+            s: (_find_idx(folder, f"{p}-images-idx3-ubyte"), _find_idx(folder, f"{p}-labels-idx1-ubyte"))
+            for s, p in (("train", "train"), ("test", "t10k"))
+        }
         if all(a and b for a, b in files.values()):
-            splits = {s: ImageData(torch.from_numpy(_read_idx(a).copy()).unsqueeze(1),
-                                   torch.from_numpy(_read_idx(b).astype(np.int64)))
-                      for s, (a, b) in files.items()}  # fmt: skip
+            splits = {
+                s: ImageData(
+                    torch.from_numpy(_read_idx(a).copy()).unsqueeze(1), torch.from_numpy(_read_idx(b).astype(np.int64))
+                )
+                for s, (a, b) in files.items()
+            }
             break
     if not splits:
         from torchvision.datasets import FashionMNIST
 
         splits = {s: _from_torchvision(FashionMNIST, root, s == "train", download) for s in ("train", "test")}
     return DatasetBundle(
-        "fashion-mnist", FASHION_CLASSES, resize_images(splits["train"], image_size),
-        resize_images(splits["test"], image_size), mean=(0.2860,), std=(0.3530,), crop_padding=2, flip=True,
-    )  # fmt: skip
+        "fashion-mnist",
+        FASHION_CLASSES,
+        resize_images(splits["train"], image_size),
+        resize_images(splits["test"], image_size),
+        mean=(0.2860,),
+        std=(0.3530,),
+        crop_padding=2,
+        flip=True,
+    )
 
 
 def _from_torchvision(cls, root: Path, train: bool, download: bool) -> ImageData:
@@ -198,8 +218,17 @@ def image_folder(
 
 
 CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-]  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
@@ -229,6 +258,4 @@ def cifar100(root: Path, download: bool = True, image_size: int | None = None) -
     train = resize_images(_from_torchvision(CIFAR100, root, True, download), image_size)
     test = resize_images(_from_torchvision(CIFAR100, root, False, download), image_size)
     classes = CIFAR100(str(root), train=False, download=False).classes
-    return DatasetBundle(
-        "cifar100", classes, train, test, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-    )
+    return DatasetBundle("cifar100", classes, train, test, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))

@@ -68,14 +68,19 @@ def small_cnn(spec: ModelSpec) -> nn.Module:
     w = spec.width or 16
     feat = spec.image_size // 4
     return nn.Sequential(
-        nn.Conv2d(spec.in_channels, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+        nn.Conv2d(spec.in_channels, w, 3, padding=1, bias=False),
+        nn.BatchNorm2d(w),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
-        nn.Conv2d(w, 2 * w, 3, padding=1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+        nn.Conv2d(w, 2 * w, 3, padding=1, bias=False),
+        nn.BatchNorm2d(2 * w),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(2 * w * feat * feat, 128), nn.ReLU(inplace=True),
+        nn.Linear(2 * w * feat * feat, 128),
+        nn.ReLU(inplace=True),
         nn.Linear(128, spec.num_classes),
-    )  # fmt: skip
+    )
 
 
 class BasicBlock(nn.Module):

@@ -93,9 +93,14 @@ def make_splits(
     if bool(holdout.all()):
         raise DataError(f"the validation fraction {val_fraction} leaves no training data")
     return Splits(
-        bundle, forget, bundle.train.subset(~holdout), bundle.train.subset(holdout), bundle.test,
-        val_fraction, seed,
-    )  # fmt: skip
+        bundle,
+        forget,
+        bundle.train.subset(~holdout),
+        bundle.train.subset(holdout),
+        bundle.test,
+        val_fraction,
+        seed,
+    )
 
 
 def loader(
@@ -108,8 +113,9 @@ def loader(
     if engine.data_on_device:
         if engine.distributed:
             raise ConfigError("data_on_device is for one process; under torchrun use the DataLoader path")
-        return DeviceLoader(data, bundle, batch_size, shuffle=train, augment=augment, device=engine.device,
-                            seed=engine.seed)  # fmt: skip
+        return DeviceLoader(
+            data, bundle, batch_size, shuffle=train, augment=augment, device=engine.device, seed=engine.seed
+        )
     return engine.loader(TensorImageDataset(data, bundle, augment=augment), batch_size, shuffle=train)
 
 
@@ -143,7 +149,11 @@ def check_input(model: nn.Module, spec: ModelSpec, channels: int | None = None, 
 
 
 def train_model(
-    spec: ModelSpec, data: ImageData, bundle: DatasetBundle, recipe: TrainRecipe, engine: Engine,
+    spec: ModelSpec,
+    data: ImageData,
+    bundle: DatasetBundle,
+    recipe: TrainRecipe,
+    engine: Engine,
     desc: str = "train",
 ) -> tuple[nn.Module, float, list[dict]]:
     """Train a fresh model on ``data``; returns (model, seconds, per-epoch log)."""
@@ -164,8 +174,13 @@ def train_model(
 
 
 def unlearn_model(
-    model: nn.Module, method: str, splits: Splits, engine: Engine,
-    overrides: Mapping[str, Any] | None = None, batch_size: int = 128, retain_per_class: int | None = None,
+    model: nn.Module,
+    method: str,
+    splits: Splits,
+    engine: Engine,
+    overrides: Mapping[str, Any] | None = None,
+    batch_size: int = 128,
+    retain_per_class: int | None = None,
 ) -> tuple[nn.Module, lethe.UnlearnRecord]:
     """Run a registered method with the protocol's forget, retain and validation loaders.
 
@@ -188,11 +203,16 @@ def unlearn_model(
         validation = loader(engine, splits.validation, splits.bundle, EVAL_BATCH, train=False)
     lethe.engine.seed_everything(engine.seed)
     return lethe.unlearn(
-        model, method,
+        model,
+        method,
         forget=loader(engine, forget, splits.bundle, batch_size, train=True, augment=forget_augment),
-        forget_classes=splits.forget_classes, retain=retain, validation=validation,
-        settings=settings, engine=engine, num_classes=splits.bundle.num_classes,
-    )  # fmt: skip
+        forget_classes=splits.forget_classes,
+        retain=retain,
+        validation=validation,
+        settings=settings,
+        engine=engine,
+        num_classes=splits.bundle.num_classes,
+    )
 
 
 @dataclass
@@ -256,10 +276,16 @@ def evaluate_model(model: nn.Module, splits: Splits, engine: Engine, options: Ev
     metrics = split_accuracies(train, test, splits.forget_classes)
     f_train = forget_mask(train.labels, splits.forget_classes)
     f_test = forget_mask(test.labels, splits.forget_classes)
-    metrics.update(mia_attacks(
-        train.subset(~f_train), test.subset(~f_test), train.subset(f_train), opts.mia_attacks,
-        seed=splits.seed, max_samples=opts.mia_max_samples,
-    ))  # fmt: skip
+    metrics.update(
+        mia_attacks(
+            train.subset(~f_train),
+            test.subset(~f_test),
+            train.subset(f_train),
+            opts.mia_attacks,
+            seed=splits.seed,
+            max_samples=opts.mia_max_samples,
+        )
+    )
     if opts.probe:
         metrics["probe_forget"] = probe_from_outputs(
             train, test.subset(f_test), per_class=opts.probe_per_class, seed=splits.seed

@@ -46,8 +46,12 @@ class Preprocess:
 
     def over(self, base: Preprocess) -> Preprocess:
         """These values where given, ``base``'s elsewhere."""
-        return Preprocess(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
-                             else getattr(base, f.name) for f in fields(self)})  # fmt: skip
+        return Preprocess(
+            **{
+                f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(base, f.name)
+                for f in fields(self)
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The given values (JSON-ready)."""
@@ -81,8 +85,9 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 def add_preprocess_args(p: argparse.ArgumentParser, *, default_help: str = "the dataset's") -> None:
     """``--image-size``, ``--mean`` and ``--std``."""
     g = p.add_argument_group("input preprocessing")
-    g.add_argument("--image-size", type=int, default=None,
-                   help=f"resize images to SIZE x SIZE on load (default: {default_help})")  # fmt: skip
+    g.add_argument(
+        "--image-size", type=int, default=None, help=f"resize images to SIZE x SIZE on load (default: {default_help})"
+    )
     g.add_argument("--mean", default=None, help=f"per-channel mean, e.g. 0.5,0.5,0.5 (default: {default_help})")
     g.add_argument("--std", default=None, help=f"per-channel std, e.g. 0.5,0.5,0.5 (default: {default_help})")
 
@@ -90,9 +95,11 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, default_help: str = "the 
 def preprocess_from_args(args: argparse.Namespace) -> Preprocess:
     """The ``Preprocess`` of ``--image-size``, ``--mean``, ``--std`` (and ``--channels`` if present)."""
     return Preprocess(
-        args.image_size, _floats(args.mean, "--mean") if args.mean is not None else None,
-        _floats(args.std, "--std") if args.std is not None else None, getattr(args, "channels", None),
-    )  # fmt: skip
+        args.image_size,
+        _floats(args.mean, "--mean") if args.mean is not None else None,
+        _floats(args.std, "--std") if args.std is not None else None,
+        getattr(args, "channels", None),
+    )
 
 
 def to_channels(data: ImageData, channels: int) -> ImageData:

@@ -39,9 +39,13 @@ def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
 
 def add_pretrained_arg(p: argparse.ArgumentParser) -> None:
     """``--pretrained NAME``: weights the model starts from (``lethe.pretrained``)."""
-    p.add_argument("--pretrained", default=None, metavar="NAME",
-                   help=f"start from these weights, head re-sized to the classes: {', '.join(list_pretrained())} "
-                        "(hub: the library's own weights, downloaded; default: random initialisation)")  # fmt: skip
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="NAME",
+        help=f"start from these weights, head re-sized to the classes: {', '.join(list_pretrained())} "
+        "(hub: the library's own weights, downloaded; default: random initialisation)",
+    )
 
 
 def pretrained_from_args(args: argparse.Namespace) -> str | None:

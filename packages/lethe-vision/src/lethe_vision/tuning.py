@@ -64,8 +64,16 @@ def tuning_markdown(
     """A tuning result as Markdown: the header, ``intro``, then one row per setting (``reference``
     first, e.g. the model before unlearning) with its validation and test ``columns``."""
     head = [f"val {c}" for c in columns] + [f"test {c}" for c in columns]
-    lines = [f"# {title}", "", *[f"- **{k}**: {v}" for k, v in header.items()], "", intro, "",
-             "| settings | seconds | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]  # fmt: skip
+    lines = [
+        f"# {title}",
+        "",
+        *[f"- **{k}**: {v}" for k, v in header.items()],
+        "",
+        intro,
+        "",
+        "| settings | seconds | " + " | ".join(head) + " |",
+        "|---" * (len(head) + 2) + "|",
+    ]
     for name, row in [reference] + [(settings_text(r["overrides"]), r) for r in runs]:
         seconds = "-" if row.get("seconds") is None else f"{row['seconds']:.1f}"
         cells = [f"{row[part][c]:.2f}" for part in ("validation", "test") for c in columns]
@@ -121,12 +129,24 @@ class TuningReport:
     def write(self, out: str | Path, header: dict, reference: dict, runs: list[dict]) -> dict:
         """Choose among ``runs`` (under ``header[limit_header]``), then write and print the result."""
         best = self.choose(runs, header[self.limit_header])
-        result = {"header": header, self.reference: reference, "runs": runs,
-                  "chosen": None if best is None else best["overrides"]}  # fmt: skip
+        result = {
+            "header": header,
+            self.reference: reference,
+            "runs": runs,
+            "chosen": None if best is None else best["overrides"],
+        }
         write_tuning(out, result, self.markdown(result))
         return result
 
     def markdown(self, result: dict) -> str:
         h = result["header"]
-        return tuning_markdown(self.title.format(**h), h, self.intro, (self.reference, result[self.reference]),
-                               result["runs"], self.columns, result["chosen"], self.rule(h))  # fmt: skip
+        return tuning_markdown(
+            self.title.format(**h),
+            h,
+            self.intro,
+            (self.reference, result[self.reference]),
+            result["runs"],
+            self.columns,
+            result["chosen"],
+            self.rule(h),
+        )

@@ -50,8 +50,9 @@ def subset_loader(loader: DataLoader, indices: list[int], *, train: bool, seed: 
     sampler, shuffle = None, False
     if train and isinstance(loader.sampler, DistributedSampler):
         s = loader.sampler
-        sampler = DistributedSampler(subset, s.num_replicas, s.rank, shuffle=s.shuffle, seed=s.seed,
-                                     drop_last=s.drop_last)  # fmt: skip
+        sampler = DistributedSampler(
+            subset, s.num_replicas, s.rank, shuffle=s.shuffle, seed=s.seed, drop_last=s.drop_last
+        )
     elif train:
         shuffle = isinstance(loader.sampler, RandomSampler)
     generator = loader.generator if train else torch.Generator().manual_seed(seed)
@@ -118,8 +119,9 @@ def forgotten_hits(
 
 
 @torch.no_grad()
-def forgotten_accuracy(model: nn.Module, batches: Iterable, engine, forgotten: torch.Tensor,
-                       ignore_index: int | None = None) -> float | None:  # fmt: skip
+def forgotten_accuracy(
+    model: nn.Module, batches: Iterable, engine, forgotten: torch.Tensor, ignore_index: int | None = None
+) -> float | None:
     """The forgotten classes' accuracy (percent, ``forgotten_hits``) over ``batches``, summed
     across processes; ``None`` when they hold no forgotten-class sample. Evaluates in eval mode and
     restores every module's mode afterwards, so BatchNorm statistics do not change."""

@@ -130,8 +130,10 @@ def delete(model: nn.Module, s: DeleteSettings, ctx) -> tuple[list[dict], dict]:
         samples = held_out if held_out is not None else recent
         stop = StopWhenForgotten(
             lambda: forgotten_accuracy(model, samples, engine, forgotten, s.ignore_index),
-            s.stop_accuracy, s.stop_patience, s.min_epochs,
-        )  # fmt: skip
+            s.stop_accuracy,
+            s.stop_patience,
+            s.min_epochs,
+        )
     optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
     log = engine.fit(
         model,
@@ -149,9 +151,18 @@ def delete(model: nn.Module, s: DeleteSettings, ctx) -> tuple[list[dict], dict]:
 
 def stop_record(s: DeleteSettings, log: list[dict], held_out) -> dict:
     """What ``extra["stop"]`` records: where the check ran, and whether, why and when training stopped."""
-    where = f"held out ({len(held_out.dataset)} forget samples, not trained on)" if held_out is not None else (
-        "latest training batches")  # fmt: skip
+    where = (
+        f"held out ({len(held_out.dataset)} forget samples, not trained on)"
+        if held_out is not None
+        else ("latest training batches")
+    )
     early = len(log) < s.epochs
-    reason = (f"forgotten: forget_check <= {s.stop_accuracy:g} % for {s.stop_patience} check(s), "
-              f"after at least {s.min_epochs} epoch(s)") if early else "all epochs run"  # fmt: skip
+    reason = (
+        (
+            f"forgotten: forget_check <= {s.stop_accuracy:g} % for {s.stop_patience} check(s), "
+            f"after at least {s.min_epochs} epoch(s)"
+        )
+        if early
+        else "all epochs run"
+    )
     return {"checked_on": where, "stopped_early": early, "reason": reason, "epochs_run": len(log)}

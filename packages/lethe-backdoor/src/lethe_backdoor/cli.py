@@ -23,13 +23,15 @@ from lethe import parse_assignments
 from lethe.cli_support import (
     add_output_arg,
     add_runtime_args,
+    add_set_arg,
     command_parser,
     engine_from_args,
     print_report,
     run_command,
+    save_unlearned,
 )
 from lethe.errors import ConfigError
-from lethe.io import atomic_folder, atomic_paths, write_json_atomic
+from lethe.io import atomic_folder, write_json_atomic
 from lethe_backdoor.attacks import build_attack, list_attacks
 from lethe_backdoor.bench import (
     DEFAULT_BUDGETS,
@@ -101,13 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SOURCES,
         help="stamp: clean images stamped with the known trigger; poisoned: identified poisoned training samples",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a method setting, e.g. --set lr=1e-3 (repeatable)",
-    )
+    add_set_arg(p, "lr=1e-3")
     p.add_argument("--batch-size", type=int, default=128)
     add_output_arg(p, "--out", required=True, help="new checkpoint file for the defended model")
     add_output_arg(p, "--record", help="also write the run record (JSON) here")
@@ -126,13 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="budgets swept (comma separated)")
     p.add_argument("--sweep-methods", default="delete", help="defences run at every budget (comma separated)")
     p.add_argument("--budget-source", default="stamp", choices=SOURCES)
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="METHOD.KEY=VALUE",
-        help="override a method setting, e.g. --set delete.epochs=5 (repeatable)",
-    )
+    add_set_arg(p, "delete.epochs=5", per_method=True)
     p.add_argument("--unlearn-batch-size", type=int, default=128)
     p.add_argument("--examples", type=int, default=4, help="test images in the example figure")
     add_output_arg(p, "--out", required=True, folder=True, help="output folder: results.json, results.md, two PNGs")
@@ -192,21 +182,9 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     model, info, splits = load_backdoored(args.checkpoint, args.data_root)
     budget = make_budget(splits, spec, args.budget_source)
     defended, record = run_defence(model, args.method, budget, splits.bundle, engine, overrides, args.batch_size)
-    info = {
-        **info,
-        "unlearned": {
-            "method": record.method,
-            "forget_classes": record.forget_classes,
-            "settings": record.settings,
-            "seconds": record.seconds,
-            "budget": budget.describe(),
-            "source": str(args.checkpoint),
-        },
-    }
-    with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
-        save_model(defended, out, info)
-        if record_path:
-            write_json_atomic(record_path, record.to_dict())
+    save_unlearned(
+        defended, record, info, args, save_model, forget_classes=record.forget_classes, budget=budget.describe()
+    )
     print(
         f"{args.method} on {budget.size} stamped / {len(budget.clean)} clean images ({args.budget_source}) "
         f"in {record.seconds:.1f}s; saved {args.out}"

@@ -23,14 +23,16 @@ from lethe import parse_assignments
 from lethe.cli_support import (
     add_output_arg,
     add_runtime_args,
+    add_set_arg,
     add_unlearn_args,
     command_parser,
     engine_from_args,
     print_report,
     run_command,
+    save_unlearned,
 )
 from lethe.errors import ConfigError
-from lethe.io import atomic_folder, atomic_paths, write_json_atomic
+from lethe.io import atomic_folder, write_json_atomic
 from lethe.metrics import avg_gap
 from lethe_classification.bench import BenchConfig, run_bench, write_bench
 from lethe_vision.checkpoints import import_model, load_model, save_model
@@ -123,13 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_preprocess_args(p)
     p.add_argument("--forget", required=True, help="classes to forget")
     p.add_argument("--methods", default="delete,svd", help="comma-separated method names")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="METHOD.KEY=VALUE",
-        help="override a method setting, e.g. --set delete.lr=1e-2 (repeatable)",
-    )
+    add_set_arg(p, "delete.lr=1e-2", per_method=True)
     _evaluation(p)
     add_output_arg(
         p, "--out", required=True, folder=True, help="output folder: results.json, results.md, per_class.png"
@@ -213,21 +209,7 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     model, info = load_model(args.checkpoint)
     splits, used = _splits_from_checkpoint(info, args, args.forget, model)
     unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
-    info = {
-        **info,
-        **used,
-        "unlearned": {
-            "method": record.method,
-            "forget_classes": record.forget_classes,
-            "settings": record.settings,
-            "seconds": record.seconds,
-            "source": str(args.checkpoint),
-        },
-    }
-    with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
-        save_model(unlearned, out, info)
-        if record_path:
-            write_json_atomic(record_path, record.to_dict())
+    save_unlearned(unlearned, record, {**info, **used}, args, save_model, forget_classes=record.forget_classes)
     print(f"{args.method} forgot classes {record.forget_classes} in {record.seconds:.1f}s; saved {args.out}")
 
 

@@ -282,13 +282,36 @@ def add_unlearn_args(p: argparse.ArgumentParser, what: str, batch_size: int) -> 
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
     p.add_argument("--forget", required=True, help=f"{what} to forget: indices or names, comma separated")
     p.add_argument("--method", default="delete", help=f"one of: {', '.join(list_methods())}")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a method setting, e.g. --set lr=1e-3 (repeatable)",
-    )
+    add_set_arg(p, "lr=1e-3")
     p.add_argument("--batch-size", type=int, default=batch_size)
     add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
     add_output_arg(p, "--record", help="also write the run record (JSON) here")
+
+
+def add_set_arg(p: argparse.ArgumentParser, example: str, per_method: bool = False) -> None:
+    """The repeatable ``--set`` option: ``KEY=VALUE`` overrides of the method's settings, or with
+    ``per_method`` (a benchmark running several methods) ``METHOD.KEY=VALUE``."""
+    metavar = "METHOD.KEY=VALUE" if per_method else "KEY=VALUE"
+    help_text = f"override a method setting, e.g. --set {example} (repeatable)"
+    p.add_argument("--set", action="append", default=[], metavar=metavar, help=help_text)
+
+
+def save_unlearned(
+    model: torch.nn.Module,
+    record: Any,
+    info: Mapping[str, Any],
+    args: argparse.Namespace,
+    save: Callable[[torch.nn.Module, Path, dict], None],
+    **forgotten: Any,
+) -> None:
+    """Write ``unlearn``'s outputs: the checkpoint ``args.out`` (``save``: the task's checkpoint
+    writer) with ``info`` plus an ``unlearned`` entry (method, ``forgotten``, settings, seconds,
+    source), and the run record ``args.record`` if given; both files or neither."""
+    from lethe.io import atomic_paths, write_json_atomic
+
+    unlearned = {"method": record.method, **forgotten}
+    unlearned |= {"settings": record.settings, "seconds": record.seconds, "source": str(args.checkpoint)}
+    with atomic_paths(args.out, args.record) as (out, record_path):
+        save(model, out, {**info, "unlearned": unlearned})
+        if record_path:
+            write_json_atomic(record_path, record.to_dict())

@@ -25,9 +25,10 @@ from lethe.cli_support import (
     engine_from_args,
     print_report,
     run_command,
+    save_unlearned,
 )
 from lethe.errors import ConfigError
-from lethe.io import atomic_folder, atomic_paths, write_json_atomic
+from lethe.io import atomic_folder, write_json_atomic
 from lethe.pretrained import list_pretrained
 from lethe_face.checkpoints import load_face_model, save_face_model
 from lethe_face.datasets import FACE_DATASETS, FaceData, FaceOptions, load_faces
@@ -208,20 +209,7 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     splits = _splits(_data_from_checkpoint(info, args), info, args.forget)
     unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
     names = [splits.bundle.classes[c] for c in record.forget_classes]
-    info = {
-        **info,
-        "unlearned": {
-            "method": record.method,
-            "forget": names,
-            "settings": record.settings,
-            "seconds": record.seconds,
-            "source": str(args.checkpoint),
-        },
-    }
-    with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
-        save_face_model(unlearned, out, info)
-        if record_path:
-            write_json_atomic(record_path, record.to_dict())
+    save_unlearned(unlearned, record, info, args, save_face_model, forget=names)
     print(f"{args.method} forgot {', '.join(names)} in {record.seconds:.1f}s; saved {args.out}")
 
 

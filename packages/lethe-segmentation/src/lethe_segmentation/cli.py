@@ -24,9 +24,17 @@ from pathlib import Path
 
 import lethe
 from lethe import parse_assignments
-from lethe.cli_support import add_output_arg, add_runtime_args, engine_from_args, print_report, run_command
+from lethe.cli_support import (
+    add_output_arg,
+    add_runtime_args,
+    add_set_arg,
+    engine_from_args,
+    print_report,
+    run_command,
+    save_unlearned,
+)
 from lethe.errors import ConfigError
-from lethe.io import atomic_folder, atomic_paths, write_json_atomic
+from lethe.io import atomic_folder, write_json_atomic
 from lethe.pretrained import check_pretrained, list_pretrained
 from lethe_segmentation.bench import BenchConfig, run_bench, write_bench
 from lethe_segmentation.checkpoints import load_model, save_model
@@ -114,13 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
     p.add_argument("--forget", required=True, help="classes to forget: names or indices, comma separated")
     p.add_argument("--method", default="delete", help=f"one of: {', '.join(PIXEL_METHODS.names())}")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a method setting, e.g. --set lr=1e-3 or --set forget_pixel_weight=5",
-    )
+    add_set_arg(p, "lr=1e-3 or --set forget_pixel_weight=5")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
     add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
@@ -144,13 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one forget set (comma-separated classes); repeat for several sets",
     )
     p.add_argument("--methods", default="delete,svd,finetune,random_label", help="comma-separated method names")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="METHOD.KEY=VALUE",
-        help="override a method setting, e.g. --set delete.epochs=10 (repeatable)",
-    )
+    add_set_arg(p, "delete.epochs=10", per_method=True)
     p.add_argument("--unlearn-batch-size", type=int, default=8)
     p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
     p.add_argument("--overlays", type=int, default=4, help="test images in each overlay figure")
@@ -264,20 +260,7 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     unlearned, record = unlearn_model(
         model, args.method, splits, forget, engine, overrides, args.batch_size, args.retain_images
     )
-    info = {
-        **info,
-        "unlearned": {
-            "method": record.method,
-            "forget_classes": record.forget_classes,
-            "settings": record.settings,
-            "seconds": record.seconds,
-            "source": str(args.checkpoint),
-        },
-    }
-    with atomic_paths(args.out, args.record) as (out, record_path):  # both files or neither
-        save_model(unlearned, out, info)
-        if record_path:
-            write_json_atomic(record_path, record.to_dict())
+    save_unlearned(unlearned, record, info, args, save_model, forget_classes=record.forget_classes)
     names = ", ".join(splits.bundle.classes[c] for c in record.forget_classes)
     print(f"{args.method} forgot {names} in {record.seconds:.1f}s; saved {args.out}")
 

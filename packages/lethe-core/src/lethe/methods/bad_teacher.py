@@ -86,12 +86,10 @@ def union_loader(ctx, fraction: float) -> tuple[DataLoader, int, int]:
     return ctx.engine.loader(union, batch_size, shuffle=True), len(forget_set), n_keep
 
 
-@register_method(
-    "bad_teacher",
-    BadTeacherSettings,
-    needs_retain=True,
-    paper="Chundawat et al., AAAI 2023 (arXiv 2205.08096)",
-)
+PAPER = "Chundawat et al., AAAI 2023 (arXiv 2205.08096)"
+
+
+@register_method("bad_teacher", BadTeacherSettings, needs_retain=True, paper=PAPER)
 def bad_teacher(model: nn.Module, s: BadTeacherSettings, ctx) -> tuple[list[dict], dict]:
     """Distil the incompetent teacher on forget samples and the competent one on retained samples."""
     if not 0.0 <= s.retain_fraction <= 1.0:

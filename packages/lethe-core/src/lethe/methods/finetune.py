@@ -30,12 +30,10 @@ class FinetuneSettings(Settings):
     weight_decay: float = setting(5e-4, ge=0)
 
 
-@register_method(
-    "finetune",
-    FinetuneSettings,
-    needs_retain=True,
-    paper="FT baseline as in Jia et al., NeurIPS 2023 (arXiv 2304.04934)",
-)
+PAPER = "FT baseline as in Jia et al., NeurIPS 2023 (arXiv 2304.04934)"
+
+
+@register_method("finetune", FinetuneSettings, needs_retain=True, paper=PAPER)
 def finetune(model: nn.Module, s: FinetuneSettings, ctx) -> tuple[list[dict], dict]:
     """Train ``model`` in place with cross-entropy on ``ctx.retain`` (the forget set is not used)."""
 

@@ -31,11 +31,10 @@ class GradientAscentSettings(Settings):
     weight_decay: float = setting(5e-4, ge=0)
 
 
-@register_method(
-    "gradient_ascent",
-    GradientAscentSettings,
-    paper="GA / NegGrad as in Jia et al., NeurIPS 2023 (arXiv 2304.04934)",
-)
+PAPER = "GA / NegGrad as in Jia et al., NeurIPS 2023 (arXiv 2304.04934)"
+
+
+@register_method("gradient_ascent", GradientAscentSettings, paper=PAPER)
 def gradient_ascent(model: nn.Module, s: GradientAscentSettings, ctx) -> tuple[list[dict], dict]:
     """Train ``model`` in place to maximise cross-entropy on ``ctx.forget`` (minimise its negative)."""
 

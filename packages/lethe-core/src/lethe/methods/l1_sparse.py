@@ -57,12 +57,10 @@ def l1_norm(model: nn.Module) -> torch.Tensor:
     return sum(p.float().abs().sum() for p in model.parameters() if p.requires_grad)
 
 
-@register_method(
-    "l1_sparse",
-    L1SparseSettings,
-    needs_retain=True,
-    paper="Jia et al., NeurIPS 2023 (arXiv 2304.04934)",
-)
+PAPER = "Jia et al., NeurIPS 2023 (arXiv 2304.04934)"
+
+
+@register_method("l1_sparse", L1SparseSettings, needs_retain=True, paper=PAPER)
 def l1_sparse(model: nn.Module, s: L1SparseSettings, ctx) -> tuple[list[dict], dict]:
     """Train ``model`` in place over ``ctx.retain`` with cross-entropy plus the decaying L1 penalty."""
     if s.alpha < 0:

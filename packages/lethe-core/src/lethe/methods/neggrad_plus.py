@@ -39,12 +39,10 @@ class NegGradPlusSettings(Settings):
     weight_decay: float = setting(0.0, ge=0)
 
 
-@register_method(
-    "neggrad_plus",
-    NegGradPlusSettings,
-    needs_retain=True,
-    paper="Kurmanji et al., NeurIPS 2023 (arXiv 2302.09880)",
-)
+PAPER = "Kurmanji et al., NeurIPS 2023 (arXiv 2302.09880)"
+
+
+@register_method("neggrad_plus", NegGradPlusSettings, needs_retain=True, paper=PAPER)
 def neggrad_plus(model: nn.Module, s: NegGradPlusSettings, ctx) -> tuple[list[dict], dict]:
     """Train ``model`` in place over ``ctx.retain``, one cycled ``ctx.forget`` batch per retained batch."""
     if not 0.0 <= s.alpha <= 1.0:

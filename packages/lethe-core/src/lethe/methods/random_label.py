@@ -129,12 +129,10 @@ def fit_random_labels(
     return ctx.engine.fit(model, loader, step, optimizer, epochs, desc=desc)
 
 
-@register_method(
-    "random_label",
-    RandomLabelSettings,
-    needs_retain=True,
-    paper="Golatkar et al., CVPR 2020 (arXiv 1911.04933); as in Fan et al., ICLR 2024 (arXiv 2310.12508)",
-)
+PAPER = "Golatkar et al., CVPR 2020 (arXiv 1911.04933); as in Fan et al., ICLR 2024 (arXiv 2310.12508)"
+
+
+@register_method("random_label", RandomLabelSettings, needs_retain=True, paper=PAPER)
 def random_label(model: nn.Module, s: RandomLabelSettings, ctx) -> tuple[list[dict], dict]:
     """Fine-tune ``model`` in place on randomly relabelled forget data plus retained data."""
     log = fit_random_labels(

@@ -38,12 +38,10 @@ class RetrainSettings(Settings):
             raise invalid_setting(self, "warmup_epochs", self.warmup_epochs, f"in [0, epochs] = [0, {self.epochs}]")
 
 
-@register_method(
-    "retrain",
-    RetrainSettings,
-    needs_retain=True,
-    paper="retrain oracle; recipe of Jia et al., NeurIPS 2023 (arXiv 2304.04934)",
-)
+PAPER = "retrain oracle; recipe of Jia et al., NeurIPS 2023 (arXiv 2304.04934)"
+
+
+@register_method("retrain", RetrainSettings, needs_retain=True, paper=PAPER)
 def retrain(model: nn.Module, s: RetrainSettings, ctx) -> tuple[list[dict], dict]:
     """Re-initialise ``model`` in place and train it with cross-entropy on ``ctx.retain`` only.
 

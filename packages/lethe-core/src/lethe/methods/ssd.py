@@ -72,13 +72,10 @@ def squared_gradient_sums(model: nn.Module, loader: DataLoader, engine) -> tuple
     return sums, int(count.item())
 
 
-@register_method(
-    "ssd",
-    SSDSettings,
-    needs_retain=True,
-    training_free=True,
-    paper="Foster et al., AAAI 2024 (arXiv 2308.07707)",
-)
+PAPER = "Foster et al., AAAI 2024 (arXiv 2308.07707)"
+
+
+@register_method("ssd", SSDSettings, needs_retain=True, training_free=True, paper=PAPER)
 def ssd(model: nn.Module, s: SSDSettings, ctx) -> tuple[list[dict], dict]:
     """Dampen, in place, the parameters far more important to the forget data than to all data."""
     if not s.alpha > 0 or not s.dampening > 0:

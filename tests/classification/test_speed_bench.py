@@ -69,7 +69,11 @@ def test_speed_run_writes_tables_and_reuses_the_cached_original(tmp_path, tiny_f
     assert retrain["published_seconds"] == pytest.approx(10 * retrain["seconds_per_epoch"])
     first = delete[0]
     assert first["vs_retrain_published"] == pytest.approx(first["seconds_to_target"] / retrain["published_seconds"])
-    assert [t["met"] for t in saved["targets"]].count(None) == 0 and len(saved["targets"]) == 4
+    assert [t["met"] for t in saved["targets"]].count(None) == 0
+    # the peak-memory row needs a nonzero peak at the smallest size: RSS above the level before the
+    # step can be 0 in a process whose allocator already holds freed memory (the full test run)
+    measurable = [r["peak_bytes"] for r in svd if r["method"] == "ours"][0] > 0
+    assert len(saved["targets"]) == 3 + measurable
     text = (out / "results.md").read_text()
     assert "## SVD step" in text and "## DELETE" in text and "extrapolated" in text
     assert result["header"]["original"] == "trained in this run"
@@ -112,10 +116,11 @@ def test_fast_svd_row_uses_its_settings(tmp_path, tiny_folder):
 
 def test_randomised_svd_steps_repeat_over_seeds_and_tables_show_means(tmp_path, tiny_folder):
     cfg = _cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], delete_epochs=1, svd_repeats=3,
-               svd_fast={"positions_per_sample": 2})  # fmt: skip
+               svd_fast={"positions_per_sample": 2}, svd_exact={"exact": True})  # fmt: skip
     saved = speed.run_config(cfg, tmp_path / "out", log=lambda _: None)
     seeds = {m: [r["seed"] for r in saved["svd_runs"] if r["method"] == m] for m in SVD_STEPS}
-    assert seeds == {"ours": [0], "ours-fast": [0, 1, 2], "reference": [0, 1, 2]}  # exact ours is deterministic
+    # ours samples patches by default (issue 20); the exact path is deterministic
+    assert seeds == {"ours": [0, 1, 2], "ours-exact": [0], "ours-fast": [0, 1, 2], "reference": [0, 1, 2]}
     for row in saved["svd"]:
         runs = [r for r in saved["svd_runs"] if r["method"] == row["method"]]
         assert row["runs"] == len(runs)

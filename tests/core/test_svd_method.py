@@ -241,6 +241,7 @@ def test_weights_match_the_update_computed_by_hand(toy):
             "alpha_f": alpha_f,
             "retain_per_class": 5,
             "num_forget": 20,
+            "exact": True,  # every patch in float64: the hand computation below
         },
     )
     original = toy.fresh_model().eval()
@@ -298,10 +299,12 @@ def test_layers_matching_nothing_is_a_config_error(toy):
         run_svd(toy, overrides={"tune": False, "layers": (";",)})
 
 
-def test_kept_rows_give_the_weights_of_the_gram_path(toy, monkeypatch):
-    """With 2 samples per side every linear layer sees fewer rows than features, so the thin-SVD
-    path runs; the weights equal those of the Gram + eigh path."""
-    overrides = {"tune": False, "retain_per_class": 1, "num_forget": 2}
+@pytest.mark.parametrize("exact", [True, False], ids=["exact-thin-svd", "default-dual-gram"])
+def test_kept_rows_give_the_weights_of_the_gram_path(toy, monkeypatch, exact):
+    """With 2 samples per side every linear layer sees fewer rows than features, so the kept-rows
+    path runs (a float64 thin SVD when exact, else float32 eigh of the smaller Gram); the weights
+    equal those of the Gram + eigh path."""
+    overrides = {"tune": False, "retain_per_class": 1, "num_forget": 2, "exact": exact}
     thin, record = run_svd(toy, overrides=overrides)
     assert record.extra["forget_samples"] == 2
     import lethe.methods.svd as svd_module

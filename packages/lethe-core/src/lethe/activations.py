@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lethe.errors import ConfigError
-from lethe.projection import Spectrum, spectrum, thin_spectrum
+from lethe.projection import Spectrum, dual_spectrum, spectrum, thin_spectrum
 
 #: Elements of float64 activations handled per chunk (bounds the transient memory).
 CHUNK_ELEMENTS = 1 << 25
@@ -77,11 +77,13 @@ class LayerStats:
         self._fold()
         return self._gram
 
-    def spectrum(self) -> Spectrum:
-        """The Gram matrix's normalised spectrum: a thin SVD of the kept rows, or ``eigh`` of the Gram."""
+    def spectrum(self, precision: torch.dtype = torch.float64) -> Spectrum:
+        """The Gram matrix's normalised spectrum: of the kept rows (a float64 thin SVD, or in float32
+        ``dual_spectrum``'s ``eigh`` of their smaller Gram), or ``eigh`` of the Gram in ``precision``."""
         if self._kept:
-            return thin_spectrum(torch.cat(self._kept, dim=-1))
-        return spectrum(self.gram)
+            rows = torch.cat(self._kept, dim=-1)
+            return thin_spectrum(rows) if precision == torch.float64 else dual_spectrum(rows, precision)
+        return spectrum(self.gram, precision)
 
 
 def weight_of(stats: LayerStats) -> torch.Tensor:

@@ -27,10 +27,29 @@ def _normalised(evals: torch.Tensor, vectors: torch.Tensor) -> Spectrum:
     return Spectrum(lam, vectors)
 
 
-def spectrum(gram: torch.Tensor) -> Spectrum:
-    """``eigh`` of ``gram`` ``[g, d, d]`` (float64); eigenvalues are the squared singular values."""
-    evals, evecs = torch.linalg.eigh(gram.double())
-    return _normalised(evals, evecs)
+def _eigh(matrix: torch.Tensor, precision: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``eigh`` of symmetric ``matrix`` ``[g, d, d]`` in ``precision``, results in float64. Each
+    matrix is scaled by its largest diagonal entry first (float32's range); where the float32
+    solver does not converge (ill-conditioned, many repeated eigenvalues) it is redone in float64."""
+    matrix = matrix.double()
+    scale = matrix.diagonal(dim1=-2, dim2=-1).amax(dim=-1).clamp_min(torch.finfo(torch.float64).tiny)
+    scaled = matrix / scale[..., None, None]
+    try:
+        evals, evecs = torch.linalg.eigh(scaled.to(precision))
+    except torch.linalg.LinAlgError:
+        if precision == torch.float64:
+            raise
+        evals, evecs = torch.linalg.eigh(scaled)
+    return evals.double() * scale[..., None], evecs.double()
+
+
+def spectrum(gram: torch.Tensor, precision: torch.dtype = torch.float64) -> Spectrum:
+    """``eigh`` of ``gram`` ``[g, d, d]`` in ``precision`` (float32 is about 2x faster on CPU; float64
+    where it fails to converge), the result in float64; eigenvalues are the squared singular values."""
+    if precision == torch.float64:  # the exact path, bit for bit as before
+        evals, evecs = torch.linalg.eigh(gram.double())
+        return _normalised(evals, evecs)
+    return _normalised(*_eigh(gram, precision))
 
 
 def thin_spectrum(rows: torch.Tensor) -> Spectrum:
@@ -39,6 +58,22 @@ def thin_spectrum(rows: torch.Tensor) -> Spectrum:
     projector equals the one from ``spectrum(R R^T)``; the cost is ``O(d n^2)``, not ``O(d^3)``."""
     u, s, _ = torch.linalg.svd(rows.double(), full_matrices=False)
     return _normalised(s.square(), u)
+
+
+def dual_spectrum(rows: torch.Tensor, precision: torch.dtype = torch.float32) -> Spectrum:
+    """The spectrum of ``R R^T`` from the smaller Gram ``R^T R`` (``rows``: ``[g, d, n]``, n <= d):
+    ``R^T R = V diag(s^2) V^T`` and ``U = R V / s`` in ``precision`` (float64 afterwards). Cheaper
+    than ``thin_spectrum`` when ``n`` nears ``d`` (an ``n x n`` ``eigh``, not a thin SVD). Directions
+    whose eigenvalue is under ``n * eps(precision)`` of the largest are dropped (zero importance and vector): their
+    vectors are noise at that precision, and their importance at most ``alpha`` times that share."""
+    r = rows.to(precision)
+    evals, v = _eigh(r.transpose(-1, -2) @ r, precision)
+    evals, v = evals.to(precision).clamp_min(0), v.to(precision)
+    floor = evals.amax(dim=-1, keepdim=True) * rows.shape[-1] * torch.finfo(precision).eps
+    kept = evals > floor
+    evals = torch.where(kept, evals, torch.zeros_like(evals))
+    scale = torch.where(kept, evals.clamp_min(torch.finfo(precision).tiny).rsqrt(), torch.zeros_like(evals))
+    return _normalised(evals.double(), ((r @ v) * scale.unsqueeze(-2)).double())
 
 
 def importance(lam: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -5,7 +5,7 @@ It takes the original model of a segmentation benchmark config (the same keys, a
 ``cache`` file as ``lethe_segmentation.bench``, so a model trained by ``make bench-segmentation``
 is reused), then measures the SVD step at every ``svd_samples`` count of images per side, exactly
 as ``lethe_classification.speed`` does for classification, through ``lethe_vision.speed`` (fresh
-process per step, peak memory above the level before the step, ours / ours-fast / reference,
+process per step, peak memory above the level before the step, ours / ours-exact / ours-fast / reference,
 randomised steps over ``svd_repeats`` seeds).
 The forget side is the training images with the largest share of forgotten-class pixels, the
 retained side those with the smallest share (the choice ``lethe_segmentation``'s SVD makes); the

@@ -3,10 +3,11 @@ fixed, no tuning) against the faithful reference of ``lethe_vision.reference.svd
 
 The task speed benchmarks (``lethe_classification.speed``, ``lethe_segmentation.speed``) prepare one
 data file per sample count and a checkpoint of the original; ``measure_svd_steps`` runs every step
-(ours, ours-fast when configured, the reference; randomised steps over ``svd_repeats`` seeds), each
-in a fresh subprocess (``python -m lethe_vision.speed svd-worker JOB_DIR``) when ``isolate`` so that
-the memory of one step never hides in another's, and ``summarise_svd`` / ``svd_targets`` /
-``svd_report_lines`` turn the runs into the report's rows.
+(ours with SVD's default settings, ours-exact and ours-fast when configured, the reference;
+randomised steps over ``svd_repeats`` seeds), each in a fresh subprocess (``python -m
+lethe_vision.speed svd-worker JOB_DIR``) when ``isolate`` so that the memory of one step never
+hides in another's, and ``summarise_svd`` / ``svd_targets`` / ``svd_report_lines`` turn the runs
+into the report's rows.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before the step;
 on CPU the peak resident set size during the step minus the resident size before it (Linux: the
@@ -66,8 +67,11 @@ class SVDStepSettings:
     isolate: bool = True
     #: SVD settings of the extra "ours-fast" row (empty: no such row); see lethe.methods.svd
     svd_fast: dict[str, Any] = field(default_factory=dict)
+    #: SVD settings of the extra "ours-exact" row (empty: no such row), e.g. ``{exact: true}``: the
+    #: exact Gram path, SVD's default before issue 20
+    svd_exact: dict[str, Any] = field(default_factory=dict)
     #: runs (seeds seed, seed+1, ...) of each SVD step that samples at random: the reference (its
-    #: patches) and ours-fast when it subsamples positions; the tables show their means
+    #: patches) and each of ours whose settings subsample positions; the tables show their means
     svd_repeats: int = 1
 
 
@@ -94,7 +98,8 @@ def svd_step_header(config: SVDStepSettings, svd: list[dict], unit: str = "sampl
         "SVD alphas (fixed, no tuning)": [config.alpha_r, config.alpha_f],
         "SVD ours streams batches of": config.svd_batch_size,
         "SVD runs of each randomised step (seeds from the config's)": config.svd_repeats,
-        "SVD ours-fast settings": dict(config.svd_fast),
+        **({"SVD ours-exact settings": dict(config.svd_exact)} if config.svd_exact else {}),
+        **({"SVD ours-fast settings": dict(config.svd_fast)} if config.svd_fast else {}),
         "reference max patches per conv layer": config.max_patches,
         "SVD steps isolated in fresh processes": config.isolate,
         "peak memory": svd[0]["memory_method"] if svd else "-",
@@ -181,10 +186,21 @@ def _svd_reference(model: nn.Module, data: dict[str, torch.Tensor], job: Mapping
     return {"retain_samples": len(data["retain_y"]), "forget_samples": len(data["forget_y"])}
 
 
-SVD_STEPS: dict[str, Callable[..., dict]] = {"ours": _svd_ours, "ours-fast": _svd_ours, "reference": _svd_reference}
+SVD_STEPS: dict[str, Callable[..., dict]] = {
+    "ours": _svd_ours, "ours-exact": _svd_ours, "ours-fast": _svd_ours, "reference": _svd_reference,
+}  # fmt: skip
 
 #: settings of ours that make the SVD step draw at random (then it is repeated like the reference)
 RANDOM_SVD_SETTINGS = ("positions_per_sample", "max_patches")
+
+
+def svd_overrides(name: str, config: SVDStepSettings) -> dict[str, Any] | None:
+    """The SVD settings a step of ours runs with on top of SVD's defaults ({} for "ours", the
+    reference included); None for a step the config leaves out (ours-exact, ours-fast unset)."""
+    extra = {"ours-exact": config.svd_exact, "ours-fast": config.svd_fast}
+    if name not in extra:
+        return {}
+    return dict(extra[name]) if extra[name] else None
 
 
 def checkpoints_of(job: Mapping[str, Any]) -> tuple[Callable, Callable]:
@@ -195,10 +211,12 @@ def checkpoints_of(job: Mapping[str, Any]) -> tuple[Callable, Callable]:
 
 
 def svd_runs(name: str, config: SVDStepSettings) -> int:
-    """How many seeds an SVD step runs with: ``svd_repeats`` where it samples at random, else 1."""
-    random = name == "reference" or (
-        name == "ours-fast" and any(config.svd_fast.get(k) is not None for k in RANDOM_SVD_SETTINGS)
-    )
+    """How many seeds an SVD step runs with: ``svd_repeats`` where it samples at random (the
+    reference; ours unless its settings, SVD's defaults included, are exact), else 1."""
+    if name == "reference":
+        return config.svd_repeats
+    settings = lethe.method_settings("svd", svd_overrides(name, config) or {})
+    random = not settings.exact and any(getattr(settings, k) is not None for k in RANDOM_SVD_SETTINGS)
     return config.svd_repeats if random else 1
 
 
@@ -261,7 +279,7 @@ def measure_svd_steps(
     workdir: Path,
     log,
 ) -> list[dict[str, Any]]:
-    """Every SVD step (ours, ours-fast when configured, the reference) at every sample count, each
+    """Every SVD step (ours, ours-exact and ours-fast when configured, the reference) at every sample count, each
     seed of a randomised step once; one fresh process per step when ``config.isolate``.
 
     ``inputs`` maps a sample count to its data file and counts (``per_class``, ``forget_distinct``);
@@ -271,7 +289,8 @@ def measure_svd_steps(
     rows = []
     for samples, (data_path, counts) in inputs.items():
         for name in SVD_STEPS:
-            if name == "ours-fast" and not config.svd_fast:
+            overrides = svd_overrides(name, config)
+            if overrides is None:
                 continue
             for repeat in range(svd_runs(name, config)):
                 seed = config.seed + repeat
@@ -282,7 +301,7 @@ def measure_svd_steps(
                     "threads": torch.get_num_threads(), "seed": seed, "alpha_r": config.alpha_r,
                     "alpha_f": config.alpha_f, "max_patches": config.max_patches, "batch_size": config.svd_batch_size,
                     "per_class": counts.get("per_class"),
-                    "svd_overrides": dict(config.svd_fast) if name == "ours-fast" else {},
+                    "svd_overrides": overrides,
                 }  # fmt: skip
                 (job_dir / "job.json").write_text(json.dumps(job))
                 result = _run_isolated(job_dir) if config.isolate else run_svd_job(job_dir)
@@ -335,7 +354,7 @@ def svd_targets(svd: list[dict], quality: tuple[str, str] = CLASSIFICATION_QUALI
     standard deviation of the reference's seeds (the same as ``met`` where the reference ran once)."""
     forgetting, retention = quality
     rows = []
-    for ours in (r for r in svd if r["method"] in ("ours", "ours-fast")):
+    for ours in (r for r in svd if r["method"].startswith("ours")):
         ref = next(r for r in svd if r["method"] == "reference" and r["samples"] == ours["samples"])
         faster = ours["speedup_vs_reference"] >= 3
         strict = ours[forgetting] <= ref[forgetting] and ours[retention] >= ref[retention]
@@ -345,7 +364,7 @@ def svd_targets(svd: list[dict], quality: tuple[str, str] = CLASSIFICATION_QUALI
             "method": f"SVD {ours['method']} >= 3x faster, quality >= reference ({ours['samples']}/side)",
             "value": ours["speedup_vs_reference"], "met": faster and strict, "met_within_spread": faster and spread,
         })  # fmt: skip
-    for name in ("ours", "ours-fast"):
+    for name in (m for m in SVD_STEPS if m.startswith("ours")):
         growth = _ratio(svd, name, "peak_bytes")
         if growth is not None:
             rows.append({"method": f"SVD {name} peak memory, largest over smallest sample count <= 1.2",
@@ -373,7 +392,8 @@ def svd_report_lines(svd: list[dict], runs: list[dict], quality: tuple[str, str]
         "Every run:", "",
         markdown_table(runs, ("samples", "seed", "seconds", "peak_mib", *quality)),
         "Peak memory at the largest sample count over the smallest: "
-        + ", ".join(f"{m} {_fmt_ratio(_ratio(svd, m, 'peak_bytes'))}" for m in SVD_STEPS), "",
+        + ", ".join(f"{m} {_fmt_ratio(_ratio(svd, m, 'peak_bytes'))}" for m in SVD_STEPS
+                   if any(r["method"] == m for r in svd)), "",
     ]  # fmt: skip
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
+import numpy as np
 import pytest
 
+import lethe
 from lethe.engine import Engine
 from lethe.errors import ConfigError
 from lethe_classification.lira import LiraConfig, config_from_yaml, run_lira, write_lira
@@ -25,9 +28,21 @@ def test_run_lira_rows_and_report(tiny_spec, tmp_path):
         assert 0.0 <= rows[role]["attack_acc"] <= 100.0 and 0.0 <= rows[role]["attack_auc"] <= 100.0
         assert len(result["scores"][role]["method"]) == 3
     assert result["header"]["attacked forget-class training images"] == 6
+    # each training of a pair from a seed of its own: neither oracle shares the original's init
+    assert rows["original"]["seeds"] == [0, 1, 2] and rows["gradient_ascent"]["seeds"] == [0, 1, 2]
+    assert rows["retrain"]["seeds"] == [1000, 1001, 1002] and rows["retrain-2"]["seeds"] == [2000, 2001, 2002]
+    # what ran: the resolved settings and the epochs of every method row
+    assert rows["gradient_ascent"]["settings"] == asdict(lethe.method_settings("gradient_ascent"))
+    assert rows["gradient_ascent"]["epochs_per_pair"] == [rows["gradient_ascent"]["settings"]["epochs"]] * 3
+    assert rows["original"]["epochs"] == 1 and "settings" not in rows["retrain"]
+    assert 0.0 < rows["retrain-2"]["p_perm"] <= 1.0
     text = write_lira(result, tmp_path, "tiny")
     assert "| gradient_ascent |" in text and "Told apart from the retrain oracle" in text
-    assert json.loads((tmp_path / "results.json").read_text())["rows"] == json.loads(json.dumps(result["rows"]))
+    assert "Reference (oracle vs oracle, retrain-2)" in text and "- **gradient_ascent**: settings {" in text
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(result["rows"])) and "phi" not in saved
+    with np.load(tmp_path / "phi.npz") as phi:
+        assert phi["retrain-2"].shape == (3, 6)
 
 
 def test_config_from_yaml_checks_keys_and_pairs(tiny_spec):
@@ -39,3 +54,6 @@ def test_config_from_yaml_checks_keys_and_pairs(tiny_spec):
         config_from_yaml({"arch": "small-cnn", "forget": 2, "pair": 4}, bundle)
     with pytest.raises(ConfigError, match="pairs must be at least 3"):
         config_from_yaml({"arch": "small-cnn", "forget": 2, "pairs": 2}, bundle)
+    assert config.variance == "pooled"
+    with pytest.raises(ConfigError, match="variance must be one of"):
+        config_from_yaml({"arch": "small-cnn", "forget": 2, "variance": "shared"}, bundle)

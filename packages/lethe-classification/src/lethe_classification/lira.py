@@ -1,13 +1,17 @@
 """A LiRA-style attack on class unlearning: can an attacker tell a method's output from the oracle?
 
 Following LiRA (Carlini et al., IEEE S&P 2022) and U-LiRA (Hayes et al., SaTML 2025), P pairs of
-models are trained, each from its own seed on its own random half of the training split: an
-original (all classes), the retrain oracle (the half without the forgotten classes), a second
-oracle from another seed (the oracle-vs-oracle reference) and every method applied to the original.
+models are trained, each on its own random half of the training split: an original (all classes),
+the retrain oracle (the half without the forgotten classes), a second oracle (the oracle-vs-oracle
+reference) and every method applied to the original. The three trainings of a pair have seeds of
+their own (``seed + j``, ``+ 1000``, ``+ 2000``: model initialisation and data order), so neither
+oracle shares the original's initialisation (which the method outputs inherit) and the two oracles
+are exchangeable, drawn as the shadows of their hypothesis are (U-LiRA).
 On a fixed sample of forget-class training images the attacker takes ``phi = log(p / (1 - p))`` of
 the true class, fits Gaussians under "unlearned by M" and under "retrained" over the other P - 1
-pairs (the shadows) and labels each held-out model by the sign of the summed log-likelihood ratio
-(``lira_stats``). Accuracy / AUC of 50 % mean the method's outputs look like the oracle's.
+pairs (the shadows) and labels each held-out model by the sign of the mean log-likelihood ratio
+(``lira_stats``, pooled per-sample variances). Accuracy / AUC of 50 % mean the method's outputs
+look like the oracle's; every within-pair swap of the two roles gives the spread chance gives.
 
     python -m lethe_classification.lira benchmarks/configs/lira/fashion-mnist-small-cnn.yaml
 """
@@ -32,12 +36,15 @@ from lethe.engine import Engine, environment
 from lethe.errors import ConfigError, LetheError
 from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import accuracy
-from lethe_classification.lira_stats import AttackResult, attack_table, logit_confidence
+from lethe_classification.lira_stats import VARIANCES, AttackResult, Chance, attack_table, chance, logit_confidence
 from lethe_vision.data import DatasetBundle, parse_classes, per_class_sample
 from lethe_vision.pipeline import Splits, TrainRecipe, make_splits, model_spec, outputs_on, train_model, unlearn_model
 from lethe_vision.report import markdown_table
 
 ORACLE, ORACLE_2, ORIGINAL = "retrain", "retrain-2", "original"
+#: Seed offsets of a pair's trainings (pair j: ``seed + j`` plus these): independent initialisations
+#: and data orders, so the oracle shares nothing with the original but the data half.
+SEED_OFFSETS = {ORIGINAL: 0, ORACLE: 1000, ORACLE_2: 2000}
 
 
 @dataclass
@@ -58,7 +65,8 @@ class LiraConfig:
     #: forget-class training images the attacker scores, per forgotten class (seeded sample, the
     #: same for every pair; about ``fraction`` of them are in a pair's training half)
     samples: int = 1000
-    fixed_variance: bool = True
+    #: how the Gaussians' variances are fitted (``lira_stats.VARIANCES``)
+    variance: str = "pooled"
     unlearn_batch_size: int = 128
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -69,6 +77,8 @@ class LiraConfig:
             raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}")
         if self.samples < 1:
             raise ConfigError(f"samples must be at least 1, got {self.samples}")
+        if self.variance not in VARIANCES:
+            raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {self.variance!r}")
 
 
 def data_half(splits: Splits, fraction: float, seed: int) -> Splits:
@@ -82,26 +92,24 @@ def data_half(splits: Splits, fraction: float, seed: int) -> Splits:
 def train_pair(
     bundle: DatasetBundle, config: LiraConfig, splits: Splits, index: int, engine: Engine, log=main_print
 ) -> dict[str, Any]:
-    """Train pair ``index`` and return, per role, its model's seconds (training or unlearning)."""
+    """Train pair ``index``; returns, per role, its model and what ran: seconds (training or
+    unlearning), epochs and seed, and for a method its resolved settings."""
     seed = config.seed + index
     half = data_half(splits, config.fraction, seed)
     spec = model_spec(config.arch, bundle, config.width)
-    engine.seed = seed
-    original, seconds, _ = train_model(spec, half.train, bundle, config.recipe, engine, f"pair {index} original")
-    models = {ORIGINAL: (original, seconds)}
-    oracle, seconds, _ = train_model(spec, half.retain_train, bundle, config.recipe, engine, f"pair {index} retrain")
-    models[ORACLE] = (oracle, seconds)
-    engine.seed = seed + 1000
-    oracle_2, seconds, _ = train_model(
-        spec, half.retain_train, bundle, config.recipe, engine, f"pair {index} retrain-2"
-    )
-    models[ORACLE_2] = (oracle_2, seconds)
-    engine.seed = seed
+    models: dict[str, Any] = {}
+    for role, data in ((ORIGINAL, half.train), (ORACLE, half.retain_train), (ORACLE_2, half.retain_train)):
+        engine.seed = seed + SEED_OFFSETS[role]
+        model, seconds, epochs = train_model(spec, data, bundle, config.recipe, engine, f"pair {index} {role}")
+        models[role] = (model, {"seconds": seconds, "epochs": len(epochs), "seed": engine.seed})
+    engine.seed = seed  # the methods start from the original and run with its seed
     for method in config.methods:
-        model, record = unlearn_model(original, method, half, engine, config.method_overrides.get(method),
+        model, record = unlearn_model(models[ORIGINAL][0], method, half, engine, config.method_overrides.get(method),
                                       config.unlearn_batch_size)  # fmt: skip
-        models[method] = (model, record.seconds)
-    log(f"pair {index}: " + ", ".join(f"{role} {s:.1f} s" for role, (_, s) in models.items()))
+        models[method] = (model, {"seconds": record.seconds, "epochs": len(record.log), "seed": seed,
+                                  "settings": dict(record.settings)})  # fmt: skip
+    log(f"pair {index}: " + ", ".join(f"{role} {ran['seconds']:.1f} s / {ran['epochs']} ep"
+                                      for role, (_, ran) in models.items()))  # fmt: skip
     return models
 
 
@@ -109,16 +117,17 @@ def measure(models: Mapping[str, tuple], targets, splits: Splits, engine: Engine
     """``phi`` on ``targets`` and the accuracies (forget samples, retained test data) of each model."""
     retain_test = splits.test.of_classes(splits.forget_classes, keep=False)
     result = {}
-    for role, (model, seconds) in models.items():
+    for role, (model, ran) in models.items():
         out = outputs_on(model, targets, splits.bundle, engine)
         kept = outputs_on(model, retain_test, splits.bundle, engine)
         result[role] = {"phi": logit_confidence(out.logits, out.labels), "forget_acc": accuracy(out),
-                        "retain_test": accuracy(kept), "seconds": seconds}  # fmt: skip
+                        "retain_test": accuracy(kept), **ran}  # fmt: skip
     return result
 
 
 def run_lira(bundle: DatasetBundle, config: LiraConfig, engine: Engine, log=main_print) -> dict[str, Any]:
-    """Train the P pairs, attack each with the others as shadows; returns header, rows and scores."""
+    """Train the P pairs, attack each with the others as shadows; returns header, rows, scores and
+    ``phi`` (role -> ``[P, n]``, for re-analysis; not part of the JSON)."""
     for method in config.methods:  # unknown names and settings fail before training
         lethe.method_settings(method, config.method_overrides.get(method))
     splits = make_splits(bundle, config.forget, config.val_fraction, config.seed)
@@ -129,8 +138,13 @@ def run_lira(bundle: DatasetBundle, config: LiraConfig, engine: Engine, log=main
                 for j in range(config.pairs)]  # fmt: skip
     roles = list(per_pair[0])
     phi = {role: np.stack([pair[role]["phi"] for pair in per_pair]) for role in roles}
-    attacks = attack_table(phi, ORACLE, config.fixed_variance)
-    rows = [lira_row(role, attacks.get(role), [pair[role] for pair in per_pair]) for role in roles]
+    attacks = attack_table(phi, ORACLE, config.variance)
+    nulls = {role: chance(phi[role], phi[ORACLE], config.variance, seed=config.seed) for role in attacks}
+    rows = [lira_row(role, attacks.get(role), [pair[role] for pair in per_pair], nulls.get(role)) for role in roles]
+    reference = nulls[ORACLE_2]
+    names = ("attack_acc", "attack_auc", "pair_acc")
+    spread = ", ".join(f"{name} {lo:.1f}-{hi:.1f}" for c, name in enumerate(names)
+                       for lo, hi in [reference.interval(c)])  # fmt: skip
     header = {
         "dataset": bundle.name, "arch": config.arch, "width": config.width,
         "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
@@ -139,52 +153,85 @@ def run_lira(bundle: DatasetBundle, config: LiraConfig, engine: Engine, log=main
         "training images per pair": f"{round(config.fraction * len(splits.train))} "
                                     f"(a random {config.fraction:g} of {len(splits.train)})",
         "attacked forget-class training images": len(targets),
-        "variance": "fixed (one per hypothesis)" if config.fixed_variance else "per sample", "seed": config.seed,
+        "variance": {"pooled": "per sample, pooled over both hypotheses (floored at 0.1 x the median)",
+                     "fixed": "fixed (one per hypothesis)", "per_sample": "per sample"}[config.variance],
+        "seeds (pair j)": "original seed + j (and every method), retrain seed + j + 1000, retrain-2 seed + j + 2000",
+        "chance (95 % of the metrics over all within-pair swaps of retrain and retrain-2)": spread,
+        "seed": config.seed,
         "seconds": round(time.perf_counter() - start, 1), **environment(engine),
     }  # fmt: skip
     scores = {role: {"method": a.scores_method.tolist(), "oracle": a.scores_oracle.tolist()}
               for role, a in attacks.items()}  # fmt: skip
-    return {"header": header, "rows": rows, "scores": scores}
+    return {"header": header, "rows": rows, "scores": scores, "phi": phi}
 
 
-def lira_row(role: str, attack: AttackResult | None, pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One table row: the attack's accuracy / AUC against the oracle and the models' means."""
+def lira_row(role: str, attack: AttackResult | None, pairs: Sequence[Mapping[str, Any]],
+             null: Chance | None = None) -> dict[str, Any]:  # fmt: skip
+    """One table row: the attack's accuracy / AUC against the oracle (and its permutation p-value),
+    the models' means and what ran (epochs, seconds, seeds, a method's resolved settings)."""
     row: dict[str, Any] = {"method": role}
     if attack is not None:
         row.update(attack_acc=attack.accuracy, attack_auc=attack.auc, pair_acc=attack.pair_accuracy)
+    if null is not None and attack is not None:
+        row.update(p_perm=null.p_value(attack))
     row.update(
         mean_phi=float(np.mean([p["phi"].mean() for p in pairs])),
         forget_acc=float(np.mean([p["forget_acc"] for p in pairs])),
         retain_test=float(np.mean([p["retain_test"] for p in pairs])),
+        epochs=float(np.mean([p["epochs"] for p in pairs])),
         seconds=float(np.mean([p["seconds"] for p in pairs])),
+        epochs_per_pair=[p["epochs"] for p in pairs],
+        seconds_per_pair=[round(float(p["seconds"]), 2) for p in pairs],
+        seeds=[p["seed"] for p in pairs],
     )
+    if "settings" in pairs[0]:
+        row["settings"] = pairs[0]["settings"]
     return row
 
 
-COLUMNS = ("attack_acc", "attack_auc", "pair_acc", "mean_phi", "forget_acc", "retain_test", "seconds")
+COLUMNS = ("attack_acc", "attack_auc", "pair_acc", "p_perm", "mean_phi", "forget_acc", "retain_test", "epochs",
+           "seconds")  # fmt: skip
 
 #: A method is told apart from the oracle when the attack labels at least this share of models
-#: right and ranks them with at least this AUC (percent).
-TOLD_APART = (75.0, 90.0)
+#: right, ranks them with at least this AUC (percent) and no more than this share of within-pair
+#: role swaps reaches its AUC (``p_perm``).
+TOLD_APART = (75.0, 90.0, 0.05)
 
 
 def verdict(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Sentences saying which methods the attacker tells from the oracle (``TOLD_APART``)."""
-    acc, auc_ = TOLD_APART
-    told = [r["method"] for r in rows if r.get("attack_acc", 0) >= acc and r.get("attack_auc", 0) >= auc_]
+    """Sentences saying which methods the attacker tells from the oracle (``TOLD_APART``), with the
+    oracle-vs-oracle reference beside them."""
+    acc, auc_, p = TOLD_APART
+    told = [r["method"] for r in rows if r.get("attack_acc", 0) >= acc and r.get("attack_auc", 0) >= auc_
+            and r.get("p_perm", 0.0) <= p]  # fmt: skip
     kept = [r["method"] for r in rows if "attack_acc" in r and r["method"] not in told]
-    return [
-        f"Told apart from the retrain oracle (attack accuracy >= {acc:g} % and AUC >= {auc_:g} %): "
-        + (", ".join(told) or "none")
-        + ".",
+    ref = next((r for r in rows if r["method"] == ORACLE_2 and "attack_acc" in r), None)
+    lines = [
+        f"Told apart from the retrain oracle (attack accuracy >= {acc:g} %, AUC >= {auc_:g} % and p_perm <= {p:g}): "
+        + (", ".join(told) or "none") + ".",
         "Not told apart at this scale: " + (", ".join(kept) or "none") + ".",
-    ]
+    ]  # fmt: skip
+    if ref is not None:
+        lines.append(f"Reference (oracle vs oracle, {ORACLE_2}): attack accuracy {ref['attack_acc']:.2f} %, "
+                     f"AUC {ref['attack_auc']:.2f} %, pair accuracy {ref['pair_acc']:.2f} % "
+                     f"(p_perm {ref.get('p_perm', float('nan')):.3f}).")  # fmt: skip
+    return lines
+
+
+def settings_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per method row: its resolved settings and the epochs it ran in each pair."""
+    return [f"- **{r['method']}**: settings {r['settings']}; epochs run per pair {r['epochs_per_pair']}; "
+            f"seconds per pair {r['seconds_per_pair']}" for r in rows if "settings" in r]  # fmt: skip
 
 
 def write_lira(result: Mapping[str, Any], out: str | Path, title: str) -> str:
     """Write ``results.json`` and ``results.md`` under ``out``; returns the report."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if "phi" in result:
+        phi = {role: np.asarray(v, np.float32) for role, v in result["phi"].items()}
+        np.savez_compressed(out / "phi.npz", **phi)
+        result = {k: v for k, v in result.items() if k != "phi"}
     write_json_atomic(out / "results.json", result)
     lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
     lines += [
@@ -192,12 +239,19 @@ def write_lira(result: Mapping[str, Any], out: str | Path, title: str) -> str:
         "right; `attack_auc`, ROC AUC of its scores; `pair_acc`, share of pairs where the method's output "
         "scores above its own oracle (all percent, 50 = indistinguishable from the oracle). `retrain-2` is "
         "a second oracle from another seed (the oracle-vs-oracle reference: what chance gives with these P). "
+        "`p_perm`: share of the within-pair swaps of the row's model and the oracle (all 2^P) whose AUC "
+        "reaches the row's (the permutation p-value; its smallest value is 2 / 2^P). "
         "`mean_phi`: mean logit confidence log(p / (1 - p)) of the true class on the attacked images; "
         "`forget_acc`: accuracy on them; `retain_test`: accuracy on the retained classes' test images; "
-        "`seconds`: training or unlearning time (means over pairs).",
+        "`epochs`: epochs run; `seconds`: training or unlearning time (means over pairs). "
+        "`phi.npz` holds every model's phi (role -> [P, n]).",
         "",
         markdown_table(result["rows"], COLUMNS),
         *verdict(result["rows"]),
+        "",
+        "What ran (resolved method settings, epochs and seconds of each pair):",
+        "",
+        *settings_lines(result["rows"]),
         "",
     ]
     text = "\n".join(lines)
@@ -208,7 +262,7 @@ def write_lira(result: Mapping[str, Any], out: str | Path, title: str) -> str:
 def config_from_yaml(cfg: Mapping[str, Any], bundle: DatasetBundle) -> LiraConfig:
     """``LiraConfig`` from a YAML mapping (keys as in ``benchmarks/configs/lira/``)."""
     known = {"title", "out", "note", "dataset", "data_root", "arch", "width", "forget", "methods", "recipe",
-             "val_fraction", "seed", "pairs", "fraction", "samples", "fixed_variance", "unlearn_batch_size",
+             "val_fraction", "seed", "pairs", "fraction", "samples", "variance", "unlearn_batch_size",
              "overrides", "_path"}  # fmt: skip
     unknown = set(cfg) - known
     if unknown:
@@ -220,7 +274,7 @@ def config_from_yaml(cfg: Mapping[str, Any], bundle: DatasetBundle) -> LiraConfi
         methods=tuple(cfg.get("methods", ["delete", "svd"])), width=cfg.get("width"),
         recipe=TrainRecipe(**cfg.get("recipe", {})), val_fraction=cfg.get("val_fraction", 0.05),
         seed=cfg.get("seed", 0), pairs=cfg.get("pairs", 8), fraction=cfg.get("fraction", 0.5),
-        samples=cfg.get("samples", 1000), fixed_variance=bool(cfg.get("fixed_variance", True)),
+        samples=cfg.get("samples", 1000), variance=str(cfg.get("variance", "pooled")),
         unlearn_batch_size=cfg.get("unlearn_batch_size", 128), method_overrides=cfg.get("overrides", {}),
     )  # fmt: skip
 

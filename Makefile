@@ -194,6 +194,13 @@ bench-face: install faces
 	  $(FACE_BENCH)/face-att-two-stage-cpu.yaml; } & b=$$!; \
 	wait $$a && wait $$b
 
+# Issue 21 part 3: forgetting on dlib's pretrained face ResNet (later blocks fine-tuned on LFW-62 from 150 px dlib
+# chips): one person, then five; DELETE, SVD, salun, random_label and the oracle, one seed (about 20 minutes each
+# on one thread).
+.PHONY: bench-face-dlib-forget
+bench-face-dlib-forget: install faces dlib-models
+	$(FACE_BENCH)/face-lfw62-dlib-cpu.yaml && $(FACE_BENCH)/face-lfw62-dlib-five-cpu.yaml
+
 # How bench-face's DELETE settings were chosen: grids scored on each config's validation split
 # (benchmarks/tune_face_delete.py; each trains the head's original first). The grids without a
 # temperature key ran at the paper's T = 1, which the current configs no longer use, so it is named

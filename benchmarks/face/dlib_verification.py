@@ -35,7 +35,8 @@ from PIL import Image
 
 from lethe.io import atomic_paths
 from lethe_face._facenet import facenet
-from lethe_face.dlib_chip import chip_details_from_points, extract_chip, face_chip_details, image_to_chip
+from lethe_face.align import dlib_chip, mtcnn_points
+from lethe_face.dlib_chip import extract_chip, face_chip_details, image_to_chip
 from lethe_face.dlib_resnet import CHIP_SIZE, load_dlib_resnet
 
 FIXTURE = Path("tests/face/fixtures/dlib_reference.json")
@@ -45,18 +46,6 @@ OUT = Path("benchmarks/results/face/dlib-resnet-verification")
 def read_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as pil:
         return np.asarray(pil.convert("RGB"))
-
-
-def mtcnn_points(detector, image: np.ndarray) -> np.ndarray | None:
-    """MTCNN's five points ``[5, 2]`` of the face whose box centre is nearest the image centre (LFW
-    centres the named person), None if it finds none."""
-    boxes, _, points = detector.detect(Image.fromarray(image), landmarks=True)
-    if boxes is None or len(boxes) == 0:
-        return None
-    boxes = np.asarray(boxes, dtype=np.float64)
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    offset = np.linalg.norm(centres - np.array([image.shape[1], image.shape[0]]) / 2, axis=1)
-    return np.asarray(points[int(np.argmin(offset))], dtype=np.float64)
 
 
 def calibrate(detector, lfw: Path, fixture: dict) -> tuple[np.ndarray, int]:
@@ -145,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if points is None:
             fixture_missed += 1
             continue
-        fixture_chips.append(
-            (face, extract_chip(read_rgb(lfw / face["path"]), chip_details_from_points(points, template, CHIP_SIZE)))
-        )
+        fixture_chips.append((face, dlib_chip(read_rgb(lfw / face["path"]), points, CHIP_SIZE, template)))
     ours = embed(net, [c for _, c in fixture_chips])
     ref = np.array([f["descriptor"] for f, _ in fixture_chips])
     cos = 1 - (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
@@ -164,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         no_dlib_face += marks is not None and landmarks is None
         if points is None or (marks is not None and landmarks is None):
             continue
-        chips.append(extract_chip(image, chip_details_from_points(points, template, CHIP_SIZE)))
+        chips.append(dlib_chip(image, points, CHIP_SIZE, template))
         if landmarks is not None:
             dlib_chips.append(extract_chip(image, face_chip_details(np.array(landmarks, dtype=np.float64))))
         labels.append(name)

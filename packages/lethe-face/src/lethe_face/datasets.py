@@ -4,8 +4,9 @@ Layout ``root/<identity>/*.{jpg,jpeg,png,pgm}`` (LFW, VGGFace2, CASIA-WebFace, P
 with fewer than ``min_images`` decodable images are dropped; each remaining identity's images are
 split into train and test with a seeded permutation (at least one image on each side). Images are
 decoded once into uint8 ``[N, 3, S, S]`` tensors (centre crop, resize; grey repeated to RGB) or,
-with ``align``, cropped by MTCNN (``lethe_face.align``). Undecodable files are skipped and counted
-in ``FaceData.record``.
+with ``align``, cropped by MTCNN (``true`` / ``mtcnn``) or cut as dlib's face chips from MTCNN's five
+points (``dlib-chip``, what the ``dlib-resnet`` embedder reads, at size 150); see
+``lethe_face.align``. Undecodable files are skipped and counted in ``FaceData.record``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from lethe import Registry
 from lethe.errors import ConfigError, DataError
+from lethe_face.align import align_faces, alignment_method
 from lethe_vision.data import DatasetBundle, ImageData
 from lethe_vision.datasets import default_data_root
 from lethe_vision.images import centre_crop, decode_image
@@ -38,7 +40,8 @@ class FaceOptions:
     crop: float | None = None
     test_fraction: float = 0.25
     seed: int = 0
-    align: bool = False
+    #: False, True (= ``mtcnn``) or a method of ``lethe_face.align.ALIGNMENTS`` (``dlib-chip``)
+    align: bool | str = False
     margin: int = 14
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +157,12 @@ def split_identities(counts: list[int], test_fraction: float, seed: int) -> list
     return result
 
 
+def cache_folder(spec: str, method: str, size: int) -> str:
+    """The alignment cache's folder name under the data root (``lfw-aligned-112``, ``lfw-dlib-chip-150``)."""
+    name = spec.replace("/", "_").replace(":", "-")
+    return f"{name}-aligned-{size}" if method == "mtcnn" else f"{name}-{method}-{size}"
+
+
 def load_faces(
     spec: str,
     root: str | os.PathLike | None = None,
@@ -183,14 +192,12 @@ def load_faces(
         raise DataError(f"no identity under {defaults.folder} has {min_images} or more images; lower min_images")
     files = [p for paths in listing.values() for p in paths]
     record: dict[str, Any] = {"folder": str(defaults.folder), "size": size, "crop": crop, "min_images": min_images}
-    if opts.align:
-        from lethe_face.align import align_faces
-
-        cache = Path(cache_root) if cache_root is not None else base
-        images, skipped, fallback = align_faces(
-            files, size, opts.margin, crop, cache / f"{spec.replace('/', '_').replace(':', '-')}-aligned-{size}"
-        )
-        record["align"] = {"method": "mtcnn", "margin": opts.margin, "no_face_centre_crop": fallback}
+    method = alignment_method(opts.align)
+    if method is not None:
+        cache = (Path(cache_root) if cache_root is not None else base) / cache_folder(spec, method, size)
+        images, skipped, fallback = align_faces(files, size, opts.margin, crop, cache, method)
+        record["align"] = {"method": method, "no_face_centre_crop": fallback}
+        record["align"].update({"margin": opts.margin} if method == "mtcnn" else {"chip_padding": 0.25})
     else:
         images, skipped = decode_faces(files, size, crop)
     record["skipped_undecodable"] = len(skipped)

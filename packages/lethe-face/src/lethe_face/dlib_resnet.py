@@ -131,9 +131,12 @@ class DlibResNet(nn.Module):
         """uint8 (or 0-255 float) RGB ``[N, 3, H, W]`` as the network's input, as dlib's input layer does."""
         return (images.float() - self.mean) / INPUT_SCALE
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The 7x7 stride-2 convolution, affine, ReLU and 3x3 stride-2 max pooling."""
+        return F.max_pool2d(F.relu(self.affine(self.conv(x))), 3, 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.affine(self.conv(x))), 3, 2)
-        return self.fc(self.blocks(x).mean(dim=(2, 3)))
+        return self.fc(self.blocks(self.stem(x)).mean(dim=(2, 3)))
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """Descriptors of uint8 RGB chips ``[N, 3, 150, 150]`` (``preprocess`` then ``forward``)."""
@@ -348,17 +351,29 @@ class DlibEmbedder(nn.Module):
     ``face_chip`` gives dlib's descriptor."""
 
     def __init__(
-        self, net: DlibResNet, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None
+        self,
+        net: DlibResNet,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        frozen_blocks: int = 0,
     ) -> None:
         super().__init__()
         from lethe_face.datasets import FACE_MEAN, FACE_STD
 
+        if not 0 <= frozen_blocks <= len(net.blocks):
+            raise ValueError(f"frozen_blocks must be in 0..{len(net.blocks)}, got {frozen_blocks}")
         self.net = net
+        self.frozen_blocks = frozen_blocks
         self.register_buffer("in_mean", torch.tensor(mean or FACE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("in_std", torch.tensor(std or FACE_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.net.preprocess((x * self.in_std + self.in_mean) * 255.0))
+        x = self.net.preprocess((x * self.in_std + self.in_mean) * 255.0)
+        if not self.frozen_blocks:
+            return self.net(x)
+        with torch.no_grad():  # the frozen trunk: no gradients, so no optimiser step reaches it
+            x = self.net.blocks[: self.frozen_blocks](self.net.stem(x))
+        return self.net.fc(self.net.blocks[self.frozen_blocks :](x).mean(dim=(2, 3)))
 
 
 def dlib_embedder(spec: FaceModelSpec, load_pretrained: bool = True) -> DlibEmbedder:
@@ -380,4 +395,6 @@ def dlib_embedder(spec: FaceModelSpec, load_pretrained: bool = True) -> DlibEmbe
         net = load_dlib_resnet(path=spec.weights) if spec.weights else load_dlib_resnet()
     else:
         net = DlibResNet()
-    return DlibEmbedder(net)
+    if not 0 <= spec.frozen_blocks <= len(BLOCKS):
+        raise ConfigError(f"dlib-resnet frozen_blocks must be in 0..{len(BLOCKS)}, got {spec.frozen_blocks}")
+    return DlibEmbedder(net, frozen_blocks=spec.frozen_blocks)

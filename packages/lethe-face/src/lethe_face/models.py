@@ -50,6 +50,9 @@ class FaceModelSpec:
     margin_warmup_epochs: int = 0
     pretrained: str | None = None
     weights: str | None = None
+    #: ``dlib-resnet`` only: its stem and first this many residual blocks (of 14) run without
+    #: gradients, so training and unlearning change only the later blocks and the head; 0 trains all
+    frozen_blocks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -258,6 +261,8 @@ def build_face_model(spec: FaceModelSpec, load_pretrained: bool = True) -> FaceM
         raise ConfigError(f"a face model needs at least 2 identities, got {spec.num_classes}")
     if spec.embedding_dim < 2 or (spec.width is not None and spec.width < 1):
         raise ConfigError(f"embedding_dim must be >= 2 and width >= 1; got {spec.embedding_dim}, {spec.width}")
+    if spec.frozen_blocks and spec.embedder != "dlib-resnet":
+        raise ConfigError(f"frozen_blocks is a dlib-resnet option; {spec.embedder} trains every layer")
     builder, _ = EMBEDDERS.get(spec.embedder)
     head_builder, _ = HEADS.get(spec.head)
     return FaceModel(builder(spec, load_pretrained), head_builder(spec))

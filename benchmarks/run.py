@@ -1,44 +1,30 @@
 """The one benchmark runner: ``python benchmarks/run.py CONFIG.yaml [--out DIR]``.
 
-A config names the task, dataset, model, training recipe, forget classes, methods and method
-overrides; results (JSON, Markdown, plots) go to ``benchmarks/results/<out>``. Each task is a module
-of a task package with ``run_benchmark(cfg, out)`` and ``check_benchmark(cfg)`` (and, for the
-options only some tasks take, ``merge_benchmark(cfg, parts, out)`` and ``rewrite_benchmark(cfg, out)``).
+A config names its task, dataset, model, training recipe, forget sets, methods and method
+overrides in the one schema of ``lethe_vision.bench_config``; results (JSON, Markdown, plots) go to
+``benchmarks/results/<out>``. The task is the ``lethe.tasks`` entry point of that name (each task
+package registers one ``BenchTask``): the YAML is read into its config dataclass
+(``lethe.config.read_config``: one line naming the key for any bad key or value), checked, and run
+(or rewritten / merged, for the tasks that take those options).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import yaml
+
+from lethe.cli_support import print_report
+from lethe.errors import ConfigError, LetheError
+from lethe.tasks import RunOptions, get_task
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class Task(NamedTuple):
-    """A config's ``task``: the module that runs it and the task-only options it takes."""
-
-    module: str
-    options: frozenset[str] = frozenset()
-
-
-#: task name -> its module and options (imported only when a config names the task)
-TASKS = {
-    "classification": Task("lethe_classification.bench", frozenset({"--forget-set", "--merge"})),
-    "backdoor": Task("lethe_backdoor.bench"),
-    "segmentation": Task("lethe_segmentation.bench", frozenset({"--resume"})),
-    "face": Task("lethe_face.bench"),
-    "speed": Task("lethe_classification.speed", frozenset({"--rewrite"})),
-    "speed-segmentation": Task("lethe_segmentation.speed"),
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,39 +59,42 @@ def main(argv: list[str] | None = None) -> int:
         help="speed: recompute the targets of the output folder's results.json and rewrite the report",
     )
     args = parser.parse_args(argv)
-    from lethe.cli_support import print_report
-    from lethe.errors import ConfigError, LetheError
 
     cfg = yaml.safe_load(Path(args.config).read_text())
-    cfg["_path"] = str(Path(args.config))
-    out = Path(args.out) if args.out else RESULTS / cfg["out"]
-    name = cfg.get("task", "classification")
-    if name not in TASKS:
-        print(f"benchmarks/run.py: error: unknown task {name!r}; tasks are {', '.join(TASKS)}", file=sys.stderr)
+    if not isinstance(cfg, dict):
+        print(f"benchmarks/run.py: error: {args.config} is not a mapping of keys to values", file=sys.stderr)
         return 2
-    given = {"--resume": args.resume, "--forget-set": args.forget_set, "--rewrite": args.rewrite, "--merge": args.merge}
+    name = cfg.get("task", "classification")
     try:
-        for option in (o for o, value in given.items() if value and o not in TASKS[name].options):
-            takers = sorted(t for t, task in TASKS.items() if option in task.options)
-            raise ConfigError(f"{option} is for the {', '.join(takers)} task, not {name!r}")
-        task = importlib.import_module(TASKS[name].module)
-        if args.resume:
-            cfg["resume"] = True
-        if args.forget_set:
-            cfg["only_sets"] = args.forget_set
-        if args.seeds is not None:
-            cfg["seeds"] = [int(v) for v in args.seeds.split(",") if v.strip()]
-        task.check_benchmark(cfg)
-        if args.rewrite:
-            task.rewrite_benchmark(cfg, out)
-        elif args.merge:
-            task.merge_benchmark(cfg, args.merge, out)
-        elif args.check:
+        task = get_task(name)
+        given = {"forget_set": args.forget_set, "resume": args.resume}
+        for option in (o for o, value in given.items() if value and o not in task.options):
+            raise ConfigError(f"--{option.replace('_', '-')} is not an option of the {name!r} task")
+        if args.rewrite and task.rewrite is None:
+            raise ConfigError(f"--rewrite is not an option of the {name!r} task")
+        if args.merge and task.merge is None:
+            raise ConfigError(f"--merge is not an option of the {name!r} task")
+        try:
+            config = task.read(cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{args.config}: {err}") from None
+        options = RunOptions(
+            config_path=str(Path(args.config)),
+            seeds=tuple(int(v) for v in args.seeds.split(",") if v.strip()) if args.seeds else None,
+            forget_sets=tuple(args.forget_set) if args.forget_set else None,
+            resume=args.resume,
+        )
+        out = Path(args.out) if args.out else RESULTS / config.out
+        if args.check:
             return 0
+        if args.rewrite:
+            task.rewrite(config, out)
+        elif args.merge:
+            task.merge(config, args.merge, out, options)
         else:
-            task.run_benchmark(cfg, out)
+            task.run(config, out, options)
         print_report(out / "results.md")
-    except LetheError as err:
+    except (LetheError, ValueError) as err:
         print(f"benchmarks/run.py: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -47,13 +47,17 @@ def test_run_lira_rows_and_report(tiny_spec, tmp_path):
 
 def test_config_from_yaml_checks_keys_and_pairs(tiny_spec):
     bundle = load_dataset(tiny_spec)
-    config = config_from_yaml({"arch": "small-cnn", "forget": 2, "pairs": 4, "overrides": {"finetune": {"epochs": 2}}},
-                              bundle)  # fmt: skip
+    base = {"dataset": tiny_spec, "model": {"arch": "small-cnn"}, "forget_sets": [2]}
+    config = config_from_yaml({**base, "pairs": 4, "overrides": {"finetune": {"epochs": 2}}}, bundle)
     assert config.forget == (2,) and config.pairs == 4 and config.method_overrides["finetune"] == {"epochs": 2}
-    with pytest.raises(ConfigError, match="unknown LiRA config keys"):
-        config_from_yaml({"arch": "small-cnn", "forget": 2, "pair": 4}, bundle)
-    with pytest.raises(ConfigError, match="pairs must be at least 3"):
-        config_from_yaml({"arch": "small-cnn", "forget": 2, "pairs": 2}, bundle)
     assert config.variance == "pooled"
-    with pytest.raises(ConfigError, match="variance must be one of"):
-        config_from_yaml({"arch": "small-cnn", "forget": 2, "variance": "shared"}, bundle)
+    for change, message in [
+        ({"pair": 4}, "config has no key 'pair' (did you mean 'pairs'?)"),
+        ({"pairs": 2}, "config.pairs must be an integer, at least 3, got 2"),
+        ({"variance": "shared"}, "config.variance must be one of"),
+        ({"forget_sets": [1, 2]}, "a LiRA config takes one forget set and one seed"),
+        ({"forget": 2}, "config has no key 'forget'"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            config_from_yaml({**base, **change}, bundle)
+        assert str(err.value).startswith(message), str(err.value)

@@ -11,6 +11,7 @@ import yaml
 from PIL import Image
 
 from lethe.errors import ConfigError
+from lethe.tasks import RunOptions, get_task
 from lethe_classification import speed
 from lethe_vision.speed import SVD_STEPS
 
@@ -41,17 +42,28 @@ def tiny_folder(tmp_path_factory) -> Path:
 
 
 def _cfg(folder: Path, cache: Path, **extra) -> dict:
-    return {
-        "task": "speed", "out": "unused", "dataset": f"imagefolder:{folder}", "arch": "small-cnn", "width": 4,
-        "forget": 1, "val_fraction": 0.1, "recipe": {"epochs": 1, "batch_size": 8, "lr": 0.05, "warmup_epochs": 0},
-        "cache": str(cache), "svd_samples": [6, 20], "svd_batch_size": 4, "max_patches": 30, "isolate": False,
-        "delete_epochs": 3, "delete_batch_size": 8, "target_forget_train": 100.0, "published_epochs": 10, **extra,
+    """A speed config mapping; ``extra`` replaces top-level keys, ``svd_steps`` / ``delete_steps``
+    entries are merged into the defaults here."""
+    cfg = {
+        "task": "speed", "out": "unused", "dataset": f"imagefolder:{folder}",
+        "model": {"arch": "small-cnn", "width": 4}, "forget_sets": [1], "val_fraction": 0.1,
+        "recipe": {"epochs": 1, "batch_size": 8, "lr": 0.05, "warmup_epochs": 0}, "cache": str(cache),
+        "overrides": {"delete": {"epochs": 3}},
+        "svd_steps": {"samples": [6, 20], "batch_size": 4, "reference_max_patches": 30, "isolate": False},
+        "delete_steps": {"batch_size": 8, "target_forget_train": 100.0}, "retrain": {"published_epochs": 10},
     }  # fmt: skip
+    for section in ("svd_steps", "delete_steps"):
+        cfg[section].update(extra.pop(section, {}))
+    return {**cfg, **extra}
+
+
+def _run(cfg: dict, out: Path, options: RunOptions = RunOptions()) -> dict:
+    return speed.run_benchmark(speed.TASK.read(cfg), out, options, log=lambda _: None)
 
 
 def test_speed_run_writes_tables_and_reuses_the_cached_original(tmp_path, tiny_folder):
     out = tmp_path / "out"
-    result = speed.run_config(_cfg(tiny_folder, tmp_path / "cache"), out, log=lambda _: None)
+    result = _run(_cfg(tiny_folder, tmp_path / "cache"), out)
     assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.md"]
     saved = json.loads((out / "results.json").read_text())
     svd = saved["svd"]
@@ -77,50 +89,75 @@ def test_speed_run_writes_tables_and_reuses_the_cached_original(tmp_path, tiny_f
     text = (out / "results.md").read_text()
     assert "## SVD step" in text and "## DELETE" in text and "extrapolated" in text
     assert result["header"]["original"] == "trained in this run"
-    again = speed.run_config(_cfg(tiny_folder, tmp_path / "cache", svd_samples=[4], delete_epochs=1), tmp_path / "b",
-                             log=lambda _: None)  # fmt: skip
+    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_steps={"samples": [4]}, overrides={"delete": {"epochs": 1}})
+    again = _run(cfg, tmp_path / "b")
     assert again["header"]["original"].startswith(str(tmp_path / "cache"))
     assert again["original"] == result["original"]
 
 
 def test_isolated_svd_steps_run_in_fresh_processes(tmp_path, tiny_folder):
-    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], isolate=True, delete_epochs=1)
-    result = speed.run_config(cfg, tmp_path / "iso", log=lambda _: None)
+    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_steps={"samples": [6], "isolate": True},
+               overrides={"delete": {"epochs": 1}})  # fmt: skip
+    result = _run(cfg, tmp_path / "iso")
     assert {r["method"] for r in result["svd"]} == {"ours", "reference"}
     assert all(r["memory_method"].startswith(("peak RSS", "ru_maxrss")) for r in result["svd"])
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"svd_samplez": [9]}, "svd_samplez"), ({"svd_samples": [900, 0]}, "svd_samples"),
-     ({"retrain_epochs": 5}, "retrain_epochs"), ({"arch": "nope"}, "nope")],
+    [({"svd_steps": {"samplez": [9]}}, "samplez"), ({"svd_steps": {"samples": [900, 0]}}, "svd_steps.samples"),
+     ({"retrain": {"timed_epochs": 5}}, "retrain.timed_epochs"), ({"model": {"arch": "nope"}}, "model.arch: .*nope"),
+     ({"forget_sets": [1, 2]}, "measures one forget set"), ({"seeds": [0, 1]}, "measures one seed"),
+     ({"batch_size": 8}, "delete_steps.batch_size"), ({"delete_epochs": 3}, "no key 'delete_epochs'"),
+     ({"overrides": {"delete": {"momentum": 0.5}}}, "overrides.delete takes epochs, lr"),
+     ({"overrides": {"svd": {"alpha_r": -1}}}, "overrides.svd: .*alpha_r"),
+     ({"svd_steps": {"rows": {"ours-turbo": {"exact": True}}}}, "no row 'ours-turbo'"),
+     ({"svd_steps": {"rows": {"ours-fast": {"gram_precision": "float16"}}}}, "rows.ours-fast: .*gram_precision"),
+     ({"methods": ["svd"]}, "measures delete and svd"),
+     ({"model": {"arch": "small-cnn", "pretrained": "x"}}, "from scratch")],
 )  # fmt: skip
 def test_check_rejects_bad_configs(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
-        speed.check({**_cfg(tmp_path, tmp_path), **change})
+        speed.TASK.read(_cfg(tmp_path, tmp_path, **change))
 
 
 @pytest.mark.parametrize("config", sorted(BENCHMARKS.glob("configs/speed-cifar10-*.yaml")), ids=lambda p: p.stem)
 def test_committed_speed_configs_check(config):
     cfg = yaml.safe_load(config.read_text())
-    assert cfg["task"] == "speed" and speed.check(cfg).svd_samples == (900, 9000)
+    assert get_task(cfg["task"]) is speed.TASK
+    read = speed.TASK.read(cfg)
+    assert read.svd_steps.samples == (900, 9000) and read.svd == {"alpha_r": 100, "alpha_f": 3}
+    assert read.delete == {"epochs": 20, "lr": 1e-3} and read.seed == 0 and read.forget_sets == (3,)
+
+
+def test_committed_cpu_report_rewrites_byte_identical(tmp_path):
+    committed = BENCHMARKS / "results" / "speed" / "cifar10-resnet18-cpu"
+    out = tmp_path / "copy"
+    out.mkdir()
+    for name in ("results.json", "results.md"):
+        (out / name).write_bytes((committed / name).read_bytes())
+    cfg = yaml.safe_load((BENCHMARKS / "configs" / "speed-cifar10-resnet18-cpu.yaml").read_text())
+    speed.rewrite_benchmark(speed.TASK.read(cfg), out)
+    assert (out / "results.md").read_bytes() == (committed / "results.md").read_bytes()
 
 
 def test_fast_svd_row_uses_its_settings(tmp_path, tiny_folder):
-    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], delete_epochs=1,
-               svd_fast={"max_patches": 12, "gram_precision": "float32"})  # fmt: skip
-    saved = speed.run_config(cfg, tmp_path / "out", log=lambda _: None)
+    rows = {"ours-fast": {"max_patches": 12, "gram_precision": "float32"}}
+    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_steps={"samples": [6], "rows": rows},
+               overrides={"delete": {"epochs": 1}})  # fmt: skip
+    saved = _run(cfg, tmp_path / "out")
     assert [r["method"] for r in saved["svd"]] == ["ours", "ours-fast", "reference"]
     assert any(t["method"].startswith("SVD ours-fast >= 3x faster") for t in saved["targets"])
 
 
 def test_randomised_svd_steps_repeat_over_seeds_and_tables_show_means(tmp_path, tiny_folder):
-    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], delete_epochs=1, svd_repeats=3,
-               svd_fast={"positions_per_sample": 2}, svd_exact={"exact": True})  # fmt: skip
-    saved = speed.run_config(cfg, tmp_path / "out", log=lambda _: None)
+    rows = {"ours-fast": {"positions_per_sample": 2}, "ours-exact": {"exact": True}}
+    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_steps={"samples": [6], "repeats": 3, "rows": rows},
+               overrides={"delete": {"epochs": 1}}, seeds=[2])  # fmt: skip
+    saved = _run(cfg, tmp_path / "out")
     seeds = {m: [r["seed"] for r in saved["svd_runs"] if r["method"] == m] for m in SVD_STEPS}
     # ours samples patches by default (issue 20); the exact path is deterministic
-    assert seeds == {"ours": [0, 1, 2], "ours-exact": [0], "ours-fast": [0, 1, 2], "reference": [0, 1, 2]}
+    assert seeds == {"ours": [2, 3, 4], "ours-exact": [2], "ours-fast": [2, 3, 4], "reference": [2, 3, 4]}
     for row in saved["svd"]:
         runs = [r for r in saved["svd_runs"] if r["method"] == row["method"]]
         assert row["runs"] == len(runs)
@@ -134,9 +171,10 @@ def test_randomised_svd_steps_repeat_over_seeds_and_tables_show_means(tmp_path, 
 
 def test_rewrite_recomputes_targets_and_keeps_the_measurements(tmp_path, tiny_folder):
     out = tmp_path / "out"
-    speed.run_config(_cfg(tiny_folder, tmp_path / "cache", svd_samples=[6], delete_epochs=1), out,
-                     log=lambda _: None)  # fmt: skip
+    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_steps={"samples": [6]}, overrides={"delete": {"epochs": 1}})
+    _run(cfg, out, RunOptions(config_path="speed.yaml", seeds=(1,)))  # the runner's --seeds
     saved = json.loads((out / "results.json").read_text())
+    assert saved["header"]["config"] == "speed.yaml" and {r["seed"] for r in saved["svd_runs"]} == {1}
     for row in saved["targets"]:
         del row["met_within_spread"]  # as an earlier version of this file wrote them
     (out / "results.json").write_text(json.dumps(saved))

@@ -76,7 +76,7 @@ def runs(tmp_path_factory, faces_spec) -> tuple[Path, Path]:
         yaml.safe_dump(
             {
                 "dataset": faces_spec,
-                "forget": "person_3",
+                "forget_sets": ["person_3"],
                 "data": {"size": 32},
                 "heads": ["linear"],
                 "model": {"embedding_dim": 32, "width": 8},

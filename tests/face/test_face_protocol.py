@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from lethe.engine import Engine
 from lethe.errors import ConfigError
+from lethe.tasks import RunOptions, get_task
 from lethe_face import FaceModelSpec, FaceOptions, ProtocolOptions, evaluate_face, load_faces
-from lethe_face.bench import run_config
+from lethe_face.bench import PROTOCOL_SET, TASK, FaceBenchConfig, FaceModelSection, config_from_mapping, run_config
 from lethe_face.metrics import VerifyOptions
 from lethe_face.pipeline import PROTOCOLS, identities_with_images, method_overrides
 from lethe_vision.data import DatasetBundle, ImageData
@@ -82,7 +86,7 @@ def test_head_set_by_image_count_keeps_the_forgotten_identity():
 def test_run_config_writes_results(faces_spec, tmp_path):
     cfg = {
         "dataset": faces_spec,
-        "forget": "person_3",
+        "forget_sets": ["person_3"],
         "data": {"size": 32},
         "heads": ["linear", "cosine"],
         "model": {"embedding_dim": 32, "width": 8, "scale": 16, "margin": 0.2},
@@ -104,8 +108,10 @@ def test_run_config_writes_results(faces_spec, tmp_path):
     text = (tmp_path / "out" / "results.md").read_text()
     assert "## cosine head" in text and "tar_forget" in text and "Targets" in text
     assert (tmp_path / "out" / "faces.png").stat().st_size > 1000
-    with pytest.raises(ConfigError, match="unknown face config keys"):
+    with pytest.raises(ConfigError, match="config has no key 'epochz'"):
         run_config({**cfg, "epochz": 3}, tmp_path / "bad")
+    with pytest.raises(ConfigError, match="one forget set"):
+        run_config({**cfg, "forget_sets": ["person_3", "person_4"]}, tmp_path / "bad")
     with pytest.raises(ConfigError, match="head_overrides names head 'arc'"):
         run_config({**cfg, "head_overrides": {"arc": {"delete": {"lr": 0.1}}}}, tmp_path / "bad")
     with pytest.raises(ConfigError, match="lrr"):
@@ -116,7 +122,7 @@ def test_run_config_writes_results(faces_spec, tmp_path):
 def test_several_seeds_train_one_original_each_on_the_same_test_images(faces_spec, tmp_path):
     cfg = {
         "dataset": faces_spec,
-        "forget": "person_3",
+        "forget_sets": ["person_3"],
         "data": {"size": 32},
         "heads": ["linear"],
         "methods": ["svd"],
@@ -141,18 +147,63 @@ def test_several_seeds_train_one_original_each_on_the_same_test_images(faces_spe
         run_config({**cfg, "seeds": [1, 1]}, tmp_path / "bad")
 
 
-@pytest.mark.parametrize("name", ["face-lfw62-cpu", "face-att-cpu"])
-def test_shipped_configs_parse(name):
-    from pathlib import Path
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "configs").glob("face-*.yaml"))
 
-    import yaml
 
-    from lethe_face.bench import check_config, config_from_mapping
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / f"{name}.yaml"
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_parse(path):
     cfg = yaml.safe_load(path.read_text())
     assert cfg["task"] == "face" and cfg["out"].startswith("face/")
-    check_config(config_from_mapping(cfg))
+    config = config_from_mapping(cfg)  # read and checked, as benchmarks/run.py --check does
+    assert isinstance(config, FaceBenchConfig) and len(config.forget_sets) == 1
+
+
+def test_face_task_is_registered_and_reads_the_one_schema():
+    assert get_task("face") is TASK and TASK.config is FaceBenchConfig
+    config = config_from_mapping(
+        {"task": "face", "dataset": "att", "forget_sets": [["s1", "s2"]], "data": {"seed": 3}, "batch_size": 32}
+    )
+    assert config.forget == ["s1", "s2"] and config.seeds == (0,) and config.data.seed == 3
+    assert config.batch_size == 32 and config.recipe.epochs == 20 and config.heads == ("linear", "cosine")
+    for bad, message in (
+        ({"forget": "s1"}, "config has no key 'forget'"),
+        ({"seed": 0}, "config has no key 'seed'"),
+        ({"unlearn_batch_size": 64}, "config has no key 'unlearn_batch_size'"),
+        ({"head_recipe": {}}, "config has no key 'head_recipe'"),
+        ({"model": {"embeder": "light-resnet"}}, "did you mean 'embedder'"),
+        ({"model": {"embedder": "no-such-net"}}, "unknown embedder"),
+        ({"seeds": [1, 1]}, "each once"),
+        ({"examples": -1}, "config.examples must be an integer, at least 0"),
+        ({"forget_sets": ["s1", "s2"]}, "one forget set"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            config_from_mapping({"task": "face", "dataset": "att", "forget_sets": ["s1"], **bad})
+
+
+def test_model_section_is_the_spec_less_what_the_protocol_sets():
+    section = {f.name for f in dataclasses.fields(FaceModelSection)}
+    spec = {f.name for f in dataclasses.fields(FaceModelSpec)}
+    assert section == spec - set(PROTOCOL_SET)
+    assert FaceModelSection(width=8).spec() == FaceModelSpec(2, width=8)
+
+
+def test_runner_seeds_replace_the_configs(faces_spec, tmp_path, monkeypatch):
+    import lethe_face.bench as bench
+
+    seen = []
+
+    def fake_run(data, config, engine, log):
+        seen.append(config.seeds)
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(bench, "run_face_bench", fake_run)
+    config = config_from_mapping({"dataset": faces_spec, "forget_sets": ["person_3"], "seeds": [0, 1, 2]})
+    for seeds in ((2,), None):
+        with pytest.raises(KeyboardInterrupt):
+            bench.run_benchmark(config, tmp_path / "out", RunOptions(seeds=seeds))
+    assert seen == [(2,), (0, 1, 2)]
+    with pytest.raises(ConfigError, match="each once"):
+        bench.run_benchmark(config, tmp_path / "out", RunOptions(seeds=(1, 1)))
 
 
 def test_delete_defaults_for_faces_freeze_batchnorm_and_anchor_on_kept_people():

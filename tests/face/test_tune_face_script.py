@@ -21,7 +21,7 @@ def _config(faces_spec: str, tmp_path: Path) -> Path:
     cfg = {
         "task": "face",
         "dataset": faces_spec,
-        "forget": "person_3",
+        "forget_sets": ["person_3"],
         "data": {"size": 32},
         "heads": ["linear"],
         "model": {"embedding_dim": 32, "width": 8},

@@ -4,6 +4,10 @@ sweep the budget for the defences under study, and write results.json, results.m
 Everything is validated (attack against the dataset, method names and settings, every budget
 against what the defender can have) before the first training step, so bad input fails in
 seconds and leaves nothing behind.
+
+``BackdoorTaskConfig`` is the benchmark YAML's schema (the shared keys in
+``lethe_vision.bench_config``); ``TASK`` registers ``run_benchmark`` / ``check_benchmark`` as the
+``backdoor`` task of ``benchmarks/run.py`` (``lethe.tasks``).
 """
 
 from __future__ import annotations
@@ -17,16 +21,19 @@ from typing import Any
 import torch
 from torch import nn
 
+import lethe
 from lethe.cli_support import check_method_settings
 from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import main_print, write_json_atomic
+from lethe.tasks import BenchTask, RunOptions
 from lethe_backdoor.attacks import build_attack
-from lethe_backdoor.budget import budget_size, check_source, make_budget, parse_budget
+from lethe_backdoor.budget import SOURCES, budget_size, check_source, make_budget, parse_budget
 from lethe_backdoor.defences import defence_settings, run_defence
 from lethe_backdoor.metrics import evaluate_backdoor, outputs_on
 from lethe_backdoor.poison import BackdoorSplits, make_backdoor_splits, stamped_test
 from lethe_backdoor.report import plot_budget_sweep, plot_examples, write_markdown
+from lethe_vision.bench_config import BenchConfigBase, ModelSection
 from lethe_vision.data import DatasetBundle, ImageData
 from lethe_vision.pipeline import TrainRecipe, model_spec, train_model
 
@@ -56,53 +63,6 @@ class BackdoorBenchConfig:
     batch_size: int = 128
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     examples: int = 4
-
-
-#: Keys of a benchmark YAML that belong to the runner, not to ``BackdoorBenchConfig``.
-RUNNER_KEYS = {"task", "title", "out", "dataset", "data_root", "note", "workers", "_path"}
-#: YAML spellings of config fields.
-ALIASES = {"overrides": "method_overrides", "attack_settings": "attack_overrides"}
-
-
-def config_from_mapping(cfg: Mapping[str, Any]) -> BackdoorBenchConfig:
-    """A config from a plain mapping (a YAML file of ``benchmarks/configs``); unknown keys are errors."""
-    known = set(BackdoorBenchConfig.__dataclass_fields__)
-    values = {ALIASES.get(k, k): v for k, v in cfg.items() if k not in RUNNER_KEYS}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown backdoor benchmark setting(s) {', '.join(unknown)}; settings are "
-            f"{', '.join(sorted(known | set(ALIASES) | RUNNER_KEYS))}"
-        )
-    if "recipe" in values:
-        values["recipe"] = TrainRecipe(**values["recipe"])
-    for key in ("methods", "budgets", "sweep_methods"):
-        if key in values:
-            values[key] = tuple(str(v) for v in values[key])
-    if "budget" in values:
-        values["budget"] = str(values["budget"])
-    for key in ("method_overrides", "attack_overrides"):
-        if key in values:
-            values[key] = dict(values[key] or {})
-    return BackdoorBenchConfig(**values)
-
-
-def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = main_print) -> BenchOutput:
-    """Run a benchmark YAML (as a mapping) and write its results under ``out``: the whole job of
-    ``benchmarks/run.py`` for ``task: backdoor``."""
-    from lethe_vision.datasets import load_dataset
-
-    config = config_from_mapping(cfg)
-    build_attack(config.attack, config.attack_overrides)  # bad settings fail before the dataset loads
-    bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
-    engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
-    output = run_backdoor_bench(bundle, config, engine, log)
-    output.result["header"]["config"] = cfg.get("_path")
-    if cfg.get("note"):
-        output.result["header"]["note"] = cfg["note"]
-    title = cfg.get("title", f"Backdoor removal on {bundle.name} with {config.arch}, {config.attack} attack")
-    write_backdoor_bench(output, out, title)
-    return output
 
 
 @dataclass
@@ -295,12 +255,112 @@ def write_backdoor_bench(output: BenchOutput, out: str | Path, title: str) -> No
         )
 
 
-#: the backdoor task of ``benchmarks/run.py`` (``check_benchmark``: its ``--check``)
-run_benchmark = run_config
+@dataclass(kw_only=True)
+class BackdoorTaskConfig(BenchConfigBase):
+    """A backdoor benchmark YAML (``benchmarks/configs/backdoor-*.yaml``; the shared keys in
+    ``lethe_vision.bench_config``): one backdoored model and its defences (``methods``, settings
+    under ``overrides``) on the defender's ``budget``, ``budgets`` swept for ``sweep_methods``.
+
+    What is forgotten is fixed by the attack: its target class under its trigger
+    (``attack_settings.target``), on the stamped images of the budget. There is no list of classes
+    to choose, so ``forget_sets`` is left out (empty). One seed per run."""
+
+    task: str = "backdoor"
+    model: ModelSection
+    #: a backdoor run forgets the attack's target under its trigger: no forget sets to list
+    forget_sets: tuple[Any, ...] = ()
+    methods: tuple[str, ...] = lethe.setting(DEFAULT_METHODS, min_items=1)
+    #: the attack (``lethe_backdoor.attacks``: badnets, blended) and its settings over its defaults
+    attack: str = "badnets"
+    attack_settings: dict[str, Any] = field(default_factory=dict)
+    #: the defender's budget of the main table: a share of the training set ("0.01") or a count ("500")
+    budget: str | float = "0.01"
+    #: the budgets swept for each of ``sweep_methods``
+    budgets: tuple[str | float, ...] = lethe.setting(DEFAULT_BUDGETS, min_items=1)
+    sweep_methods: tuple[str, ...] = ("delete",)
+    #: where the budget's stamped samples come from: stamped pool images or identified poisoned ones
+    budget_source: str = lethe.setting("stamp", choices=SOURCES)
+    #: the defence shown in the example figure
+    focus: str = "delete"
+    #: training the backdoored model (``recipe.batch_size``; ``batch_size`` is the defences')
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    #: the stratified share of the training data held out clean as the defender's pool
+    val_fraction: float = lethe.setting(0.05, gt=0, lt=1)
+    #: stamped test images (one per class) in the example figure
+    examples: int = lethe.setting(4, ge=0)
+
+    def __post_init__(self) -> None:
+        if self.forget_sets:
+            raise ConfigError(
+                "forget_sets: a backdoor run forgets the attack's target class under its trigger "
+                "(attack_settings.target), not a list of classes; leave forget_sets out"
+            )
+        if len(self.seeds) != 1:
+            raise ConfigError(f"seeds: a backdoor run takes one seed, got {list(self.seeds)}")
+        if self.model.pretrained is not None:
+            raise ConfigError("model.pretrained: the backdoor benchmark trains its model from random initialisation")
+        # numbers as written (0.01 -> "0.01"), checked as budgets before any data loads
+        self.budget = parse_budget(self.budget).text
+        self.budgets = tuple(parse_budget(b).text for b in self.budgets)
 
 
-def check_benchmark(cfg: Mapping[str, Any]) -> None:
-    """Validate a backdoor benchmark YAML (attack, defences and their settings) without loading data."""
-    config = config_from_mapping(cfg)
-    build_attack(config.attack, config.attack_overrides)
-    check_method_settings(config.methods, config.method_overrides, defence_settings)
+def bench_config(config: BackdoorTaskConfig, seed: int | None = None) -> BackdoorBenchConfig:
+    """The run settings of ``config`` (with ``seed`` in place of its own, if given)."""
+    return BackdoorBenchConfig(
+        arch=config.model.arch,
+        attack=config.attack,
+        attack_overrides=dict(config.attack_settings),
+        methods=config.methods,
+        budget=config.budget,
+        budgets=config.budgets,
+        sweep_methods=config.sweep_methods,
+        budget_source=config.budget_source,
+        focus=config.focus,
+        width=config.model.width,
+        recipe=config.recipe,
+        val_fraction=config.val_fraction,
+        seed=config.seeds[0] if seed is None else seed,
+        batch_size=config.batch_size,
+        method_overrides={k: dict(v) for k, v in config.overrides.items()},
+        examples=config.examples,
+    )
+
+
+def run_benchmark(
+    config: BackdoorTaskConfig,
+    out: str | Path,
+    options: RunOptions = RunOptions(),
+    log: Callable[[str], None] = main_print,
+) -> BenchOutput:
+    """Run a backdoor benchmark config and write its results under ``out``: the whole job of
+    ``benchmarks/run.py`` for ``task: backdoor`` (``options.seeds``: the runner's ``--seeds``, which
+    may name only the config's seed)."""
+    from lethe_vision.datasets import load_dataset
+
+    if options.seeds and set(options.seeds) != set(config.seeds):
+        raise ConfigError(f"--seeds {','.join(map(str, options.seeds))}: this config runs seed {config.seeds[0]}")
+    run = bench_config(config)
+    build_attack(run.attack, run.attack_overrides)  # bad settings fail before the dataset loads
+    bundle = load_dataset(config.dataset, config.data_root)
+    engine = Engine(seed=run.seed, progress=sys.stderr.isatty(), num_workers=config.workers)
+    output = run_backdoor_bench(bundle, run, engine, log)
+    output.result["header"]["config"] = options.config_path
+    if config.note:
+        output.result["header"]["note"] = config.note
+    title = config.title or f"Backdoor removal on {bundle.name} with {run.arch}, {run.attack} attack"
+    write_backdoor_bench(output, out, title)
+    return output
+
+
+def check_benchmark(config: BackdoorTaskConfig) -> None:
+    """What the config's types cannot say, checked without data: the attack and its settings, and
+    every defence (``methods`` and ``sweep_methods``) and its settings under ``overrides``."""
+    build_attack(config.attack, config.attack_settings)
+    names = tuple(dict.fromkeys((*config.methods, *config.sweep_methods)))
+    check_method_settings(names, config.overrides, defence_settings)
+    for name in config.overrides:
+        if name not in names:
+            raise ConfigError(f"overrides: settings are given for {name!r}, which this run does not use")
+
+
+TASK = BenchTask("backdoor", BackdoorTaskConfig, run_benchmark, check=check_benchmark)

@@ -4,8 +4,9 @@ With a ``cache`` folder the original model and the retrain oracles are kept ther
 of what they were trained from (dataset, model, recipe, seed, validation fraction and, for an
 oracle, the forgotten classes), and reused by any later run that would train the same model.
 
-``run_benchmark`` / ``check_benchmark`` / ``merge_benchmark`` read a benchmark YAML (as a mapping):
-the classification task of ``benchmarks/run.py``.
+``ClassificationBenchConfig`` is the benchmark YAML's schema (``lethe_vision.bench_config``);
+``TASK`` registers ``run_benchmark`` / ``check_benchmark`` / ``merge_benchmark`` as the
+``classification`` task of ``benchmarks/run.py`` (``lethe.tasks``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from lethe.errors import ConfigError, DataError
 from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import ACCURACY_METRICS, avg_gap
 from lethe.pretrained import check_pretrained
+from lethe.tasks import BenchTask, RunOptions
 from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
+from lethe_vision.bench_config import BenchConfigBase, ModelSection
 from lethe_vision.checkpoints import load_model, save_model
 from lethe_vision.data import DatasetBundle, parse_classes
 from lethe_vision.datasets import load_dataset
@@ -38,7 +41,6 @@ from lethe_vision.pipeline import (
     EvalOptions,
     Splits,
     TrainRecipe,
-    eval_options,
     evaluate_model,
     make_splits,
     model_spec,
@@ -369,23 +371,28 @@ def write_suite(runs: Sequence[Mapping[str, Any]], out: str | Path, title: str, 
 
 
 def forget_set(entry, classes) -> ForgetSet:
-    """A ``forget_sets`` entry: classes (``3``, ``"cat,dog"``) or a mapping with ``classes`` and
-    optionally ``methods`` and ``strongest_baselines``."""
-    if not isinstance(entry, dict):
-        return ForgetSet(parse_classes(str(entry), classes))
+    """A ``forget_sets`` entry: classes (``3``, ``"cat,dog"``, ``[cat, dog]``) or a mapping with
+    ``classes`` and optionally ``methods``, ``strongest_baselines`` and ``seeds``."""
+    if not isinstance(entry, Mapping):
+        return ForgetSet(parse_classes(_class_list(entry), classes))
     unknown = set(entry) - {"classes", "methods", "strongest_baselines", "seeds"}
     if unknown or "classes" not in entry:
         raise ConfigError(f"a forget set takes classes, methods, strongest_baselines, seeds; got {sorted(entry)}")
     methods, seeds = entry.get("methods"), entry.get("seeds")
     return ForgetSet(
-        parse_classes(str(entry["classes"]), classes),
+        parse_classes(_class_list(entry["classes"]), classes),
         tuple(methods) if methods else None,
         int(entry.get("strongest_baselines", 0)),
         tuple(seeds) if seeds is not None else None,
     )
 
 
-def only_sets(forget_sets: list[ForgetSet], wanted: list[str], classes) -> list[ForgetSet]:
+def _class_list(entry: Any) -> str:
+    """``parse_classes``' comma-separated form of a class entry (a name, an index or a list)."""
+    return ",".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
+
+
+def only_sets(forget_sets: list[ForgetSet], wanted: Sequence[str], classes) -> list[ForgetSet]:
     """The config's forget sets whose classes are among ``wanted`` (``--forget-set``), in config order."""
     picked = {tuple(sorted(parse_classes(str(w), classes))): w for w in wanted}
     have = {tuple(sorted(fs.classes)) for fs in forget_sets}
@@ -395,7 +402,77 @@ def only_sets(forget_sets: list[ForgetSet], wanted: list[str], classes) -> list[
     return [fs for fs in forget_sets if tuple(sorted(fs.classes)) in picked]
 
 
-def write_config_suite(cfg: Mapping[str, Any], runs: list, out: Path, title: str) -> None:
+@dataclass(kw_only=True)
+class ClassificationData:
+    """``data:``: how images reach the model. ``image_size``: resize to this (None: the dataset's
+    own); ``mean``/``std``: the normalisation a pretrained model expects (None: the training
+    images'); ``on_device``: keep the decoded dataset on the engine's device (``lethe_vision.device_data``)."""
+
+    image_size: int | None = lethe.setting(None, ge=1)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    on_device: bool = False
+
+
+@dataclass(kw_only=True)
+class ClassificationBenchConfig(BenchConfigBase):
+    """A classification benchmark YAML (``benchmarks/configs/``; the shared keys in
+    ``lethe_vision.bench_config``). One forget set and one seed write one run's report; more write
+    a suite (mean ± std over runs, ``runs.json``)."""
+
+    task: str = "classification"
+    model: ModelSection
+    data: ClassificationData = field(default_factory=ClassificationData)
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    evaluation: EvalOptions = field(default_factory=EvalOptions)
+    val_fraction: float = lethe.setting(0.05, gt=0, lt=1)
+    #: retained training images per class the methods that read retained data get (None: all)
+    retain_per_class: int | None = lethe.setting(None, ge=1)
+    #: train the retrain oracle (False leaves the gap columns empty)
+    oracle: bool = True
+    #: folder caching the original and the oracles by content hash (None: no cache)
+    cache: str | None = None
+    #: named settings of a method, listed in ``methods`` like one (``BenchConfig.variants``)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def suite(self) -> bool:
+        """Several runs (forget sets or seeds): the suite report."""
+        return len(self.forget_sets) > 1 or len(self.seeds) > 1
+
+
+def bench_config(config: ClassificationBenchConfig, forget: tuple[int, ...] = ()) -> BenchConfig:
+    """The run settings of ``config`` (its first seed; ``run_suite`` sets each seed's)."""
+    return BenchConfig(
+        arch=config.model.arch,
+        forget=forget,
+        methods=config.methods,
+        width=config.model.width,
+        recipe=config.recipe,
+        val_fraction=config.val_fraction,
+        seed=config.seeds[0],
+        unlearn_batch_size=config.batch_size,
+        retain_per_class=config.retain_per_class,
+        method_overrides=config.overrides,
+        evaluation=config.evaluation,
+        oracle=config.oracle,
+        cache=config.cache,
+        variants=config.variants,
+        pretrained=config.model.pretrained,
+    )
+
+
+def load_bench_data(config: ClassificationBenchConfig) -> DatasetBundle:
+    """The config's dataset, resized and normalised as its ``data:`` says."""
+    bundle = load_dataset(config.dataset, config.data_root, image_size=config.data.image_size)
+    if config.data.mean is not None or config.data.std is not None:  # what the (pretrained) model expects
+        bundle = dataclasses.replace(bundle, mean=config.data.mean or bundle.mean, std=config.data.std or bundle.std)
+    return bundle
+
+
+def write_config_suite(
+    config: ClassificationBenchConfig, runs: list, out: Path, title: str, config_path: str | None = None
+) -> None:
     """Mean ± std tables, scatter and per-class plot of ``runs`` (every run's header holds its
     device and versions; the suite header takes the first run's)."""
     header = {k: v for k, v in runs[0]["header"].items() if k not in ("forget", "seed")}
@@ -409,13 +486,17 @@ def write_config_suite(cfg: Mapping[str, Any], runs: list, out: Path, title: str
     header.update(
         forget_sets=[list(f) for f in sorted({tuple(r["forget"]) for r in runs}, key=lambda f: (len(f), f))],
         seeds=sorted({r["header"]["seed"] for r in runs}),
-        config=cfg.get("_path"),
-        note=cfg.get("note", ""),
+        config=config_path,
+        note=config.note,
     )
     write_suite(runs, out, title, header)
 
 
-def merge_benchmark(cfg: Mapping[str, Any], parts: Sequence[Path], out: Path) -> None:
+def _title(config: ClassificationBenchConfig, bundle_name: str) -> str:
+    return config.title or f"Class forgetting on {bundle_name} with {config.model.arch}"
+
+
+def merge_benchmark(config: ClassificationBenchConfig, parts: Sequence[Path], out: Path, options=None) -> None:
     """One suite from the ``runs.json`` of runs split across processes (``--seeds``, ``--forget-set``)."""
     runs = []
     for part in parts:
@@ -425,63 +506,51 @@ def merge_benchmark(cfg: Mapping[str, Any], parts: Sequence[Path], out: Path) ->
     runs.sort(key=lambda r: (len(r["forget"]), r["header"]["seed"], r["forget"]))
     for run in runs:
         derive_columns(run["rows"])  # recomputed from the stored metrics (and added if a part predates one)
-    write_config_suite(cfg, runs, out, cfg.get("title", "Class forgetting"))
+    path = options.config_path if options is not None else None
+    write_config_suite(config, runs, out, config.title or "Class forgetting", path)
 
 
-def run_benchmark(cfg: Mapping[str, Any], out: Path) -> None:
-    """Run a classification benchmark YAML (as a mapping): one run, or a suite of forget sets and
-    seeds (``forget_sets``, ``seeds``; ``only_sets``: the ``--forget-set`` subset)."""
-    bundle = load_dataset(cfg["dataset"], cfg.get("data_root"), image_size=cfg.get("image_size"))
-    if "mean" in cfg or "std" in cfg:  # the normalisation the (pretrained) model expects
-        mean, std = tuple(cfg.get("mean", bundle.mean)), tuple(cfg.get("std", bundle.std))
-        bundle = dataclasses.replace(bundle, mean=mean, std=std)
-    forget_sets = [forget_set(f, bundle.classes) for f in cfg.get("forget_sets", [cfg.get("forget")])]
-    if cfg.get("only_sets"):
-        forget_sets = only_sets(forget_sets, cfg["only_sets"], bundle.classes)
-    config = BenchConfig(
-        arch=cfg["arch"],
-        forget=forget_sets[0].classes,
-        methods=tuple(cfg.get("methods", ["delete", "svd"])),
-        width=cfg.get("width"),
-        recipe=TrainRecipe(**cfg.get("recipe", {})),
-        val_fraction=cfg.get("val_fraction", 0.05),
-        seed=cfg.get("seed", 0),
-        method_overrides=cfg.get("overrides", {}),
-        evaluation=eval_options(cfg.get("evaluation")),
-        retain_per_class=cfg.get("retain_per_class"),
-        oracle=bool(cfg.get("oracle", True)),
-        cache=cfg.get("cache"),
-        variants=cfg.get("variants", {}),
-        pretrained=cfg.get("pretrained"),
-    )
+def run_benchmark(config: ClassificationBenchConfig, out: Path, options: RunOptions = RunOptions()) -> None:
+    """Run a classification benchmark config: one run, or a suite of forget sets and seeds
+    (``options.forget_sets`` / ``options.seeds``: the runner's ``--forget-set`` / ``--seeds`` subset)."""
+    bundle = load_bench_data(config)
+    forget_sets = [forget_set(f, bundle.classes) for f in config.forget_sets]
+    if options.forget_sets:
+        forget_sets = only_sets(forget_sets, options.forget_sets, bundle.classes)
+    seeds = options.seeds or config.seeds
+    run_config = bench_config(config, forget_sets[0].classes)
     engine = Engine(
-        seed=config.seed,
-        progress=sys.stderr.isatty(),
-        num_workers=cfg.get("workers", 0),
-        data_on_device=bool(cfg.get("data_on_device", False)),
+        seed=seeds[0], progress=sys.stderr.isatty(), num_workers=config.workers, data_on_device=config.data.on_device
     )
-    title = cfg.get("title", f"Class forgetting on {bundle.name} with {config.arch}")
-    if "forget_sets" in cfg or "seeds" in cfg:
-        seeds = cfg.get("seeds", [config.seed])
-        write = functools.partial(write_config_suite, cfg, out=out, title=title)
-        run_suite(bundle, config, forget_sets, seeds, engine, on_run=write)
+    title = _title(config, bundle.name)
+    if config.suite:
+        write = functools.partial(write_config_suite, config, out=out, title=title, config_path=options.config_path)
+        run_suite(bundle, replace(run_config, seed=seeds[0]), forget_sets, seeds, engine, on_run=write)
         return
-    result = run_bench(bundle, config, engine)
-    result["header"]["config"] = cfg.get("_path")
-    if cfg.get("note"):
-        result["header"]["note"] = cfg["note"]
+    result = run_bench(bundle, replace(run_config, seed=seeds[0]), engine)
+    result["header"]["config"] = options.config_path
+    if config.note:
+        result["header"]["note"] = config.note
     write_bench(result, out, title)
 
 
-def check_benchmark(cfg: Mapping[str, Any]) -> None:
-    """Validate a classification benchmark YAML without loading data or training (``--check``)."""
-    lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
-    eval_options(cfg.get("evaluation"))
-    if cfg.get("pretrained"):
-        check_pretrained(cfg["pretrained"])
-
-    per_set = [m for f in cfg.get("forget_sets", []) if isinstance(f, dict) for m in f.get("methods") or []]
-    variants = BenchConfig(arch="", forget=(), variants=cfg.get("variants", {}))
-    for name in [*cfg.get("methods", []), *per_set]:
+def check_benchmark(config: ClassificationBenchConfig) -> None:
+    """What the config's types cannot say, checked without data: the pretrained name and every
+    method's (and variant's) settings."""
+    if config.model.pretrained:
+        check_pretrained(config.model.pretrained)
+    per_set = [m for f in config.forget_sets if isinstance(f, Mapping) for m in f.get("methods") or []]
+    variants = BenchConfig(arch="", forget=(), variants=config.variants)
+    for name in [*config.methods, *per_set]:
         lethe.method_settings(*variants.resolve(name))
-    check_method_settings([], cfg.get("overrides"))
+    check_method_settings([], config.overrides)
+
+
+TASK = BenchTask(
+    "classification",
+    ClassificationBenchConfig,
+    run_benchmark,
+    check=check_benchmark,
+    merge=merge_benchmark,
+    options=frozenset({"forget_set"}),
+)

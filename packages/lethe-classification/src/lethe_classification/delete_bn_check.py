@@ -17,12 +17,13 @@ import torch
 import yaml
 from torch import nn
 
+from lethe.config import read_config
 from lethe.engine import Engine
 from lethe.io import write_text_atomic
 from lethe.metrics import accuracy, forget_mask
+from lethe_classification.bench import ClassificationBenchConfig
 from lethe_vision.datasets import load_dataset
 from lethe_vision.pipeline import (
-    TrainRecipe,
     loader,
     make_splits,
     model_spec,
@@ -69,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", required=True, help="forget classes (indices), one run each")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    cfg = yaml.safe_load(args.config.read_text())
-    bundle = load_dataset(cfg["dataset"])
-    engine = Engine(device="cpu", progress=False, seed=cfg.get("seed", 0))
-    recipe = TrainRecipe(**cfg["recipe"])
+    config = read_config(ClassificationBenchConfig, yaml.safe_load(args.config.read_text()))
+    seed = config.seeds[0]
+    bundle = load_dataset(config.dataset, config.data_root)
+    engine = Engine(device="cpu", progress=False, seed=seed)
+    recipe = config.recipe
     lines = [
         f"# {__doc__.splitlines()[0]}",
         "",
@@ -83,12 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         "stats | DELETE weights + BN stats re-estimated on retained data |",
         "|---|---|---|---|---|---|",
     ]
-    splits0 = make_splits(bundle, (), 0.05, cfg.get("seed", 0))
+    splits0 = make_splits(bundle, (), 0.05, seed)
     original, _, _ = train_model(
-        model_spec(cfg["arch"], bundle, cfg.get("width")), splits0.train, bundle, recipe, engine
+        model_spec(config.model.arch, bundle, config.model.width), splits0.train, bundle, recipe, engine
     )
     for c in (int(x) for x in args.classes.split(",")):
-        splits = make_splits(bundle, (c,), 0.05, cfg.get("seed", 0))
+        splits = make_splits(bundle, (c,), 0.05, seed)
         deleted, _ = unlearn_model(original, "delete", splits, engine)
         retained = loader(engine, splits.retain_train, bundle, 128, train=True)
         cells = [

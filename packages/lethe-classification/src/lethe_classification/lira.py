@@ -32,11 +32,14 @@ import torch
 import yaml
 
 import lethe
+from lethe.config import read_config
 from lethe.engine import Engine, environment
 from lethe.errors import ConfigError, LetheError
 from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import accuracy
+from lethe_classification.bench import BenchConfig
 from lethe_classification.lira_stats import VARIANCES, AttackResult, Chance, attack_table, chance, logit_confidence
+from lethe_vision.bench_config import BenchConfigBase, ModelSection
 from lethe_vision.data import DatasetBundle, parse_classes, per_class_sample
 from lethe_vision.pipeline import Splits, TrainRecipe, make_splits, model_spec, outputs_on, train_model, unlearn_model
 from lethe_vision.report import markdown_table
@@ -48,16 +51,10 @@ SEED_OFFSETS = {ORIGINAL: 0, ORACLE: 1000, ORACLE_2: 2000}
 
 
 @dataclass
-class LiraConfig:
-    """One attack run: the protocol of ``lethe_classification.bench`` on P data halves."""
+class LiraConfig(BenchConfig):
+    """One attack run: the protocol of ``lethe_classification.bench`` (``BenchConfig``: model, forget
+    classes, recipe, methods and their overrides; its evaluation and cache are not read) on P data halves."""
 
-    arch: str
-    forget: tuple[int, ...]
-    methods: tuple[str, ...] = ("delete", "svd")
-    width: int | None = None
-    recipe: TrainRecipe = field(default_factory=TrainRecipe)
-    val_fraction: float = 0.05
-    seed: int = 0
     #: number of pairs P; each is attacked with the other P - 1 as shadows
     pairs: int = 8
     #: share of the training split each pair trains on
@@ -67,8 +64,6 @@ class LiraConfig:
     samples: int = 1000
     #: how the Gaussians' variances are fitted (``lira_stats.VARIANCES``)
     variance: str = "pooled"
-    unlearn_batch_size: int = 128
-    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.pairs < 3:
@@ -259,23 +254,39 @@ def write_lira(result: Mapping[str, Any], out: str | Path, title: str) -> str:
     return text
 
 
+@dataclass(kw_only=True)
+class LiraBenchConfig(BenchConfigBase):
+    """A LiRA config YAML (``benchmarks/configs/lira/``): the shared benchmark keys
+    (``lethe_vision.bench_config``; one forget set, one seed) and the attack's own."""
+
+    task: str = "lira"
+    model: ModelSection
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    val_fraction: float = lethe.setting(0.05, gt=0, lt=1)
+    #: number of pairs P; each is attacked with the other P - 1 as shadows
+    pairs: int = lethe.setting(8, ge=3)
+    #: share of the training split each pair trains on
+    fraction: float = lethe.setting(0.5, gt=0, le=1)
+    #: forget-class training images the attacker scores, per forgotten class
+    samples: int = lethe.setting(1000, ge=1)
+    #: how the Gaussians' variances are fitted (``lira_stats.VARIANCES``)
+    variance: str = lethe.setting("pooled", choices=VARIANCES)
+
+    def __post_init__(self) -> None:
+        if len(self.forget_sets) != 1 or len(self.seeds) != 1:
+            raise ConfigError("a LiRA config takes one forget set and one seed (forget_sets: [X], seeds: [N])")
+
+
 def config_from_yaml(cfg: Mapping[str, Any], bundle: DatasetBundle) -> LiraConfig:
-    """``LiraConfig`` from a YAML mapping (keys as in ``benchmarks/configs/lira/``)."""
-    known = {"title", "out", "note", "dataset", "data_root", "arch", "width", "forget", "methods", "recipe",
-             "val_fraction", "seed", "pairs", "fraction", "samples", "variance", "unlearn_batch_size",
-             "overrides", "_path"}  # fmt: skip
-    unknown = set(cfg) - known
-    if unknown:
-        raise ConfigError(
-            f"unknown LiRA config keys {sorted(unknown)}; keys are {', '.join(sorted(known - {'_path'}))}"
-        )
+    """``LiraConfig`` from a YAML mapping (``LiraBenchConfig``'s keys, ``benchmarks/configs/lira/``)."""
+    config = read_config(LiraBenchConfig, cfg)
+    forget = config.forget_sets[0]
+    forget = ",".join(map(str, forget)) if isinstance(forget, (list, tuple)) else str(forget)
     return LiraConfig(
-        arch=cfg["arch"], forget=parse_classes(str(cfg["forget"]), bundle.classes),
-        methods=tuple(cfg.get("methods", ["delete", "svd"])), width=cfg.get("width"),
-        recipe=TrainRecipe(**cfg.get("recipe", {})), val_fraction=cfg.get("val_fraction", 0.05),
-        seed=cfg.get("seed", 0), pairs=cfg.get("pairs", 8), fraction=cfg.get("fraction", 0.5),
-        samples=cfg.get("samples", 1000), variance=str(cfg.get("variance", "pooled")),
-        unlearn_batch_size=cfg.get("unlearn_batch_size", 128), method_overrides=cfg.get("overrides", {}),
+        arch=config.model.arch, forget=parse_classes(forget, bundle.classes), methods=config.methods,
+        width=config.model.width, recipe=config.recipe, val_fraction=config.val_fraction, seed=config.seeds[0],
+        pairs=config.pairs, fraction=config.fraction, samples=config.samples, variance=config.variance,
+        unlearn_batch_size=config.batch_size, method_overrides=config.overrides,
     )  # fmt: skip
 
 
@@ -291,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = yaml.safe_load(Path(args.config).read_text())
         if args.pairs is not None:
             cfg["pairs"] = args.pairs
-        bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
+        checked = read_config(LiraBenchConfig, cfg)  # every key checked before the data loads
+        bundle = load_dataset(checked.dataset, checked.data_root)
         config = config_from_yaml(cfg, bundle)
         engine = Engine(seed=config.seed, progress=False)
         result = run_lira(bundle, config, engine)

@@ -5,18 +5,19 @@ For one classification dataset and architecture it trains (or loads from ``cache
 model, then measures
 
 - the SVD step, ours (``lethe.unlearn(..., "svd")``, alphas fixed, no tuning) and the reference, at
-  each sample count of ``svd_samples`` per side: seconds and peak memory, each step in a fresh
-  subprocess (``isolate``) so that the memory of one step never hides in another's
+  each sample count of ``svd_steps.samples`` per side: seconds and peak memory, each step in a fresh
+  subprocess (``svd_steps.isolate``) so that the memory of one step never hides in another's
   (``lethe_vision.speed`` says how memory is measured);
 - DELETE, ours (``lethe.unlearn(..., "delete")`` through the engine) and the reference loop: images/s
-  and the training seconds until ``forget_train <= target_forget_train`` (checked after every epoch
-  on the forget training images, with the clock paused);
+  and the training seconds until ``forget_train <= delete_steps.target_forget_train`` (checked after
+  every epoch on the forget training images, with the clock paused);
 - forget_test and retain_test after every step, so speed is never bought with quality;
 - the retrain oracle's training time with the config's recipe (measured) and at the published
-  recipe (``published_epochs``, extrapolated from the measured seconds per epoch).
+  recipe (``retrain.published_epochs``, extrapolated from the measured seconds per epoch).
 
-``python benchmarks/run.py benchmarks/configs/speed-cifar10-resnet18-cpu.yaml`` runs it
-(``task: speed``).
+``SpeedBenchConfig`` is the YAML's schema (``lethe_vision.bench_config``); ``TASK`` registers it as
+the ``speed`` task of ``benchmarks/run.py`` (``lethe.tasks``):
+``python benchmarks/run.py benchmarks/configs/speed-cifar10-resnet18-cpu.yaml`` runs it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from lethe.engine import Engine, environment, seed_everything
 from lethe.epoch_clock import EpochClock
 from lethe.errors import ConfigError
 from lethe.metrics import accuracy, forget_mask
+from lethe.tasks import BenchTask, RunOptions
 from lethe_classification.bench import cached_original
+from lethe_vision.bench_config import BenchConfigBase, ModelSection
 from lethe_vision.checkpoints import load_model, save_model
 from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset, parse_classes, per_class_sample
 from lethe_vision.datasets import DATASETS, load_dataset
@@ -55,8 +58,10 @@ from lethe_vision.speed import (
     TARGETS_NOTE,
     SVDStepSettings,
     check_svd_step,
-    config_values,
+    class_list,
     measure_svd_steps,
+    one_entry,
+    shared_settings,
     summarise_svd,
     svd_data_file,
     svd_report_lines,
@@ -66,52 +71,97 @@ from lethe_vision.speed import (
 )
 
 
-@dataclass
-class SpeedConfig(SVDStepSettings):
-    """One classification speed benchmark. ``svd_samples`` are per side (retained and forget);
-    ``retrain_epochs`` limits the epochs the oracle is actually trained and timed (``None``: the
-    recipe's)."""
+@dataclass(kw_only=True)
+class DeleteStepSettings:
+    """``delete_steps:`` how both DELETE loops (ours through the engine, the reference's plain loop)
+    are measured; their epochs and learning rate are ``overrides.delete``."""
 
-    dataset: str = "cifar10"
-    arch: str = "cifar-resnet18"
-    width: int | None = None
-    forget: str = "3"
-    recipe: TrainRecipe = field(default_factory=TrainRecipe)
-    cache: str | None = None
-    data_root: str | None = None
-    workers: int = 0
-    val_fraction: float = 0.05
-    delete_epochs: int = 20
-    delete_lr: float = 1e-3
-    delete_batch_size: int = 128
-    target_forget_train: float = 1.0
+    #: the batch size of both loops
+    batch_size: int = lethe.setting(128, ge=1)
+    #: forget_train accuracy (percent) a loop must reach; its seconds to reach it are reported
+    target_forget_train: float = lethe.setting(1.0, ge=0, le=100)
+    #: stop a loop at the first epoch that reaches the target
     stop_at_target: bool = True
-    retrain_epochs: int | None = None
-    published_epochs: int = 182
 
 
-def config_from_mapping(cfg: Mapping[str, Any]) -> SpeedConfig:
-    """A ``SpeedConfig`` from a YAML mapping; unknown keys and bad values are ConfigErrors."""
-    values = config_values(cfg)
-    recipe = lethe.build_settings(TrainRecipe, values.pop("recipe", None) or {}, "recipe")
-    config = lethe.build_settings(SpeedConfig, {**values, "recipe": recipe}, "speed benchmark")
-    check_svd_step(config, {
-        "delete_epochs": config.delete_epochs, "delete_batch_size": config.delete_batch_size,
-        "published_epochs": config.published_epochs, "recipe.epochs": recipe.epochs,
-        "retrain_epochs": config.retrain_epochs or 1,
-    })  # fmt: skip
-    if (config.retrain_epochs or 0) > recipe.epochs:
-        raise ConfigError(f"retrain_epochs ({config.retrain_epochs}) exceeds the recipe's {recipe.epochs} epochs")
-    return config
+@dataclass(kw_only=True)
+class RetrainSettings:
+    """``retrain:`` timing the retrain oracle (the retained classes, the config's recipe)."""
+
+    #: the epochs the oracle is actually trained and timed (None: the recipe's); the recipe's and the
+    #: published epochs are extrapolated from their seconds per epoch
+    timed_epochs: int | None = lethe.setting(None, ge=1)
+    #: the epochs of the published recipe retraining is compared with
+    published_epochs: int = lethe.setting(182, ge=1)
 
 
-def check(cfg: Mapping[str, Any]) -> SpeedConfig:
-    """Validate a speed config without loading data or training (the runner's ``--check``)."""
-    config = config_from_mapping(cfg)
-    MODELS.get(config.arch)
-    DATASETS.get(config.dataset)
-    lethe.method_settings("delete", {"epochs": config.delete_epochs, "lr": config.delete_lr})
-    return config
+@dataclass(kw_only=True)
+class SpeedBenchConfig(BenchConfigBase):
+    """A classification speed benchmark YAML (``benchmarks/configs/speed-*.yaml``; the shared keys in
+    ``lethe_vision.bench_config``): one forget set, one seed. ``overrides`` takes the settings ours
+    and the references share: ``delete: {epochs, lr}`` and ``svd: {alpha_r, alpha_f}``
+    (``lethe_vision.speed.SHARED_SETTINGS``; published defaults otherwise). Each batch size is
+    named in its section (``svd_steps.batch_size``, ``delete_steps.batch_size``), so the top-level
+    ``batch_size`` is not taken."""
+
+    task: str = "speed"
+    model: ModelSection
+    methods: tuple[str, ...] = ("delete", "svd")
+    #: not taken: each step's batch size is in its section
+    batch_size: int | None = lethe.setting(None, ge=1)
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    val_fraction: float = lethe.setting(0.05, gt=0, lt=1)
+    #: folder caching the original by content hash (``lethe_classification.bench.cached_original``)
+    cache: str | None = None
+    svd_steps: SVDStepSettings = field(default_factory=SVDStepSettings)
+    delete_steps: DeleteStepSettings = field(default_factory=DeleteStepSettings)
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
+
+    def __post_init__(self) -> None:
+        if set(self.methods) != {"delete", "svd"} or len(self.methods) != 2:
+            raise ConfigError(f"methods: the speed benchmark measures delete and svd, got {list(self.methods)}")
+        if self.batch_size is not None:
+            raise ConfigError(
+                "batch_size: the speed benchmark names each batch size in its section, svd_steps.batch_size "
+                "(ours' SVD streams) and delete_steps.batch_size (both DELETE loops)"
+            )
+        if self.model.pretrained is not None:
+            raise ConfigError("model.pretrained: the speed benchmark trains its models from scratch")
+        one_entry(self.forget_sets, "forget_sets", "forget set")
+        one_entry(self.seeds, "seeds", "seed")
+        if self.recipe.epochs < 1:
+            raise ConfigError(f"recipe.epochs must be at least 1, got {self.recipe.epochs}")
+        if (self.retrain.timed_epochs or 0) > self.recipe.epochs:
+            raise ConfigError(
+                f"retrain.timed_epochs ({self.retrain.timed_epochs}) exceeds the recipe's {self.recipe.epochs} epochs"
+            )
+        self._shared = shared_settings(self.overrides, ("svd", "delete"))
+        check_svd_step(self.svd_steps, self._shared["svd"])
+
+    @property
+    def seed(self) -> int:
+        """The one seed: the splits, the original, DELETE's loops and the first run of each SVD step."""
+        return self.seeds[0]
+
+    @property
+    def svd(self) -> dict[str, Any]:
+        """``alpha_r`` and ``alpha_f`` of every SVD step."""
+        return self._shared["svd"]
+
+    @property
+    def delete(self) -> dict[str, Any]:
+        """``epochs`` and ``lr`` of both DELETE loops."""
+        return self._shared["delete"]
+
+
+def check_benchmark(config: SpeedBenchConfig) -> None:
+    """What the config's types cannot say, checked without loading data or training (the runner's
+    ``--check``): the architecture and the dataset are known."""
+    for key, registry, name in (("model.arch", MODELS, config.model.arch), ("dataset", DATASETS, config.dataset)):
+        try:
+            registry.get(name)
+        except ConfigError as err:
+            raise ConfigError(f"{key}: {err}") from None
 
 
 # ---------------------------------------------------------------- data, accuracies, original model
@@ -171,13 +221,13 @@ def forget_train_accuracy(model: nn.Module, splits: Splits, engine: Engine) -> f
 
 
 def measure_svd(
-    config: SpeedConfig, splits: Splits, original: nn.Module, info: dict, engine: Engine, workdir: Path, log
+    config: SpeedBenchConfig, splits: Splits, original: nn.Module, info: dict, engine: Engine, workdir: Path, log
 ) -> list[dict[str, Any]]:
     """Both SVD implementations at every sample count of a classification model."""
     checkpoint = workdir / "original.safetensors"
     save_model(original, checkpoint, {k: info[k] for k in ("dataset", "model")})
     inputs = {}
-    for samples in config.svd_samples:
+    for samples in config.svd_steps.samples:
         retain, forget, counts = svd_inputs(splits, samples)
         path = svd_data_file(workdir / f"data-{samples}.pt", normalised(retain, splits.bundle), retain.labels,
                              normalised(forget, splits.bundle), forget.labels)  # fmt: skip
@@ -188,37 +238,36 @@ def measure_svd(
     def evaluate(path: Path) -> dict[str, float]:
         return accuracies_on_test(load_model(path)[0], splits, engine)
 
-    return measure_svd_steps(config, inputs, job_base, evaluate, workdir, log)
+    return measure_svd_steps(config.svd_steps, config.svd, config.seed, inputs, job_base, evaluate, workdir, log)
 
 
-#: quality columns of a classification SVD row: (forgetting, lower is better; retention, higher is better)
 # ---------------------------------------------------------------- DELETE measurements
 
 
-def _delete_ours(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedConfig, engine: Engine) -> None:
+def _delete_ours(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedBenchConfig, engine: Engine) -> None:
     """``lethe.unlearn(..., "delete")``: the engine's loop (bf16 autocast and channels_last on CUDA)."""
     lethe.unlearn(
         model, "delete", forget=clock, forget_classes=splits.forget_classes, num_classes=splits.bundle.num_classes,
-        overrides={"epochs": config.delete_epochs, "lr": config.delete_lr, "freeze_bn": False},  # the reference's loop
+        overrides={**config.delete, "freeze_bn": False},  # the reference's loop
         engine=engine, inplace=True,
     )  # fmt: skip
 
 
-def _delete_reference(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedConfig, engine) -> None:
+def _delete_reference(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedBenchConfig, engine) -> None:
     """``lethe_vision.reference.delete_reference``: the plain fp32 loop."""
-    settings = ReferenceDeleteSettings(epochs=config.delete_epochs, lr=config.delete_lr)
+    settings = ReferenceDeleteSettings(epochs=config.delete["epochs"], lr=config.delete["lr"])
     delete_reference(model, clock, splits.forget_classes, settings, engine.device, stop=clock.close_epoch)
 
 
-def _engine_loader(splits: Splits, config: SpeedConfig, engine: Engine) -> DataLoader:
+def _engine_loader(splits: Splits, config: SpeedBenchConfig, engine: Engine) -> DataLoader:
     """Ours: the engine's loader (seeded, pinned memory on CUDA, workers) with the training augmentation."""
-    return loader(engine, splits.forget_train, splits.bundle, config.delete_batch_size, train=True)
+    return loader(engine, splits.forget_train, splits.bundle, config.delete_steps.batch_size, train=True)
 
 
-def _plain_loader(splits: Splits, config: SpeedConfig, engine: Engine) -> DataLoader:
+def _plain_loader(splits: Splits, config: SpeedBenchConfig, engine: Engine) -> DataLoader:
     """The reference's loader: a plain shuffled DataLoader with the training augmentation."""
     dataset = TensorImageDataset(splits.forget_train, splits.bundle, augment=True)
-    return DataLoader(dataset, batch_size=config.delete_batch_size, shuffle=True, num_workers=config.workers,
+    return DataLoader(dataset, batch_size=config.delete_steps.batch_size, shuffle=True, num_workers=config.workers,
                       generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
 
 
@@ -229,15 +278,15 @@ DELETE_LOOPS: dict[str, tuple[Callable[..., DataLoader], Callable[..., None]]] =
 }
 
 
-def measure_delete(config: SpeedConfig, splits: Splits, original: nn.Module, engine: Engine, log) -> list[dict]:
+def measure_delete(config: SpeedBenchConfig, splits: Splits, original: nn.Module, engine: Engine, log) -> list[dict]:
     """Both DELETE loops from the same original model: images/s, seconds to the target, accuracies."""
     rows = []
     for name, (make_loader, run) in DELETE_LOOPS.items():
         seed_everything(config.seed)
         model = copy.deepcopy(original)
         check_model = partial(forget_train_accuracy, model, splits, engine)
-        clock = EpochClock(make_loader(splits, config, engine), check_model, config.target_forget_train,
-                           config.stop_at_target, engine.device)  # fmt: skip
+        clock = EpochClock(make_loader(splits, config, engine), check_model, config.delete_steps.target_forget_train,
+                           config.delete_steps.stop_at_target, engine.device)  # fmt: skip
         run(model, clock, splits, config, engine)
         clock.close_epoch()
         images = clock.epochs * len(splits.forget_train)
@@ -259,19 +308,19 @@ def measure_delete(config: SpeedConfig, splits: Splits, original: nn.Module, eng
 # ---------------------------------------------------------------- retraining and the report
 
 
-def measure_retrain(config: SpeedConfig, splits: Splits, engine: Engine, log) -> dict[str, Any]:
+def measure_retrain(config: SpeedBenchConfig, splits: Splits, engine: Engine, log) -> dict[str, Any]:
     """Train the retrain oracle (retained classes only) and time it; extrapolate per epoch."""
-    epochs = config.retrain_epochs or config.recipe.epochs
-    spec = model_spec(config.arch, splits.bundle, config.width)
+    epochs = config.retrain.timed_epochs or config.recipe.epochs
+    spec = model_spec(config.model.arch, splits.bundle, config.model.width)
     recipe = replace(config.recipe, epochs=epochs)
     oracle, seconds, _ = train_model(spec, splits.retain_train, splits.bundle, recipe, engine, "retrain")
-    per_epoch = seconds / epochs
+    per_epoch, published = seconds / epochs, config.retrain.published_epochs
     result = {
         "epochs_trained": epochs, "seconds_measured": seconds, "seconds_per_epoch": per_epoch,
         "recipe_epochs": config.recipe.epochs, "recipe_seconds": per_epoch * config.recipe.epochs,
         "recipe_seconds_is": "measured" if epochs == config.recipe.epochs else "extrapolated",
-        "published_epochs": config.published_epochs, "published_seconds": per_epoch * config.published_epochs,
-        "published_seconds_is": "extrapolated" if epochs != config.published_epochs else "measured",
+        "published_epochs": published, "published_seconds": per_epoch * published,
+        "published_seconds_is": "extrapolated" if epochs != published else "measured",
         **accuracies_on_test(oracle, splits, engine),
     }  # fmt: skip
     log(f"retrain: {seconds:.1f} s for {epochs} epochs ({per_epoch:.1f} s/epoch)")
@@ -344,14 +393,18 @@ def rewrite_report(out: Path, title: str) -> str:
     return write_speed_report(result, Path(out), title)
 
 
-def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run a speed benchmark YAML (as a mapping) and write results.json and results.md under ``out``:
-    the whole job of ``benchmarks/run.py`` for ``task: speed``."""
-    config = check(cfg)
+def run_benchmark(
+    config: SpeedBenchConfig, out: str | Path, options: RunOptions = RunOptions(), log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Run a speed benchmark config and write results.json and results.md under ``out``: the whole
+    job of ``benchmarks/run.py`` for ``task: speed`` (``options.seeds``: ``--seeds``, one seed)."""
+    if options.seeds:
+        config = replace(config, seeds=tuple(options.seeds))
     bundle = load_dataset(config.dataset, config.data_root)
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=config.workers)
-    splits = make_splits(bundle, parse_classes(config.forget, bundle.classes), config.val_fraction, config.seed)
-    original, info = cached_original(bundle, config.arch, config.width, config.recipe, config.seed,
+    forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes)
+    splits = make_splits(bundle, forget, config.val_fraction, config.seed)
+    original, info = cached_original(bundle, config.model.arch, config.model.width, config.recipe, config.seed,
                                      config.val_fraction, engine, config.cache, log)  # fmt: skip
     first = {"forget_train": forget_train_accuracy(original, splits, engine),
              **accuracies_on_test(original, splits, engine)}  # fmt: skip
@@ -362,27 +415,31 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
     retrain = measure_retrain(config, splits, engine, log)
     add_fractions(svd, retrain)
     add_fractions(delete, retrain, "seconds_to_target")
+    steps = config.delete_steps
     header = {
-        "dataset": bundle.name, "arch": config.arch, "width": config.width,
+        "dataset": bundle.name, "arch": config.model.arch, "width": config.model.width,
         "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
         "recipe": asdict(config.recipe), "original": info.get("cached", "trained in this run"),
-        **svd_step_header(config, svd),
-        "DELETE": {"epochs": config.delete_epochs, "lr": config.delete_lr, "batch": config.delete_batch_size,
-                   "stop at target": config.stop_at_target},
-        "target forget_train": config.target_forget_train, "threads": torch.get_num_threads(),
-        "config": cfg.get("_path"), "note": cfg.get("note", ""), **environment(engine),
+        **svd_step_header(config.svd_steps, config.svd, svd),
+        "DELETE": {"epochs": config.delete["epochs"], "lr": config.delete["lr"], "batch": steps.batch_size,
+                   "stop at target": steps.stop_at_target},
+        "target forget_train": steps.target_forget_train, "threads": torch.get_num_threads(),
+        "config": options.config_path, "note": config.note, **environment(engine),
     }  # fmt: skip
     result = {"header": header, "original": first, "svd": svd, "svd_runs": svd_seeds, "delete": delete,
               "retrain": retrain, "targets": targets(svd, delete)}  # fmt: skip
-    title = cfg.get("title", f"Speed: SVD and DELETE on {bundle.name} with {config.arch}")
-    write_speed_report(result, Path(out), title)
+    write_speed_report(result, Path(out), _title(config, bundle.name))
     return result
 
 
-#: the speed task of ``benchmarks/run.py``: a run and its ``--check``
-run_benchmark, check_benchmark = run_config, check
+def _title(config: SpeedBenchConfig, dataset: str = "") -> str:
+    return config.title or (f"Speed: SVD and DELETE on {dataset} with {config.model.arch}" if dataset else "Speed")
 
 
-def rewrite_benchmark(cfg: Mapping[str, Any], out: Path) -> None:
+def rewrite_benchmark(config: SpeedBenchConfig, out: Path) -> None:
     """``rewrite_report`` under the config's title: the speed task's ``--rewrite``."""
-    rewrite_report(out, cfg.get("title", "Speed"))
+    rewrite_report(out, _title(config))
+
+
+#: the speed task of ``benchmarks/run.py``
+TASK = BenchTask("speed", SpeedBenchConfig, run_benchmark, check=check_benchmark, rewrite=rewrite_benchmark)

@@ -14,6 +14,7 @@ from lethe._registry import (
     parse_assignments,
     register_method,
     sample_augmentation,
+    setting,
 )
 from lethe.api import UnlearnRecord, unlearn
 from lethe.engine import Engine
@@ -37,5 +38,6 @@ __all__ = [
     "parse_assignments",
     "register_method",
     "sample_augmentation",
+    "setting",
     "unlearn",
 ]

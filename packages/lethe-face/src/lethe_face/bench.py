@@ -1,10 +1,13 @@
 """Face benchmark: original, retrain oracle, ``delete``, ``svd`` and any registry method, for each
-identity-head type, evaluated together; ``run_config`` is the whole job of ``benchmarks/run.py``
-for ``task: face``."""
+identity-head type, evaluated together.
+
+``FaceBenchConfig`` is the benchmark YAML's schema (the shared keys are ``lethe_vision.bench_config``'s);
+``TASK`` registers ``run_benchmark`` / ``check_benchmark`` as the ``face`` task of
+``benchmarks/run.py`` (``lethe.tasks``).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -18,107 +21,113 @@ from lethe.engine import Engine, environment
 from lethe.errors import ConfigError
 from lethe.io import main_print, write_json_atomic
 from lethe.metrics import avg_gap
+from lethe.tasks import BenchTask, RunOptions
 from lethe_face.datasets import FaceData, FaceOptions, load_faces
 from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs
-from lethe_face.models import HEADS, FaceModelSpec
+from lethe_face.models import EMBEDDERS, HEADS, FaceModelSpec
 from lethe_face.pipeline import PROTOCOLS, FaceRun, ProtocolOptions, evaluate_face, method_overrides
 from lethe_face.report import plot_face_grid, write_face_report
-from lethe_vision.pipeline import EvalOptions, TrainRecipe, eval_options, outputs_on, unlearn_model
+from lethe_vision.bench_config import BenchConfigBase
+from lethe_vision.pipeline import EvalOptions, TrainRecipe, outputs_on, unlearn_model
+
+#: the ``FaceModelSpec`` fields a benchmark does not set: the protocol sets the number of identities
+#: and the image size from the data, and the head type from ``heads``
+PROTOCOL_SET = ("num_classes", "head", "image_size")
 
 
-@dataclass
-class FaceBenchConfig:
-    """One face benchmark: the model (``spec``; its head is replaced by each of ``heads``), the
-    protocol, recipe, methods and evaluation settings."""
+@dataclass(kw_only=True)
+class FaceModelSection:
+    """``model:``: the ``FaceModelSpec`` of every model the benchmark trains, less what the protocol
+    sets (``PROTOCOL_SET``): the embedder (``lethe_face.models.EMBEDDERS``), its embedding size and
+    width, the cosine head's ArcFace scale and margin (ramped over ``margin_warmup_epochs``), the
+    weights it starts from and, for ``dlib-resnet``, how many of its blocks stay frozen."""
 
-    forget: Any
-    spec: FaceModelSpec = field(default_factory=lambda: FaceModelSpec(num_classes=2))
-    heads: tuple[str, ...] = ("linear", "cosine")
+    embedder: str = "light-resnet"
+    embedding_dim: int = lethe.setting(128, ge=1)
+    width: int | None = lethe.setting(None, ge=1)
+    scale: float = lethe.setting(32.0, gt=0)
+    margin: float = lethe.setting(0.5, ge=0)
+    margin_warmup_epochs: int = lethe.setting(0, ge=0)
+    pretrained: str | None = None
+    weights: str | None = None
+    frozen_blocks: int = lethe.setting(0, ge=0)
+
+    def spec(self) -> FaceModelSpec:
+        """The ``FaceModelSpec`` (its ``PROTOCOL_SET`` fields are placeholders the protocol replaces)."""
+        return FaceModelSpec(num_classes=2, **asdict(self))
+
+
+@dataclass(kw_only=True)
+class FaceBenchConfig(BenchConfigBase):
+    """A face benchmark YAML (``benchmarks/configs/face-*.yaml``; the shared keys in
+    ``lethe_vision.bench_config``): the model (its head replaced by each of ``heads``), the
+    protocol, recipe, methods and evaluation settings. ``forget_sets`` holds the one forget set of
+    the config (a person, or a list of people forgotten together); ``seeds`` trains one original
+    (and oracle, and unlearning) per seed, which draws the validation images held out of train, the
+    initialisation and the order, while the faces' train/test split stays ``data.seed``'s, so
+    every seed is scored on the same test images."""
+
+    task: str = "face"
+    #: how the faces are read; ``data.seed`` draws each person's train/test split (and the
+    #: example images of the picture grid)
+    data: FaceOptions = field(default_factory=FaceOptions)
+    model: FaceModelSection = field(default_factory=FaceModelSection)
+    heads: tuple[str, ...] = lethe.setting(("linear", "cosine"), min_items=1)
     protocol: str = "all"
     protocol_options: ProtocolOptions = field(default_factory=ProtocolOptions)
     recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=20))
-    methods: tuple[str, ...] = ("delete", "svd")
-    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: per-head overrides on top of ``method_overrides``: ``{head: {method: {key: value}}}``
+    #: per head, over ``overrides``: ``{head: {method: {key: value}}}``
     head_overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    batch_size: int = lethe.setting(64, ge=1)
     evaluation: EvalOptions = field(default_factory=EvalOptions)
     verification: VerifyOptions = field(default_factory=VerifyOptions)
-    val_fraction: float = 0.1
-    seed: int = 0
-    #: repeated runs: one original (and oracle, and unlearning) per seed, which draws the validation
-    #: images held out of train, the initialisation and the order; the faces' train/test split stays
-    #: ``seed``'s, so every seed is scored on the same test images. None: one run at ``seed``
-    seeds: tuple[int, ...] | None = None
-    unlearn_batch_size: int = 64
-    examples: int = 4
+    val_fraction: float = lethe.setting(0.1, ge=0, lt=1)
+    #: test images of forgotten (and as many of kept) people in the picture grid
+    examples: int = lethe.setting(4, ge=0)
+    #: also score the dataset's official verification pairs (LFW's pairs file) where it has them
     official_pairs: bool = False
+    #: progress bars (None: when stderr is a terminal)
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.forget_sets) != 1:
+            raise ConfigError(
+                "a face config names one forget set (a person, or a list of people forgotten together), "
+                f"got {len(self.forget_sets)}: {list(self.forget_sets)}"
+            )
+        check_seeds(self.seeds)
+        if not self.heads:
+            raise ConfigError("name at least one head type (linear, cosine)")
+
+    @property
+    def forget(self) -> Any:
+        """The identities to forget: a name or index, a comma-separated string or a list of them."""
+        return self.forget_sets[0]
 
 
-#: Top-level keys of a face config besides the FaceBenchConfig fields built from sub-mappings.
-RUNNER_KEYS = {
-    "task",
-    "title",
-    "out",
-    "note",
-    "_path",
-    "dataset",
-    "data_root",
-    "workers",
-    "progress",
-    "data",
-    "model",
-    "overrides",
-    "head_overrides",
-    "recipe",
-    "head_recipe",
-    "evaluation",
-    "verification",
-    "protocol_options",
-}
+def check_seeds(seeds: tuple[int, ...]) -> None:
+    """A ConfigError unless ``seeds`` names at least one seed, each once."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must name at least one seed, each once; got {list(seeds)}")
 
 
-def config_from_mapping(cfg: Mapping[str, Any]) -> FaceBenchConfig:
-    """A ``FaceBenchConfig`` from a YAML mapping (``model``, ``recipe``, ``evaluation``, ... are
-    sub-mappings of the dataclasses' fields); unknown keys are a ConfigError."""
-    nested = {"spec", "recipe", "evaluation", "verification", "protocol_options", "method_overrides", "head_overrides"}
-    plain = {f.name for f in dataclasses.fields(FaceBenchConfig)} - nested
-    unknown = set(cfg) - plain - RUNNER_KEYS
-    if unknown:
-        raise ConfigError(f"unknown face config keys {sorted(unknown)}; known: {sorted(plain | RUNNER_KEYS)}")
-    if "forget" not in cfg:
-        raise ConfigError("a face config needs 'forget': the identities to forget")
-    values = {k: cfg[k] for k in plain if k in cfg}
-    for key in ("heads", "methods", "seeds"):
-        if key in values:
-            values[key] = tuple(values[key])
-    protocol = dict(cfg.get("protocol_options", {}))
-    if "head_recipe" in cfg:
-        protocol["head_recipe"] = lethe.build_settings(TrainRecipe, cfg["head_recipe"], "head_recipe")
-    return FaceBenchConfig(
-        spec=lethe.build_settings(FaceModelSpec, {"num_classes": 2, **cfg.get("model", {})}, "model"),
-        recipe=lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe"),
-        evaluation=eval_options(cfg.get("evaluation")),
-        verification=lethe.build_settings(VerifyOptions, cfg.get("verification", {}), "verification"),
-        protocol_options=lethe.build_settings(ProtocolOptions, protocol, "protocol_options"),
-        method_overrides={k: dict(v) for k, v in cfg.get("overrides", {}).items()},
-        head_overrides={
-            head: {m: dict(v) for m, v in (per_method or {}).items()}
-            for head, per_method in cfg.get("head_overrides", {}).items()
-        },
-        **values,
-    )
+def config_from_mapping(cfg: Mapping[str, Any], where: str = "config") -> FaceBenchConfig:
+    """A checked ``FaceBenchConfig`` from a YAML mapping (``TASK.read``): unknown keys, missing keys
+    and values of the wrong type are one-line ConfigErrors."""
+    return TASK.read(cfg, where)
 
 
 def head_method_overrides(config: FaceBenchConfig, head: str, method: str) -> dict[str, Any]:
     """The config's overrides of ``method`` for ``head``: ``head_overrides`` over ``overrides``."""
-    return {**config.method_overrides.get(method, {}), **config.head_overrides.get(head, {}).get(method, {})}
+    return {**config.overrides.get(method, {}), **config.head_overrides.get(head, {}).get(method, {})}
 
 
-def check_config(config: FaceBenchConfig) -> None:
-    """Everything that can fail before loading data and training."""
+def check_benchmark(config: FaceBenchConfig) -> None:
+    """What the config's types cannot say, checked before loading data and training: the methods,
+    their settings (per head), the head types, the embedder and the protocol."""
     for method in config.methods:
         lethe.get_method(method)
-    for method, overrides in config.method_overrides.items():
+    for method, overrides in config.overrides.items():
         lethe.method_settings(method, overrides)
     for head, per_method in config.head_overrides.items():
         if head not in config.heads:
@@ -127,25 +136,20 @@ def check_config(config: FaceBenchConfig) -> None:
             lethe.method_settings(method, head_method_overrides(config, head, method))
     for head in config.heads:
         HEADS.get(head)
+    EMBEDDERS.get(config.model.embedder)
     PROTOCOLS.get(config.protocol)
-    if not config.heads:
-        raise ConfigError("name at least one head type (linear, cosine)")
-    if config.seeds is not None and (not config.seeds or len(set(config.seeds)) != len(config.seeds)):
-        raise ConfigError(f"seeds must name at least one seed, each once; got {list(config.seeds)}")
-    if config.examples < 0:
-        raise ConfigError(f"examples must not be negative, got {config.examples}")
 
 
 def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log: Callable[[str], None] = main_print):
     """Run the protocol for each head type; returns ``(result, grid)`` where ``grid`` holds the
     example images and predictions of the picture grid."""
-    check_config(config)
+    check_benchmark(config)
     bundle = data.bundle
     pairs = read_pairs(data.pairs_file) if config.official_pairs and data.pairs_file else None
     rows: list[dict[str, Any]] = []
     predictions: dict[str, dict[str, list[str]]] = {}
     run: FaceRun | None = None
-    seeds = config.seeds or (config.seed,)
+    seeds = config.seeds
     for seed in seeds:
         seeded = replace(engine, seed=seed)
         for head in config.heads:
@@ -168,15 +172,15 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
         "train images": len(splits.train),
         "validation images (held out of train)": len(splits.validation),
         "test images": len(splits.test),
-        "seed": config.seed,
+        "seed": config.data.seed,
         **({"seeds (one original each; means judged)": list(seeds)} if len(seeds) > 1 else {}),
         "evaluation": asdict(config.evaluation),
         "verification": asdict(config.verification),
-        "method_overrides": config.method_overrides,
+        "method_overrides": config.overrides,
         **({"head_overrides": config.head_overrides} if config.head_overrides else {}),
         **environment(engine),
     }
-    examples = pick_examples(run, config.examples, config.seed)
+    examples = pick_examples(run, config.examples, config.data.seed)
     grid = {
         "images": examples.images,
         "truth": [splits.bundle.classes[i] for i in examples.labels.tolist()],
@@ -194,7 +198,7 @@ def protocol_run(data: FaceData, config: FaceBenchConfig, head: str, engine: Eng
     return protocol(
         data.bundle,
         data.identities(config.forget),
-        replace(config.spec, head=head),
+        replace(config.model.spec(), head=head),
         config.recipe,
         engine,
         config.val_fraction,
@@ -216,7 +220,7 @@ def run_head(
     """The rows of one head and seed: original, retrain oracle, then each method, evaluated alike;
     ``predictions`` (when given) gets each model's top prediction on the grid's examples."""
     bundle = run.splits.bundle
-    examples = pick_examples(run, config.examples, config.seed)
+    examples = pick_examples(run, config.examples, config.data.seed)
     rows: list[dict[str, Any]] = []
 
     def add(name: str, model, seconds: float, extra: dict) -> None:
@@ -242,7 +246,7 @@ def run_head(
     add("retrain", oracle, seconds, {"train_log": train_log})
     for method in config.methods:
         overrides = method_overrides(method, head_method_overrides(config, head, method))
-        model, record = unlearn_model(run.original, method, run.splits, engine, overrides, config.unlearn_batch_size)
+        model, record = unlearn_model(run.original, method, run.splits, engine, overrides, config.batch_size)
         extra = {k: v for k, v in record.extra.items() if k != "grid"}
         add(method, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
     oracle_row = rows[1]
@@ -280,34 +284,43 @@ def write_face_bench(result: Mapping[str, Any], grid: Mapping[str, Any], out: st
     )
 
 
-def load_config_data(cfg: Mapping[str, Any], config: FaceBenchConfig) -> tuple[FaceData, Engine]:
-    """The faces a config names (its ``data`` options, seeded by the config) and the engine it runs on."""
-    options = lethe.build_settings(FaceOptions, {"seed": config.seed, **cfg.get("data", {})}, "data")
-    data = load_faces(cfg["dataset"], cfg.get("data_root"), options)
-    engine = Engine(
-        seed=config.seed, progress=cfg.get("progress", sys.stderr.isatty()), num_workers=cfg.get("workers", 0)
-    )
+def load_config_data(config: FaceBenchConfig) -> tuple[FaceData, Engine]:
+    """The faces a config names (its ``data`` options) and the engine it runs on (seeded by its
+    first seed; each run takes its own seed)."""
+    data = load_faces(config.dataset, config.data_root, config.data)
+    progress = sys.stderr.isatty() if config.progress is None else config.progress
+    engine = Engine(seed=config.seeds[0], progress=progress, num_workers=config.workers)
     return data, engine
 
 
-def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = main_print) -> dict[str, Any]:
-    """Run a face benchmark YAML (as a mapping) and write its results under ``out``."""
-    config = config_from_mapping(cfg)
-    check_config(config)
-    data, engine = load_config_data(cfg, config)
+def run_benchmark(
+    config: FaceBenchConfig,
+    out: str | Path,
+    options: RunOptions = RunOptions(),
+    log: Callable[[str], None] = main_print,
+) -> dict[str, Any]:
+    """Run a face benchmark config and write its results under ``out`` (``options.seeds``: the
+    runner's ``--seeds``, run instead of the config's)."""
+    if options.seeds:
+        check_seeds(options.seeds)
+        config = replace(config, seeds=tuple(options.seeds))
+    check_benchmark(config)
+    data, engine = load_config_data(config)
     result, grid = run_face_bench(data, config, engine, log)
-    result["header"]["config"] = cfg.get("_path")
-    if cfg.get("note"):
-        result["header"]["note"] = cfg["note"]
-    title = cfg.get("title", f"Forgetting identities on {data.bundle.name} ({config.spec.embedder})")
+    result["header"]["config"] = options.config_path
+    if config.note:
+        result["header"]["note"] = config.note
+    title = config.title or f"Forgetting identities on {data.bundle.name} ({config.model.embedder})"
     write_face_bench(result, grid, out, title)
     return result
 
 
-#: the face task of ``benchmarks/run.py`` (``check_benchmark``: its ``--check``)
-run_benchmark = run_config
+def run_config(
+    cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = main_print, config_path: str | None = None
+) -> dict[str, Any]:
+    """Run a face benchmark YAML (as a mapping; ``config_from_mapping``) and write its results under ``out``."""
+    return run_benchmark(config_from_mapping(cfg), out, RunOptions(config_path=config_path), log)
 
 
-def check_benchmark(cfg: Mapping[str, Any]) -> None:
-    """Validate a face benchmark YAML without loading data (``check_config``)."""
-    check_config(config_from_mapping(cfg))
+#: the ``face`` task of ``benchmarks/run.py`` (entry point ``lethe.tasks``)
+TASK = BenchTask("face", FaceBenchConfig, run_benchmark, check=check_benchmark)

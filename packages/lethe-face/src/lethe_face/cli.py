@@ -244,9 +244,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     import yaml
 
-    from lethe_face.bench import run_config
+    from lethe.tasks import RunOptions
+    from lethe_face.bench import config_from_mapping, run_benchmark
 
     try:
         cfg = yaml.safe_load(Path(args.config).read_text())
@@ -254,11 +257,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise ConfigError(f"cannot read config {args.config}: {str(err).splitlines()[0]}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{args.config} is not a mapping")
-    cfg["_path"] = args.config
+    try:
+        config = config_from_mapping(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"{args.config}: {err}") from None
     if args.data_root:
-        cfg["data_root"] = args.data_root
+        config = replace(config, data_root=args.data_root)
     with atomic_folder(args.out) as out:  # every file or none
-        run_config(cfg, out, log=lambda line: print(line, file=sys.stderr))
+        run_benchmark(config, out, RunOptions(config_path=args.config), log=lambda line: print(line, file=sys.stderr))
     print_report(Path(args.out) / "results.md")
 
 

@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="S1,S2",
         help="repeated hold-out: for each seed, hold out other validation images (the test "
-        "split stays the config's), train that original and score the grid; means are "
-        "compared (default: the config's seed only)",
+        "split stays the config's data.seed's), train that original and score the grid; means are "
+        "compared (default: the config's first seed only)",
     )
 
     def run(args: argparse.Namespace) -> None:
@@ -70,19 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         from lethe.engine import environment
         from lethe.errors import ConfigError
         from lethe.metrics import forget_mask, split_accuracies
-        from lethe_face.bench import (
-            check_config,
-            config_from_mapping,
-            head_method_overrides,
-            load_config_data,
-            protocol_run,
-        )
+        from lethe_face.bench import config_from_mapping, head_method_overrides, load_config_data, protocol_run
         from lethe_face.pipeline import method_overrides
         from lethe_vision.pipeline import outputs_on, unlearn_model
 
-        cfg = yaml.safe_load(Path(args.config).read_text())
-        config = config_from_mapping(cfg)
-        check_config(config)
+        try:
+            cfg = yaml.safe_load(Path(args.config).read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read config {args.config}: {str(err).splitlines()[0]}") from None
+        try:
+            config = config_from_mapping(cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{args.config}: {err}") from None
         if args.head not in config.heads:
             raise ConfigError(f"--head {args.head!r} is not one of the config's heads {list(config.heads)}")
         combos = combinations(parse_grid(args.grid))
@@ -90,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = [method_overrides(args.method, {**base, **combo}) for combo in combos]
         for overrides in settings:
             lethe.method_settings(args.method, overrides)  # bad names fail before anything trains
-        data, engine = load_config_data(cfg, config)
-        val_seeds = [int(v) for v in args.val_seeds.split(",")] if args.val_seeds else [config.seed]
+        data, engine = load_config_data(config)
+        val_seeds = [int(v) for v in args.val_seeds.split(",")] if args.val_seeds else [config.seeds[0]]
         originals, per_seed, val_counts = [], [[] for _ in combos], []
         for val_seed in val_seeds:
-            # the faces' train/test split stays the config's; the seed draws the validation images
+            # the faces' train/test split stays the config's (data.seed); the seed draws the validation images
             # held out of train, and the original's initialisation and order
             seeded = replace(engine, seed=val_seed)
             run = protocol_run(data, config, args.head, seeded)
@@ -113,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
             originals.append({"seconds": run.original_seconds, **scores(run.original)})
             for i, (combo, overrides) in enumerate(zip(combos, settings, strict=True)):
-                model, record = unlearn_model(
-                    run.original, args.method, splits, seeded, overrides, config.unlearn_batch_size
-                )
+                model, record = unlearn_model(run.original, args.method, splits, seeded, overrides, config.batch_size)
                 per_seed[i].append({"settings": record.settings, "seconds": record.seconds, **scores(model)})
                 print(f"seed {val_seed} {combo}: validation {per_seed[i][-1]['validation']}", flush=True)
             held = int(forget_mask(splits.validation.labels, splits.forget_classes).sum())
@@ -133,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             "base settings": method_overrides(args.method, base),
             "validation images": val_counts[0] if len(val_seeds) == 1 else f"per seed: {', '.join(val_counts)}",
             "max_forget": args.max_forget,
-            "seed": config.seed,
+            "seed": config.data.seed,
             **environment(engine),
         }
         if len(val_seeds) > 1:

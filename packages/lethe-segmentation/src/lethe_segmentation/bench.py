@@ -7,6 +7,10 @@ and tables) and, per forget set, ``overlays_<classes>.png`` and ``iou_<classes>.
 with the same dataset, model, resolution, recipe and seed. ``resume`` reuses the forget sets an
 earlier, otherwise identical run already wrote to ``results.json`` (same settings, device and
 versions), so a long CPU benchmark can be finished in parts.
+
+``SegmentationBenchConfig`` is the benchmark YAML's schema (``lethe_vision.bench_config``: ``model:``
+the smp architecture and encoder, ``data:`` the resolution); ``TASK`` registers ``run_benchmark``
+and ``check_benchmark`` as the ``segmentation`` task of ``benchmarks/run.py`` (``lethe.tasks``).
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ from lethe.engine import Engine
 from lethe.engine import environment as core_environment
 from lethe.errors import ConfigError
 from lethe.io import main_print, write_json_atomic
+from lethe.pretrained import check_pretrained
+from lethe.tasks import BenchTask, RunOptions
 from lethe_segmentation.checkpoints import load_model, save_model
 from lethe_segmentation.confusion import predict
 from lethe_segmentation.datasets import SegBundle, load_dataset, parse_classes
 from lethe_segmentation.metrics import METRICS, distribution_gap
-from lethe_segmentation.models import ModelSpec, build_model
+from lethe_segmentation.models import MODELS, ModelSpec, build_model, canonical_arch, encoder_names
 from lethe_segmentation.pipeline import (
+    CLASS_WEIGHTS,
     PIXEL_METHODS,
     SegSplits,
     TrainRecipe,
@@ -46,6 +53,7 @@ from lethe_segmentation.pipeline import (
 )
 from lethe_segmentation.report import plot_iou, plot_overlays, write_report
 from lethe_segmentation.transforms import Resolution, denormalize, parse_size
+from lethe_vision.bench_config import BenchConfigBase, ModelSection
 
 
 @dataclass
@@ -145,13 +153,7 @@ def run_bench(
     ``on_run(result)`` is called after each forget set with the result so far (partial writes);
     forget sets already in ``previous`` (an earlier ``results.json`` of the same settings) are
     taken from it instead of being run again."""
-    for method in config.methods:
-        lethe.get_method(method)
-        if method not in PIXEL_METHODS:
-            choices = ", ".join(PIXEL_METHODS.names())
-            raise ConfigError(f"method {method!r} has no per-pixel form; choose from {choices}")
-    for method, overrides in config.method_overrides.items():
-        lethe.method_settings(method, overrides)
+    check_methods(config.methods, config.method_overrides)
     if not config.forget_sets:
         raise ConfigError("name at least one forget set")
     splits = bench_splits(bundle, config)
@@ -286,41 +288,6 @@ def write_bench(result: Mapping[str, Any], out: str | Path, title: str, notes: S
     write_report(out / "results.md", title, result["header"], runs, classes, notes)
 
 
-def config_from_mapping(cfg: Mapping[str, Any]) -> tuple[SegBundle, BenchConfig]:
-    """The dataset and ``BenchConfig`` of a benchmark mapping (a ``benchmarks/configs`` YAML)."""
-    bundle = load_dataset(cfg["dataset"], cfg.get("data_root"))
-    sets = cfg.get("forget_sets", [cfg.get("forget")])
-    forget_sets = [parse_classes(str(f), bundle.classes, bundle.name) for f in sets]
-    spec = ModelSpec(
-        arch=cfg.get("arch", "Unet"),
-        encoder=cfg.get("encoder", "resnet18"),
-        num_classes=bundle.num_classes,
-        encoder_depth=cfg.get("encoder_depth"),
-        decoder_channels=cfg.get("decoder_channels"),
-        kwargs=dict(cfg.get("model_kwargs", {})),
-        encoder_weights=cfg.get("encoder_weights"),
-        pretrained=cfg.get("pretrained"),
-    )
-    resolution = Resolution(
-        parse_size(cfg.get("size")), parse_size(cfg.get("crop"), "crop"), scale=tuple(cfg.get("scale", (0.75, 1.5)))
-    )
-    config = BenchConfig(
-        spec=spec,
-        forget_sets=forget_sets,
-        methods=tuple(cfg.get("methods", BenchConfig.methods)),
-        resolution=resolution,
-        recipe=lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe"),
-        val_fraction=cfg.get("val_fraction", 0.1),
-        seed=cfg.get("seed", 0),
-        unlearn_batch_size=cfg.get("batch_size", 8),
-        retain_images=cfg.get("retain_images", 32),
-        method_overrides=cfg.get("overrides", {}),
-        overlays=cfg.get("overlays", 4),
-        cache=cfg.get("cache"),
-    )
-    return bundle, config
-
-
 def bench_splits(bundle: SegBundle, config: BenchConfig) -> SegSplits:
     """The benchmark's train / validation / test splits at the model's resolved resolution."""
     splits = make_splits(bundle, config.resolution, config.val_fraction, config.seed)
@@ -336,37 +303,186 @@ def cached_original(
     return _cached_train(config, splits, engine, dataset, (), "original", log)
 
 
-def run_config(cfg: Mapping[str, Any], out: str | Path, engine: Engine | None = None) -> dict[str, Any]:
-    """Run a benchmark described by a plain mapping (a ``benchmarks/configs`` YAML) and write it."""
-    cfg = dict(cfg)
-    dataset = cfg["dataset"]
-    bundle, config = config_from_mapping(cfg)
-    spec = config.spec
-    engine = engine or Engine(seed=config.seed, num_workers=cfg.get("workers", 0), progress=cfg.get("progress", False))
-    notes = [cfg["note"]] if cfg.get("note") else []
-    title = cfg.get("title", f"Class forgetting in segmentation: {bundle.name}, {spec.arch} {spec.encoder}")
+# --- the benchmark YAML (benchmarks/configs/camvid-*.yaml): the segmentation task of lethe.tasks ---
+
+
+@dataclass(kw_only=True)
+class SegmentationModel(ModelSection):
+    """``model:``: an smp architecture (``Unet``, ``FPN``, ``DeepLabV3Plus``, ...) on an encoder
+    (``resnet18``, ``tu-<timm name>``, ...). ``encoder_depth``, ``decoder_channels`` and ``kwargs``
+    go to the architecture; ``encoder_weights``: smp's weight name (``imagenet``, downloaded; None:
+    random initialisation); ``pretrained``: ``lethe.pretrained`` weights copied into the encoder
+    instead. Segmentation models have no ``width``."""
+
+    arch: str = "Unet"
+    encoder: str = "resnet18"
+    encoder_depth: int | None = lethe.setting(None, ge=1)
+    decoder_channels: tuple[int, ...] | None = lethe.setting(None, ge=1)
+    #: further keyword arguments of the architecture
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.width is not None:
+            raise ConfigError("model.width: segmentation models have no width (set encoder, decoder_channels)")
+        if self.pretrained and self.encoder_weights:
+            raise ConfigError("model: give encoder_weights or pretrained, not both")
+
+    def spec(self, num_classes: int) -> ModelSpec:
+        """The ``ModelSpec`` of this section for ``num_classes`` classes."""
+        return ModelSpec(
+            arch=self.arch,
+            encoder=self.encoder,
+            num_classes=num_classes,
+            encoder_depth=self.encoder_depth,
+            decoder_channels=list(self.decoder_channels) if self.decoder_channels is not None else None,
+            kwargs=dict(self.kwargs),
+            encoder_weights=self.encoder_weights,
+            pretrained=self.pretrained,
+        )
+
+
+@dataclass(kw_only=True)
+class SegmentationData:
+    """``data:``: the resolution. ``size``: resize every image to HEIGHTxWIDTH (None: native, with
+    evaluation padded to the model's stride); ``crop``: the training crop (default ``size``, or the
+    native size rounded down to the stride); ``scale``: the training augmentation's random scale
+    range [low, high]."""
+
+    size: str | None = None
+    crop: str | None = None
+    scale: tuple[float, ...] = lethe.setting((0.75, 1.5), gt=0)
+
+    def __post_init__(self) -> None:
+        self.resolution()  # sizes of the form HEIGHTxWIDTH
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+            raise ConfigError(f"data.scale must be [low, high] with 0 < low <= high, got {list(self.scale)}")
+
+    def resolution(self) -> Resolution:
+        return Resolution(parse_size(self.size, "data.size"), parse_size(self.crop, "data.crop"), scale=self.scale)
+
+
+@dataclass(kw_only=True)
+class SegmentationBenchConfig(BenchConfigBase):
+    """A segmentation benchmark YAML (the shared keys in ``lethe_vision.bench_config``): one original
+    model, then per forget set the retrain oracle and every method. One seed per config."""
+
+    task: str = "segmentation"
+    model: SegmentationModel = field(default_factory=SegmentationModel)
+    data: SegmentationData = field(default_factory=SegmentationData)
+    #: training the original and the oracles (``recipe.batch_size``: the training batch size)
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    methods: tuple[str, ...] = BenchConfig.methods
+    batch_size: int = lethe.setting(8, ge=1)
+    #: share of train held out for tuning when the dataset has no val split of its own
+    val_fraction: float = lethe.setting(0.1, ge=0, lt=1)
+    #: retained training images (the smallest share of the forgotten classes) SVD reads
+    retain_images: int = lethe.setting(32, ge=1)
+    #: test images in each overlay figure
+    overlays: int = lethe.setting(4, ge=0)
+    #: folder keeping the original and the oracles for a later run of the same settings (None: no cache)
+    cache: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.seeds) != 1:
+            raise ConfigError(f"seeds: a segmentation benchmark runs one seed, got {list(self.seeds)}")
+
+
+def _class_list(entry: Any) -> str:
+    """``parse_classes``' comma-separated form of a forget-set entry (a name, an index or a list)."""
+    return ",".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
+
+
+def bench_config(config: SegmentationBenchConfig, bundle: SegBundle, seed: int | None = None) -> BenchConfig:
+    """The run settings of ``config`` on ``bundle`` (its seed unless ``seed``); unknown forget
+    classes are ConfigErrors naming the dataset's classes."""
+    return BenchConfig(
+        spec=config.model.spec(bundle.num_classes),
+        forget_sets=[parse_classes(_class_list(f), bundle.classes, bundle.name) for f in config.forget_sets],
+        methods=config.methods,
+        resolution=config.data.resolution(),
+        recipe=config.recipe,
+        val_fraction=config.val_fraction,
+        seed=config.seeds[0] if seed is None else seed,
+        unlearn_batch_size=config.batch_size,
+        retain_images=config.retain_images,
+        method_overrides=config.overrides,
+        overlays=config.overlays,
+        cache=config.cache,
+    )
+
+
+def run_config(
+    config: SegmentationBenchConfig, out: str | Path, engine: Engine | None = None, options: RunOptions = RunOptions()
+) -> dict[str, Any]:
+    """Run a segmentation benchmark config and write it under ``out`` (``options.resume``: keep the
+    forget sets ``out/results.json`` already has; ``options.seeds``: run this one seed instead)."""
+    seed = _one_seed(options.seeds) if options.seeds else config.seeds[0]
+    bundle = load_dataset(config.dataset, config.data_root)
+    run = bench_config(config, bundle, seed)
+    spec = run.spec
+    engine = engine or Engine(seed=seed, num_workers=config.workers, progress=False)
+    notes = [config.note] if config.note else []
+    title = config.title or f"Class forgetting in segmentation: {bundle.name}, {spec.arch} {spec.encoder}"
 
     def write(result: dict[str, Any]) -> None:
-        if cfg.get("_path"):
-            result["header"]["config"] = cfg["_path"]
+        if options.config_path:
+            result["header"]["config"] = options.config_path
         write_bench(result, out, title, notes)
 
     previous = None
-    if cfg.get("resume") and (Path(out) / "results.json").is_file():
+    if options.resume and (Path(out) / "results.json").is_file():
         previous = json.loads((Path(out) / "results.json").read_text())
-    return run_bench(bundle, dataset, config, engine, on_run=write, previous=previous)
+    return run_bench(bundle, config.dataset, run, engine, on_run=write, previous=previous)
 
 
-def run_benchmark(cfg: Mapping[str, Any], out: Path) -> None:
+def _one_seed(seeds: Sequence[int]) -> int:
+    if len(seeds) != 1:
+        raise ConfigError(f"--seeds: a segmentation benchmark runs one seed, got {list(seeds)}")
+    return seeds[0]
+
+
+def run_benchmark(config: SegmentationBenchConfig, out: Path, options: RunOptions = RunOptions()) -> None:
     """``run_config`` with a progress bar on a terminal: the segmentation task of ``benchmarks/run.py``
-    (``resume`` in ``cfg``: its ``--resume``)."""
-    engine = Engine(seed=cfg.get("seed", 0), progress=sys.stderr.isatty(), num_workers=cfg.get("workers", 0))
-    run_config(cfg, out, engine)
+    (``options.resume``: its ``--resume``)."""
+    seed = _one_seed(options.seeds) if options.seeds else config.seeds[0]
+    engine = Engine(seed=seed, progress=sys.stderr.isatty(), num_workers=config.workers)
+    run_config(config, out, engine, options)
 
 
-def check_benchmark(cfg: Mapping[str, Any]) -> None:
-    """Validate a segmentation benchmark YAML (recipe, sizes, methods) without loading data."""
-    lethe.build_settings(TrainRecipe, cfg.get("recipe", {}), "recipe")
-    parse_size(cfg.get("size"))
-    parse_size(cfg.get("crop"), "crop")
-    check_method_settings(cfg.get("methods", []), cfg.get("overrides"))
+def check_methods(methods: Sequence[str], overrides: Mapping[str, Mapping[str, Any]]) -> None:
+    """Every method is registered and has a per-pixel form; every override names settings of its method."""
+    for method in methods:
+        lethe.get_method(method)
+        if method not in PIXEL_METHODS:
+            choices = ", ".join(PIXEL_METHODS.names())
+            raise ConfigError(f"method {method!r} has no per-pixel form; choose from {choices}")
+    check_method_settings([], overrides)
+
+
+def check_model_recipe(model: SegmentationModel, recipe: TrainRecipe) -> None:
+    """The ``model:`` section's architecture, encoder and pretrained names and the recipe's class
+    weighting, checked without building the model or loading data."""
+    if canonical_arch(model.arch) not in MODELS:
+        names = ", ".join(MODELS.names())
+        raise ConfigError(f"model.arch: unknown architecture {model.arch!r}; choose from {names}")
+    if not model.encoder.startswith(("tu-", "timm-")) and model.encoder not in encoder_names():
+        raise ConfigError(f"model.encoder: unknown encoder {model.encoder!r}; smp's own or any timm model as tu-<name>")
+    if model.pretrained:
+        check_pretrained(model.pretrained)
+    if recipe.class_weights not in CLASS_WEIGHTS:
+        choices = ", ".join(CLASS_WEIGHTS)
+        raise ConfigError(f"recipe.class_weights must be one of {choices}, got {recipe.class_weights!r}")
+
+
+def check_benchmark(config: SegmentationBenchConfig) -> None:
+    """What the config's types cannot say, checked without data: the model and recipe
+    (``check_model_recipe``), and the methods and their settings."""
+    check_model_recipe(config.model, config.recipe)
+    check_methods(config.methods, config.overrides)
+
+
+#: the segmentation task of ``benchmarks/run.py`` (entry point ``lethe.tasks``)
+TASK = BenchTask(
+    "segmentation", SegmentationBenchConfig, run_benchmark, check=check_benchmark, options=frozenset({"resume"})
+)

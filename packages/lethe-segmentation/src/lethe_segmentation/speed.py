@@ -1,18 +1,21 @@
 """Speed benchmark (issue 7) for the largest model of the task packages: lethe's SVD step against
 the reference of ``lethe_vision.reference.svd_reference`` on the segmentation benchmark's smp Unet.
 
-It takes the original model of a segmentation benchmark config (the same keys, and the same
-``cache`` file as ``lethe_segmentation.bench``, so a model trained by ``make bench-segmentation``
-is reused), then measures the SVD step at every ``svd_samples`` count of images per side, exactly
-as ``lethe_classification.speed`` does for classification, through ``lethe_vision.speed`` (fresh
-process per step, peak memory above the level before the step, ours / ours-exact / ours-fast / reference,
-randomised steps over ``svd_repeats`` seeds).
+It takes the original model of a segmentation benchmark config (the same ``model:``, ``data:``,
+``recipe``, ``val_fraction`` and ``cache`` as ``lethe_segmentation.bench``'s
+``SegmentationBenchConfig``, so a model trained by ``make bench-segmentation`` is reused), then
+measures the SVD step at every ``svd_steps.samples`` count of images per side, exactly as
+``lethe_classification.speed`` does for classification, through ``lethe_vision.speed`` (fresh
+process per step, peak memory above the level before the step, ours / ours-exact / ours-fast /
+reference, randomised steps over ``svd_steps.repeats`` seeds).
 The forget side is the training images with the largest share of forgotten-class pixels, the
 retained side those with the smallest share (the choice ``lethe_segmentation``'s SVD makes); the
 two sides never share an image. Quality beside every time: ``recall_forget`` (share of the
 forgotten class's test pixels still predicted as it; lower is better) and ``miou_retain`` (mean IoU
 over the kept classes on test images).
 
+``SegmentationSpeedConfig`` is the YAML's schema; ``TASK`` registers it as the ``speed-segmentation``
+task of ``benchmarks/run.py`` (``lethe.tasks``):
 ``python benchmarks/run.py benchmarks/configs/speed-camvid-unet-resnet18-cpu.yaml`` runs it.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +34,24 @@ import torch
 import lethe
 from lethe.engine import Engine
 from lethe.errors import ConfigError
+from lethe.pretrained import check_pretrained
+from lethe.tasks import BenchTask, RunOptions
 from lethe_segmentation import bench as seg_bench
+from lethe_segmentation.bench import SegmentationData, SegmentationModel
 from lethe_segmentation.checkpoints import load_model, save_model
-from lethe_segmentation.pipeline import SegSplits, evaluate_model
+from lethe_segmentation.datasets import load_dataset, parse_classes
+from lethe_segmentation.models import MODELS, canonical_arch, encoder_names
+from lethe_segmentation.pipeline import CLASS_WEIGHTS, SegSplits, TrainRecipe, evaluate_model
+from lethe_vision.bench_config import BenchConfigBase
 from lethe_vision.report import markdown_table
 from lethe_vision.speed import (
     TARGETS_NOTE,
     SVDStepSettings,
     check_svd_step,
-    config_values,
+    class_list,
     measure_svd_steps,
+    one_entry,
+    shared_settings,
     summarise_svd,
     svd_data_file,
     svd_report_lines,
@@ -51,25 +63,67 @@ from lethe_vision.speed import (
 #: quality columns of a segmentation SVD row: (forgetting, lower is better; retention, higher is better)
 SEGMENTATION_QUALITY = ("recall_forget", "miou_retain")
 
-#: keys of the YAML read by ``lethe_segmentation.bench.config_from_mapping`` (the model and its recipe)
-SEGMENTATION_KEYS = {"dataset", "data_root", "forget", "arch", "encoder", "encoder_depth", "decoder_channels",
-                     "model_kwargs", "encoder_weights", "size", "crop", "scale", "recipe", "val_fraction",
-                     "cache", "workers"}  # fmt: skip
+
+@dataclass(kw_only=True)
+class SegmentationSpeedConfig(BenchConfigBase):
+    """A segmentation speed benchmark YAML (the shared keys in ``lethe_vision.bench_config``): the
+    original model of ``model:``, ``data:``, ``recipe``, ``val_fraction`` and ``cache`` (those of
+    ``lethe_segmentation.bench.SegmentationBenchConfig``, so the same cached original is reused),
+    one forget set, one seed, and how the SVD step is measured (``svd_steps:``; its alphas are
+    ``overrides.svd: {alpha_r, alpha_f}``, SVD's published defaults otherwise). The SVD step's
+    batch size is ``svd_steps.batch_size``, so the top-level ``batch_size`` is not taken."""
+
+    task: str = "speed-segmentation"
+    model: SegmentationModel = field(default_factory=SegmentationModel)
+    data: SegmentationData = field(default_factory=SegmentationData)
+    #: training the original (``recipe.batch_size``: the training batch size)
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    methods: tuple[str, ...] = ("svd",)
+    #: not taken: the SVD step's batch size is ``svd_steps.batch_size``
+    batch_size: int | None = lethe.setting(None, ge=1)
+    #: share of train held out for tuning when the dataset has no val split of its own
+    val_fraction: float = lethe.setting(0.1, ge=0, lt=1)
+    #: folder keeping the original for a later run of the same settings (None: no cache)
+    cache: str | None = None
+    svd_steps: SVDStepSettings = field(default_factory=SVDStepSettings)
+
+    def __post_init__(self) -> None:
+        if tuple(self.methods) != ("svd",):
+            raise ConfigError(f"methods: the segmentation speed benchmark measures svd, got {list(self.methods)}")
+        if self.batch_size is not None:
+            raise ConfigError("batch_size: the SVD step's batch size is svd_steps.batch_size")
+        one_entry(self.forget_sets, "forget_sets", "forget set")
+        one_entry(self.seeds, "seeds", "seed")
+        self._shared = shared_settings(self.overrides, ("svd",))
+        check_svd_step(self.svd_steps, self.svd)
+
+    @property
+    def seed(self) -> int:
+        """The one seed: the splits, the original and the first run of each SVD step."""
+        return self.seeds[0]
+
+    @property
+    def svd(self) -> dict[str, Any]:
+        """``alpha_r`` and ``alpha_f`` of every SVD step."""
+        return self._shared["svd"]
 
 
-def check(cfg: Mapping[str, Any]) -> SVDStepSettings:
-    """The SVD step settings of a segmentation speed YAML; unknown keys and bad values are
-    ConfigErrors (the runner's ``--check``; loads no data)."""
-    values = config_values(cfg)
-    unknown = sorted(set(values) - SEGMENTATION_KEYS - {f.name for f in dataclasses.fields(SVDStepSettings)})
-    if unknown:
-        raise ConfigError(f"unknown segmentation speed setting(s): {', '.join(unknown)}")
-    if "forget" not in values:
-        raise ConfigError("name the class to forget (forget: <class>)")
-    settings = {k: v for k, v in values.items() if k not in SEGMENTATION_KEYS}
-    config = lethe.build_settings(SVDStepSettings, settings, "segmentation speed benchmark")
-    check_svd_step(config)
-    return config
+def check_benchmark(config: SegmentationSpeedConfig) -> None:
+    """What the config's types cannot say, checked without data (the runner's ``--check``): the
+    architecture, encoder and pretrained names and the recipe's class weighting."""
+    if canonical_arch(config.model.arch) not in MODELS:
+        raise ConfigError(
+            f"model.arch: unknown architecture {config.model.arch!r}; choose from {', '.join(MODELS.names())}"
+        )
+    encoder = config.model.encoder
+    if not encoder.startswith(("tu-", "timm-")) and encoder not in encoder_names():
+        raise ConfigError(f"model.encoder: unknown encoder {encoder!r}; smp's own or any timm model as tu-<name>")
+    if config.model.pretrained:
+        check_pretrained(config.model.pretrained)
+    if config.recipe.class_weights not in CLASS_WEIGHTS:
+        raise ConfigError(
+            f"recipe.class_weights must be one of {', '.join(CLASS_WEIGHTS)}, got {config.recipe.class_weights!r}"
+        )
 
 
 def side_images(splits: SegSplits, forget: tuple[int, ...], samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,26 +165,34 @@ def write_report(result: Mapping[str, Any], out: Path, title: str) -> str:
     return write_result_files(out, result, lines)
 
 
-def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run a segmentation speed YAML (as a mapping) and write results.json and results.md under ``out``."""
-    config = check(cfg)
-    seg_cfg = {k: v for k, v in cfg.items() if k in SEGMENTATION_KEYS}
-    seg_cfg["forget_sets"] = [seg_cfg.pop("forget")]
-    seg_cfg["seed"] = config.seed
-    bundle, bench = seg_bench.config_from_mapping(seg_cfg)
-    forget = tuple(bench.forget_sets[0])
-    engine = Engine(seed=config.seed, progress=False, num_workers=cfg.get("workers", 0))
+def run_benchmark(
+    config: SegmentationSpeedConfig,
+    out: str | Path,
+    options: RunOptions = RunOptions(),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run a segmentation speed config and write results.json and results.md under ``out``: the
+    ``speed-segmentation`` task of ``benchmarks/run.py`` (``options.seeds``: ``--seeds``, one seed)."""
+    if options.seeds:
+        config = dataclasses.replace(config, seeds=tuple(options.seeds))
+    bundle = load_dataset(config.dataset, config.data_root)
+    forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes, bundle.name)
+    bench = seg_bench.BenchConfig(
+        spec=config.model.spec(bundle.num_classes), forget_sets=[forget], resolution=config.data.resolution(),
+        recipe=config.recipe, val_fraction=config.val_fraction, seed=config.seed, cache=config.cache,
+    )  # fmt: skip
+    engine = Engine(seed=config.seed, progress=False, num_workers=config.workers)
     splits = seg_bench.bench_splits(bundle, bench)
-    original, train_seconds, _ = seg_bench.cached_original(bench, splits, engine, seg_cfg["dataset"], log)
+    original, train_seconds, _ = seg_bench.cached_original(bench, splits, engine, config.dataset, log)
     first = quality(original, splits, forget, engine)
     with tempfile.TemporaryDirectory(prefix="lethe-speed-seg-") as tmp:
         workdir = Path(tmp)
         checkpoint = workdir / "original.safetensors"
-        info = {"model": bench.spec.to_dict(), "dataset": seg_cfg["dataset"], "classes": bundle.classes,
+        info = {"model": bench.spec.to_dict(), "dataset": config.dataset, "classes": bundle.classes,
                 "resolution": splits.resolution.to_dict()}  # fmt: skip
         save_model(original, checkpoint, info)
         inputs = {}
-        for samples in config.svd_samples:
+        for samples in config.svd_steps.samples:
             retain_order, forget_order = side_images(splits, forget, samples)
             path = svd_data_file(workdir / f"data-{samples}.pt", *image_tensors(splits, retain_order),
                                  *image_tensors(splits, forget_order))  # fmt: skip
@@ -142,7 +204,7 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
         def evaluate(path: Path) -> dict[str, float]:
             return quality(load_model(path)[0], splits, forget, engine)
 
-        runs = measure_svd_steps(config, inputs, job_base, evaluate, workdir, log)
+        runs = measure_svd_steps(config.svd_steps, config.svd, config.seed, inputs, job_base, evaluate, workdir, log)
     svd = summarise_svd(runs, SEGMENTATION_QUALITY)
     for row in svd:
         row["vs_original_training"] = row["seconds"] / train_seconds if train_seconds else float("nan")
@@ -153,15 +215,15 @@ def run_config(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], Non
         "forget": [f"{c} ({bundle.classes[c]})" for c in forget],
         "original": f"{bench.cache}/original.safetensors" if bench.cache else "trained in this run",
         "original training seconds": round(train_seconds, 1),
-        **svd_step_header(config, svd, "images"), "threads": torch.get_num_threads(),
-        "config": cfg.get("_path"), "note": cfg.get("note", ""), **seg_bench.environment(engine),
+        **svd_step_header(config.svd_steps, config.svd, svd, "images"), "threads": torch.get_num_threads(),
+        "config": options.config_path, "note": config.note, **seg_bench.environment(engine),
     }  # fmt: skip
     result = {"header": header, "original": first, "svd": svd, "svd_runs": runs,
               "targets": svd_targets(svd, SEGMENTATION_QUALITY)}  # fmt: skip
-    title = cfg.get("title", f"Speed: the SVD step on {bundle.name} with {bench.spec.arch}-{bench.spec.encoder}")
+    title = config.title or f"Speed: the SVD step on {bundle.name} with {bench.spec.arch}-{bench.spec.encoder}"
     write_report(result, Path(out), title)
     return result
 
 
-#: the speed-segmentation task of ``benchmarks/run.py``: a run and its ``--check``
-run_benchmark, check_benchmark = run_config, check
+#: the speed-segmentation task of ``benchmarks/run.py``
+TASK = BenchTask("speed-segmentation", SegmentationSpeedConfig, run_benchmark, check=check_benchmark)

@@ -247,16 +247,15 @@ class EvalOptions:
             raise ConfigError(f"evaluation.mia_attacks: unknown {unknown}; attacks are {', '.join(MIA_FEATURES)}")
         if "confidence" not in self.mia_attacks:  # its column, mia_efficacy, enters avg_gap
             raise ConfigError("evaluation.mia_attacks must include confidence (the mia_efficacy column)")
+        if self.train_per_class is not None and self.train_per_class < 1:
+            raise ConfigError(f"evaluation.train_per_class must be at least 1, got {self.train_per_class}")
 
 
 def eval_options(values: Mapping[str, Any] | None) -> EvalOptions:
     """``EvalOptions`` from a plain mapping (a YAML config); ``relearn`` holds RelearnSettings."""
     values = dict(values or {})
     relearn = lethe.build_settings(RelearnSettings, values.pop("relearn", {}), "relearn")
-    options = lethe.build_settings(EvalOptions, {**values, "relearn_settings": relearn}, "evaluation")
-    if options.train_per_class is not None and options.train_per_class < 1:
-        raise ConfigError(f"evaluation.train_per_class must be at least 1, got {options.train_per_class}")
-    return options
+    return lethe.build_settings(EvalOptions, {**values, "relearn_settings": relearn}, "evaluation")
 
 
 def evaluate_model(model: nn.Module, splits: Splits, engine: Engine, options: EvalOptions | None = None) -> Evaluation:

@@ -1,13 +1,15 @@
 """Measuring the SVD step for any task (issue 7): lethe's SVD (``lethe.unlearn(..., "svd")``, alphas
 fixed, no tuning) against the faithful reference of ``lethe_vision.reference.svd_reference``.
 
-The task speed benchmarks (``lethe_classification.speed``, ``lethe_segmentation.speed``) prepare one
-data file per sample count and a checkpoint of the original; ``measure_svd_steps`` runs every step
-(ours with SVD's default settings, ours-exact and ours-fast when configured, the reference;
-randomised steps over ``svd_repeats`` seeds), each in a fresh subprocess (``python -m
-lethe_vision.speed svd-worker JOB_DIR``) when ``isolate`` so that the memory of one step never
-hides in another's, and ``summarise_svd`` / ``svd_targets`` / ``svd_report_lines`` turn the runs
-into the report's rows.
+The task speed benchmarks (``lethe_classification.speed``, ``lethe_segmentation.speed``) read the
+``svd_steps:`` section of their config as ``SVDStepSettings`` and the alphas from ``overrides.svd``
+(``shared_settings``), prepare one data file per sample count and a checkpoint of the original;
+``measure_svd_steps`` runs every step (ours with SVD's default settings, the ``svd_steps.rows``
+ours-exact and ours-fast when configured, the reference; randomised steps over
+``svd_steps.repeats`` seeds), each in a fresh subprocess (``python -m lethe_vision.speed
+svd-worker JOB_DIR``) when ``svd_steps.isolate`` so that the memory of one step never hides in
+another's, and ``summarise_svd`` / ``svd_targets`` / ``svd_report_lines`` turn the runs into the
+report's rows.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before the step;
 on CPU the peak resident set size during the step minus the resident size before it (Linux: the
@@ -26,7 +28,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,79 +45,116 @@ from lethe.io import write_json_atomic, write_text_atomic
 from lethe_vision.reference.svd_reference import ReferenceSVDSettings, svd_unlearn_reference
 from lethe_vision.report import markdown_table
 
-#: Keys of a benchmark YAML that belong to the runner, not to the speed settings.
-RUNNER_KEYS = {"task", "title", "out", "note", "_path"}
-
 #: quality columns of an image classifier's SVD row: (forgetting, lower is better; retention, higher is better)
 CLASSIFICATION_QUALITY = ("forget_test", "retain_test")
 
 #: the module whose ``load_model`` / ``save_model`` an SVD job uses unless the job names another
 DEFAULT_CHECKPOINTS = "lethe_vision.checkpoints"
 
+#: the rows of ours that ``svd_steps.rows`` may add beside "ours" (SVD's defaults) and the reference
+EXTRA_SVD_ROWS = ("ours-exact", "ours-fast")
 
-@dataclass
+#: per method a speed benchmark measures: the settings its ``overrides`` may set, those that ours and
+#: the reference both take (any other setting would make the two sides run different procedures)
+SHARED_SETTINGS: dict[str, tuple[str, ...]] = {"svd": ("alpha_r", "alpha_f"), "delete": ("epochs", "lr")}
+
+#: the settings ours always runs with in a speed benchmark, as the reference does
+FIXED_SETTINGS: dict[str, dict[str, Any]] = {"svd": {"tune": False}, "delete": {"freeze_bn": False}}
+
+
+@dataclass(kw_only=True)
 class SVDStepSettings:
-    """How the SVD step is measured, for any task: sample counts per side, alphas, the reference's
-    patch cap, ours-fast's settings and the runs of each randomised step."""
+    """``svd_steps:`` of a speed benchmark config: how the SVD step is measured, for any task. The
+    alphas are ``overrides.svd`` (``SHARED_SETTINGS``); the seed is the config's one seed."""
 
-    seed: int = 0
-    svd_samples: tuple[int, ...] = (900, 9000)
-    svd_batch_size: int = 256
-    alpha_r: float = 100.0
-    alpha_f: float = 3.0
-    max_patches: int = 10_000
-    isolate: bool = True
-    #: SVD settings of the extra "ours-fast" row (empty: no such row); see lethe.methods.svd
-    svd_fast: dict[str, Any] = field(default_factory=dict)
-    #: SVD settings of the extra "ours-exact" row (empty: no such row), e.g. ``{exact: true}``: the
-    #: exact Gram path, SVD's default before issue 20
-    svd_exact: dict[str, Any] = field(default_factory=dict)
-    #: runs (seeds seed, seed+1, ...) of each SVD step that samples at random: the reference (its
+    #: sample counts per side (retained and forget; images for segmentation), one step each
+    samples: tuple[int, ...] = lethe.setting((900, 9000), ge=1, min_items=1)
+    #: the batches ours streams each side in (the reference takes each side as one batch)
+    batch_size: int = lethe.setting(256, ge=1)
+    #: runs (seeds seed, seed+1, ...) of each step that samples at random: the reference (its
     #: patches) and each of ours whose settings subsample positions; the tables show their means
-    svd_repeats: int = 1
+    repeats: int = lethe.setting(1, ge=1)
+    #: each step in a fresh process, so that the memory of one step never hides in another's
+    isolate: bool = True
+    #: the reference's cap on patches per conv layer
+    reference_max_patches: int = lethe.setting(10_000, ge=1)
+    #: extra rows of ours and their SVD settings over SVD's defaults: ``ours-exact`` (e.g. ``{exact:
+    #: true}``: the exact Gram path, SVD's default before issue 20) and ``ours-fast``
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, settings in self.rows.items():
+            if name not in EXTRA_SVD_ROWS:
+                raise ConfigError(
+                    f"svd_steps.rows has no row {name!r}; its rows are {', '.join(EXTRA_SVD_ROWS)} "
+                    "(ours with SVD's defaults and the reference always run)"
+                )
+            if not settings:
+                raise ConfigError(f"svd_steps.rows.{name} is empty: give its SVD settings or leave the row out")
 
 
-def check_svd_step(config: SVDStepSettings, more: Mapping[str, float] | None = None) -> None:
-    """ConfigError naming every SVD step setting (and every value of ``more``) that must be
-    positive and is not; the alphas also pass through ``lethe.method_settings("svd", ...)``."""
-    positive = {
-        "svd_batch_size": config.svd_batch_size, "max_patches": config.max_patches,
-        "svd_repeats": config.svd_repeats, "alpha_r": config.alpha_r, "alpha_f": config.alpha_f,
-        **{f"svd_samples[{i}]": n for i, n in enumerate(config.svd_samples)}, **(more or {}),
-    }  # fmt: skip
-    bad = [f"{k}={v}" for k, v in positive.items() if not v > 0]
-    if not config.svd_samples:
-        bad.append("svd_samples is empty")
-    if bad:
-        raise ConfigError(f"speed benchmark settings must be positive: {', '.join(bad)}")
-    lethe.method_settings("svd", {"alpha_r": config.alpha_r, "alpha_f": config.alpha_f, "tune": False})
+def shared_settings(overrides: Mapping[str, Mapping[str, Any]], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per method of ``methods``: the settings ours and the reference share (``SHARED_SETTINGS``),
+    ``overrides`` over the method's published defaults, values as the config gives them. A
+    ConfigError for an override of a method not measured, of a setting the reference does not take,
+    or of a value the method refuses (``lethe.method_settings``)."""
+    for method, given in overrides.items():
+        if method not in methods:
+            raise ConfigError(f"overrides.{method}: the speed benchmark measures only {', '.join(methods)}")
+        unknown = [k for k in given if k not in SHARED_SETTINGS[method]]
+        if unknown:
+            raise ConfigError(
+                f"overrides.{method} takes {', '.join(SHARED_SETTINGS[method])} (the settings ours and the "
+                f"reference share), got {', '.join(map(repr, unknown))}"
+            )
+    shared = {}
+    for method in methods:
+        given = dict(overrides.get(method, {}))
+        try:
+            settings = lethe.method_settings(method, {**FIXED_SETTINGS[method], **given})
+        except ConfigError as err:
+            raise ConfigError(f"overrides.{method}: {err}") from None
+        shared[method] = {k: given.get(k, getattr(settings, k)) for k in SHARED_SETTINGS[method]}
+    return shared
 
 
-def svd_step_header(config: SVDStepSettings, svd: list[dict], unit: str = "samples") -> dict[str, Any]:
+def check_svd_step(steps: SVDStepSettings, alphas: Mapping[str, Any]) -> None:
+    """ConfigError for an extra row whose settings SVD refuses (with the config's alphas)."""
+    for name, settings in steps.rows.items():
+        try:
+            lethe.method_settings("svd", {**FIXED_SETTINGS["svd"], **alphas, **settings})
+        except ConfigError as err:
+            raise ConfigError(f"svd_steps.rows.{name}: {err}") from None
+
+
+def svd_step_header(
+    steps: SVDStepSettings, alphas: Mapping[str, Any], svd: list[dict], unit: str = "samples"
+) -> dict[str, Any]:
     """The report header's entries on how the SVD step was measured (``unit``: what a side counts)."""
     return {
-        f"SVD {unit} per side": list(config.svd_samples),
-        "SVD alphas (fixed, no tuning)": [config.alpha_r, config.alpha_f],
-        "SVD ours streams batches of": config.svd_batch_size,
-        "SVD runs of each randomised step (seeds from the config's)": config.svd_repeats,
-        **({"SVD ours-exact settings": dict(config.svd_exact)} if config.svd_exact else {}),
-        **({"SVD ours-fast settings": dict(config.svd_fast)} if config.svd_fast else {}),
-        "reference max patches per conv layer": config.max_patches,
-        "SVD steps isolated in fresh processes": config.isolate,
+        f"SVD {unit} per side": list(steps.samples),
+        "SVD alphas (fixed, no tuning)": [alphas["alpha_r"], alphas["alpha_f"]],
+        "SVD ours streams batches of": steps.batch_size,
+        "SVD runs of each randomised step (seeds from the config's)": steps.repeats,
+        **{f"SVD {name} settings": dict(steps.rows[name]) for name in EXTRA_SVD_ROWS if name in steps.rows},
+        "reference max patches per conv layer": steps.reference_max_patches,
+        "SVD steps isolated in fresh processes": steps.isolate,
         "peak memory": svd[0]["memory_method"] if svd else "-",
     }
 
 
-def config_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A benchmark YAML mapping without the runner's keys, with list-valued ``svd_samples`` and
-    ``forget`` normalised (a tuple of ints; comma-joined names)."""
-    values = {k: v for k, v in cfg.items() if k not in RUNNER_KEYS}
-    if "forget" in values:
-        forget = values["forget"]
-        values["forget"] = ",".join(map(str, forget)) if isinstance(forget, (list, tuple)) else str(forget)
-    if isinstance(values.get("svd_samples"), (list, tuple)):
-        values["svd_samples"] = tuple(int(v) for v in values["svd_samples"])
-    return values
+def one_entry(values: Sequence[Any], key: str, what: str) -> Any:
+    """The one entry of config list ``key`` (of ``what``: ``"forget set"``, ``"seed"``) a speed
+    benchmark measures; a ConfigError when it has more."""
+    if len(values) != 1:
+        raise ConfigError(f"{key}: a speed benchmark measures one {what}, got {len(values)}: {list(values)}")
+    return values[0]
+
+
+def class_list(entry: Any) -> str:
+    """A ``forget_sets`` entry (a class name or index, a comma-separated string or a list of them)
+    as the comma-separated form the datasets' ``parse_classes`` read."""
+    return ",".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
 
 
 # ---------------------------------------------------------------- measuring memory
@@ -194,13 +233,12 @@ SVD_STEPS: dict[str, Callable[..., dict]] = {
 RANDOM_SVD_SETTINGS = ("positions_per_sample", "max_patches")
 
 
-def svd_overrides(name: str, config: SVDStepSettings) -> dict[str, Any] | None:
+def svd_overrides(name: str, steps: SVDStepSettings) -> dict[str, Any] | None:
     """The SVD settings a step of ours runs with on top of SVD's defaults ({} for "ours", the
-    reference included); None for a step the config leaves out (ours-exact, ours-fast unset)."""
-    extra = {"ours-exact": config.svd_exact, "ours-fast": config.svd_fast}
-    if name not in extra:
+    reference included); None for a row ``steps.rows`` leaves out (ours-exact, ours-fast)."""
+    if name not in EXTRA_SVD_ROWS:
         return {}
-    return dict(extra[name]) if extra[name] else None
+    return dict(steps.rows[name]) if name in steps.rows else None
 
 
 def checkpoints_of(job: Mapping[str, Any]) -> tuple[Callable, Callable]:
@@ -210,14 +248,14 @@ def checkpoints_of(job: Mapping[str, Any]) -> tuple[Callable, Callable]:
     return module.load_model, module.save_model
 
 
-def svd_runs(name: str, config: SVDStepSettings) -> int:
-    """How many seeds an SVD step runs with: ``svd_repeats`` where it samples at random (the
+def svd_runs(name: str, steps: SVDStepSettings) -> int:
+    """How many seeds an SVD step runs with: ``steps.repeats`` where it samples at random (the
     reference; ours unless its settings, SVD's defaults included, are exact), else 1."""
     if name == "reference":
-        return config.svd_repeats
-    settings = lethe.method_settings("svd", svd_overrides(name, config) or {})
+        return steps.repeats
+    settings = lethe.method_settings("svd", svd_overrides(name, steps) or {})
     random = not settings.exact and any(getattr(settings, k) is not None for k in RANDOM_SVD_SETTINGS)
-    return config.svd_repeats if random else 1
+    return steps.repeats if random else 1
 
 
 def _warm_up(model: nn.Module, sample: torch.Tensor, device: torch.device) -> None:
@@ -272,7 +310,9 @@ def svd_data_file(path: Path, retain_x: torch.Tensor, retain_y: torch.Tensor, fo
 
 
 def measure_svd_steps(
-    config: SVDStepSettings,
+    steps: SVDStepSettings,
+    alphas: Mapping[str, Any],
+    seed: int,
     inputs: Mapping[int, tuple[Path, dict[str, Any]]],
     job_base: Mapping[str, Any],
     evaluate: Callable[[Path], dict[str, float]],
@@ -280,7 +320,8 @@ def measure_svd_steps(
     log,
 ) -> list[dict[str, Any]]:
     """Every SVD step (ours, ours-exact and ours-fast when configured, the reference) at every sample count, each
-    seed of a randomised step once; one fresh process per step when ``config.isolate``.
+    seed of a randomised step once (seeds ``seed``, ``seed + 1``, ...); one fresh process per step when
+    ``steps.isolate``. ``alphas``: ``alpha_r`` and ``alpha_f`` of every step (``shared_settings``).
 
     ``inputs`` maps a sample count to its data file and counts (``per_class``, ``forget_distinct``);
     ``job_base`` holds the task's job fields (``checkpoint``, ``device``, ``forget_classes``,
@@ -289,29 +330,29 @@ def measure_svd_steps(
     rows = []
     for samples, (data_path, counts) in inputs.items():
         for name in SVD_STEPS:
-            overrides = svd_overrides(name, config)
+            overrides = svd_overrides(name, steps)
             if overrides is None:
                 continue
-            for repeat in range(svd_runs(name, config)):
-                seed = config.seed + repeat
-                job_dir = workdir / f"svd-{name}-{samples}-{seed}"
+            for repeat in range(svd_runs(name, steps)):
+                run_seed = seed + repeat
+                job_dir = workdir / f"svd-{name}-{samples}-{run_seed}"
                 job_dir.mkdir()
                 job = {
                     **job_base, "implementation": name, "data": str(data_path),
-                    "threads": torch.get_num_threads(), "seed": seed, "alpha_r": config.alpha_r,
-                    "alpha_f": config.alpha_f, "max_patches": config.max_patches, "batch_size": config.svd_batch_size,
-                    "per_class": counts.get("per_class"),
+                    "threads": torch.get_num_threads(), "seed": run_seed, "alpha_r": alphas["alpha_r"],
+                    "alpha_f": alphas["alpha_f"], "max_patches": steps.reference_max_patches,
+                    "batch_size": steps.batch_size, "per_class": counts.get("per_class"),
                     "svd_overrides": overrides,
                 }  # fmt: skip
                 (job_dir / "job.json").write_text(json.dumps(job))
-                result = _run_isolated(job_dir) if config.isolate else run_svd_job(job_dir)
+                result = _run_isolated(job_dir) if steps.isolate else run_svd_job(job_dir)
                 quality = evaluate(job_dir / "unlearned.safetensors")
-                row = {"method": name, "samples": samples, "seed": seed,
+                row = {"method": name, "samples": samples, "seed": run_seed,
                        "forget_distinct": counts.get("forget_distinct", samples),
                        **result, "peak_mib": result["peak_bytes"] / 2**20, **quality}  # fmt: skip
                 rows.append(row)
                 log(
-                    f"svd {name:>9} {samples:>6}/side seed {seed}: {row['seconds']:.2f} s, "
+                    f"svd {name:>9} {samples:>6}/side seed {run_seed}: {row['seconds']:.2f} s, "
                     f"peak {row['peak_mib']:.0f} MiB, " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items())
                 )
     return rows

@@ -9,14 +9,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lethe.io import write_text_atomic
-from lethe_vision.report import column_stats, markdown_table, mean_std_cells, pyplot, save_figure
+from lethe_vision.report import ACCURACY_COLUMNS, column_stats, markdown_table, mean_std_cells, pyplot, save_figure
 
 COLUMNS = (
-    "forget_train",
-    "retain_train",
-    "forget_test",
-    "retain_test",
-    "mia_efficacy",
+    *ACCURACY_COLUMNS,
     "mia_correctness",
     "mia_entropy",
     "mia_m_entropy",

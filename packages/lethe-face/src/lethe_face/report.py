@@ -9,14 +9,10 @@ from typing import Any
 import torch
 
 from lethe.io import write_text_atomic
-from lethe_vision.report import column_stats, markdown_table, mean_std_cells, pyplot, save_figure
+from lethe_vision.report import ACCURACY_COLUMNS, column_stats, markdown_table, mean_std_cells, pyplot, save_figure
 
 COLUMNS = (
-    "forget_train",
-    "retain_train",
-    "forget_test",
-    "retain_test",
-    "mia_efficacy",
+    *ACCURACY_COLUMNS,
     "avg_gap",
     "probe_forget",
     "verif_acc",

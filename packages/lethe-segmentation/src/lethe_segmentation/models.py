@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,12 +22,13 @@ from torch import nn
 from lethe import Registry
 from lethe.errors import ConfigError
 from lethe.pretrained import LIBRARIES, check_pretrained, load_pretrained
+from lethe_vision.models import StoredSpec
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("architecture")
 
 
 @dataclass
-class ModelSpec:
+class ModelSpec(StoredSpec):
     """How to rebuild a model: stored in every checkpoint."""
 
     arch: str
@@ -39,14 +40,6 @@ class ModelSpec:
     encoder_weights: str | None = None  # the initialisation of the ORIGINAL model (informative)
     #: pretrained weights of the ORIGINAL model's encoder (``lethe.pretrained``), informative as above
     pretrained: str | None = None
-
-    def to_dict(self) -> dict:
-        """The fields, without ``pretrained`` when it is None (the form of checkpoints and cache
-        keys written before the field existed)."""
-        fields = asdict(self)
-        if fields["pretrained"] is None:
-            del fields["pretrained"]
-        return fields
 
     def smp_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.kwargs)

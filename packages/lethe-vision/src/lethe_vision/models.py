@@ -19,8 +19,20 @@ from lethe.pretrained import check_pretrained, load_pretrained
 MODELS: Registry[Callable[..., nn.Module]] = Registry("architecture")
 
 
+class StoredSpec:
+    """Base of the model specs checkpoints store (dataclasses with a ``pretrained`` field)."""
+
+    def to_dict(self) -> dict:
+        """The fields, without ``pretrained`` when it is None (the form of checkpoints and cache
+        keys written before the field existed)."""
+        fields = asdict(self)
+        if fields.get("pretrained", 0) is None:
+            del fields["pretrained"]
+        return fields
+
+
 @dataclass
-class ModelSpec:
+class ModelSpec(StoredSpec):
     """How to rebuild a model: stored in every checkpoint."""
 
     arch: str
@@ -30,14 +42,6 @@ class ModelSpec:
     width: int | None = None
     #: weights the model started from (``lethe.pretrained``); None: random initialisation
     pretrained: str | None = None
-
-    def to_dict(self) -> dict:
-        """The fields, without ``pretrained`` when it is None (the form of checkpoints and cache
-        keys written before the field existed)."""
-        fields = asdict(self)
-        if fields["pretrained"] is None:
-            del fields["pretrained"]
-        return fields
 
 
 def build_model(spec: ModelSpec) -> nn.Module:

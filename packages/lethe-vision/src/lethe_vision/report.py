@@ -10,6 +10,10 @@ from typing import Any
 
 from lethe.io import atomic_path
 
+#: The accuracy columns every class-forgetting report opens with (methods.md s.3): forgotten and
+#: kept classes on training and test images, and the confidence SVC_MIA attack (``mia_efficacy``).
+ACCURACY_COLUMNS = ("forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy")
+
 
 def fmt_cell(value: Any) -> str:
     """A table cell: floats to two decimals, "-" for None and NaN."""

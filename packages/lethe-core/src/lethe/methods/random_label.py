@@ -31,7 +31,7 @@ and ``lethe.unlearn`` accepts ``retain=None`` (it honours a ``use_retain`` setti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -83,23 +83,27 @@ def mixed_loader(forget: DataLoader, retain: DataLoader, engine) -> DataLoader:
     return engine.loader(data, batch_size, shuffle=True)
 
 
+class RandomLabelRun(Protocol):
+    """The settings ``fit_random_labels`` reads (``RandomLabelSettings``, ``SalUnSettings``)."""
+
+    epochs: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    use_retain: bool
+
+
 def fit_random_labels(
-    model: nn.Module,
-    ctx,
-    *,
-    epochs: int,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
-    use_retain: bool,
-    desc: str,
+    model: nn.Module, ctx, s: RandomLabelRun, desc: str, weight_decay: float | None = None
 ) -> list[dict]:
     """Train ``model`` in place with cross-entropy on the forget samples (random other labels, drawn
-    afresh in every batch) mixed with the retained samples (true labels) when ``use_retain``.
+    afresh in every batch) mixed with the retained samples (true labels) when ``s.use_retain``, for
+    ``s.epochs`` of SGD (``s.lr``, ``s.momentum``, ``weight_decay`` or else ``s.weight_decay``).
 
     Logs ``forget_loss`` and ``retain_loss`` (per-epoch mean cross-entropy over each part's
     samples) besides the overall ``loss``. Shared by ``random_label`` and ``salun``.
     """
+    use_retain = s.use_retain
     if use_retain and ctx.retain is None:
         raise DataError(f"{desc} with use_retain=True needs retained data: pass retain=<DataLoader>")
     loader = mixed_loader(ctx.forget, ctx.retain, ctx.engine) if use_retain else ctx.forget
@@ -125,8 +129,9 @@ def fit_random_labels(
         }
         return loss, parts
 
-    optimizer = sgd(model, lr, momentum, weight_decay)
-    return ctx.engine.fit(model, loader, step, optimizer, epochs, desc=desc)
+    decay = s.weight_decay if weight_decay is None else weight_decay
+    optimizer = sgd(model, s.lr, s.momentum, decay)
+    return ctx.engine.fit(model, loader, step, optimizer, s.epochs, desc=desc)
 
 
 PAPER = "Golatkar et al., CVPR 2020 (arXiv 1911.04933); as in Fan et al., ICLR 2024 (arXiv 2310.12508)"
@@ -135,15 +140,6 @@ PAPER = "Golatkar et al., CVPR 2020 (arXiv 1911.04933); as in Fan et al., ICLR 2
 @register_method("random_label", RandomLabelSettings, needs_retain=True, paper=PAPER)
 def random_label(model: nn.Module, s: RandomLabelSettings, ctx) -> tuple[list[dict], dict]:
     """Fine-tune ``model`` in place on randomly relabelled forget data plus retained data."""
-    log = fit_random_labels(
-        model,
-        ctx,
-        epochs=s.epochs,
-        lr=s.lr,
-        momentum=s.momentum,
-        weight_decay=s.weight_decay,
-        use_retain=s.use_retain,
-        desc="random_label",
-    )
+    log = fit_random_labels(model, ctx, s, "random_label")
     model.eval()
     return log, {}

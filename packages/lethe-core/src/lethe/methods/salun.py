@@ -114,16 +114,7 @@ def salun(model: nn.Module, s: SalUnSettings, ctx) -> tuple[list[dict], dict]:
     params = dict(model.named_parameters())
     handles = [params[n].register_hook(_masked_gradient(params[n], m, s.weight_decay)) for n, m in masks.items()]
     try:
-        log = fit_random_labels(
-            model,
-            ctx,
-            epochs=s.epochs,
-            lr=s.lr,
-            momentum=s.momentum,
-            weight_decay=0.0,  # applied inside the mask by the hooks
-            use_retain=s.use_retain,
-            desc="salun",
-        )
+        log = fit_random_labels(model, ctx, s, "salun", weight_decay=0.0)  # decay: inside the mask, by the hooks
     finally:
         for handle in handles:
             handle.remove()

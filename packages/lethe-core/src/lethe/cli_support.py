@@ -302,16 +302,22 @@ def save_unlearned(
     info: Mapping[str, Any],
     args: argparse.Namespace,
     save: Callable[[torch.nn.Module, Path, dict], None],
+    *,
+    extra: Sequence[tuple[str | None, Callable[[Path], None]]] = (),
     **forgotten: Any,
 ) -> None:
     """Write ``unlearn``'s outputs: the checkpoint ``args.out`` (``save``: the task's checkpoint
     writer) with ``info`` plus an ``unlearned`` entry (method, ``forgotten``, settings, seconds,
-    source), and the run record ``args.record`` if given; both files or neither."""
+    source), the run record ``args.record`` if given and each ``extra`` ``(path or None, write)``
+    given a path (e.g. a figure); all the files or none."""
     from lethe.io import atomic_paths, write_json_atomic
 
     unlearned = {"method": record.method, **forgotten}
     unlearned |= {"settings": record.settings, "seconds": record.seconds, "source": str(args.checkpoint)}
-    with atomic_paths(args.out, args.record) as (out, record_path):
+    with atomic_paths(args.out, args.record, *(path for path, _ in extra)) as (out, record_path, *paths):
         save(model, out, {**info, "unlearned": unlearned})
         if record_path:
             write_json_atomic(record_path, record.to_dict())
+        for path, (_, write) in zip(paths, extra, strict=True):
+            if path:
+                write(path)

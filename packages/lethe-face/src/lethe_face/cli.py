@@ -5,6 +5,7 @@ Examples::
     lethe-face train --dataset att --embedder light-resnet --head cosine --epochs 30 --out runs/att.safetensors
     lethe-face unlearn --checkpoint runs/att.safetensors --forget s1 --method delete --out runs/att-s1.safetensors
     lethe-face evaluate --checkpoint runs/att-s1.safetensors --forget s1 --json runs/att-s1.json
+    lethe-face forget --checkpoint runs/att.safetensors --photos photos/s1 --out runs/att-s1.safetensors --grid s1.png
     lethe-face bench benchmarks/configs/face-att-cpu.yaml --out runs/face-att
 """
 
@@ -20,6 +21,7 @@ from lethe import parse_assignments
 from lethe.cli_support import (
     add_output_arg,
     add_runtime_args,
+    add_set_arg,
     add_unlearn_args,
     command_parser,
     engine_from_args,
@@ -30,6 +32,7 @@ from lethe.cli_support import (
 from lethe.errors import ConfigError
 from lethe.io import atomic_folder, write_json_atomic
 from lethe.pretrained import list_pretrained
+from lethe_face.align import ALIGNMENTS
 from lethe_face.checkpoints import load_face_model, save_face_model
 from lethe_face.datasets import FACE_DATASETS, FaceData, FaceOptions, load_faces
 from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs
@@ -46,7 +49,15 @@ def _data(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-images", type=int, default=None, help="drop identities with fewer images (lfw: 20)")
     g.add_argument("--size", type=int, default=None, help="image side in pixels (lfw 112, att 96)")
     g.add_argument("--test-fraction", type=float, default=FaceOptions.test_fraction, help="per-identity test share")
-    g.add_argument("--align", action="store_true", help="crop faces with MTCNN (cached under the data root)")
+    g.add_argument(
+        "--align",
+        nargs="?",
+        const="mtcnn",
+        default=None,
+        choices=ALIGNMENTS,
+        help="cut faces with MTCNN (mtcnn, the default), or as dlib's 150 px chips from MTCNN's five points "
+        "(dlib-chip, for --embedder dlib-resnet); cached under the data root",
+    )
     g.add_argument("--val-fraction", type=float, default=0.1, help="training share held out for tuning (SVD)")
 
 
@@ -97,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("unlearn", help="make a trained checkpoint forget identities")
     add_unlearn_args(p, "identities", batch_size=64)
+    add_runtime_args(p)
+
+    p = sub.add_parser("forget", help="forget one person given a folder of their photos (DELETE needs nothing else)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
+    p.add_argument("--photos", required=True, help="folder of the person's photos (the forget set)")
+    p.add_argument("--person", default=None, help="their identity in the checkpoint (default: the folder's name)")
+    p.add_argument("--method", default="delete", help=f"one of: {', '.join(lethe.list_methods())}")
+    add_set_arg(p, "epochs=10")
+    p.add_argument("--batch-size", type=int, default=64)
+    add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
+    add_output_arg(p, "--record", help="also write the run record (JSON) here")
+    add_output_arg(p, "--grid", help="also draw the photos and kept people's faces, predicted before and after (PNG)")
     add_runtime_args(p)
 
     p = sub.add_parser("evaluate", help="identification, MIA, probe and verification metrics of a checkpoint")
@@ -213,6 +236,39 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     print(f"{args.method} forgot {', '.join(names)} in {record.seconds:.1f}s; saved {args.out}")
 
 
+def cmd_forget(args: argparse.Namespace) -> None:
+    from lethe_face import forget_person as fp
+
+    overrides = method_overrides(args.method, parse_assignments(args.set))
+    lethe.method_settings(args.method, overrides)
+    engine = engine_from_args(args)
+    model, info = load_face_model(args.checkpoint)
+    name = args.person or Path(args.photos).name
+    person = fp.person_index(info["classes"], name)
+    files = fp.photo_files(args.photos)
+    options = FaceOptions(**info.get("data", {}))
+    record = info.get("data_record", {})
+    photos = fp.photo_data(
+        fp.load_photos(files, options, record.get("size", options.size), record.get("crop", 1.0)), person
+    )
+    reads_dataset = lethe.get_method(args.method).needs_retain or args.method == "svd"
+    data = _data_from_checkpoint(info, args) if reads_dataset or args.grid else None
+    splits = fp.photo_splits(photos, person, info, data)
+    unlearned, run = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
+    head = info["model"].get("head", "identity")
+    save_unlearned(
+        unlearned,
+        run,
+        info,
+        args,
+        save_face_model,
+        extra=[(args.grid, lambda path: fp.write_grid(path, model, unlearned, splits, person, engine, head))],
+        forget=[name],
+        photos=len(files),
+    )
+    print(f"{args.method} forgot {name} from {len(files)} photos in {run.seconds:.1f}s; saved {args.out}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.relearn_per_class < 0 or args.pairs_per_identity < 1:
         raise ConfigError("--relearn-per-class must be >= 0 and --pairs-per-identity >= 1")
@@ -268,7 +324,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print_report(Path(args.out) / "results.md")
 
 
-COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}
+COMMANDS = {
+    "train": cmd_train,
+    "unlearn": cmd_unlearn,
+    "forget": cmd_forget,
+    "evaluate": cmd_evaluate,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

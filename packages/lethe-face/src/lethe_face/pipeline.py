@@ -45,6 +45,27 @@ class ProtocolOptions:
     head_min_images: int | None = None
     finetune_embedder: bool = False
     head_recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=10, warmup_epochs=0))
+    #: ``all``: the original's and the oracle's identity heads start imprinted (``imprint_head``)
+    #: instead of at random, for a fresh head on a pretrained embedder
+    imprint: bool = False
+
+
+@torch.no_grad()
+def imprint_head(model: FaceModel, data: ImageData, bundle: DatasetBundle, engine: Engine, scale: float) -> None:
+    """Weight imprinting (Qi et al., CVPR 2018, "Low-shot learning with imprinted weights"): each
+    identity's head row becomes the normalised mean of its training images' normalised embeddings,
+    times ``scale`` for a linear head (whose bias is zeroed), so that its logits start as ``scale``
+    times the cosine, as the cosine head's do; identities without images keep their rows."""
+    from lethe_face.metrics import embeddings_of
+
+    emb, labels = embeddings_of(model, data, bundle, engine)
+    head = model.head
+    weight = head.weight.detach().clone()
+    for c in labels.unique().tolist():
+        weight[c] = torch.nn.functional.normalize(emb[labels == c].mean(0), dim=0).to(weight)
+    head.weight.copy_(weight if isinstance(head, CosineHead) else weight * scale)
+    if getattr(head, "bias", None) is not None:
+        head.bias.zero_()
 
 
 def identity_step(head: nn.Module, steps_per_epoch: int = 1) -> Callable:
@@ -144,10 +165,18 @@ def protocol_all(
     """Train on every identity, forget ``forget``; the oracle trains from scratch on the rest."""
     splits = make_splits(bundle, forget, val_fraction, engine.seed)
     spec = replace(spec, num_classes=bundle.num_classes, image_size=bundle.image_size)
-    model, seconds, log = train_face(fresh_model(spec, engine), splits.train, bundle, recipe, engine, "original")
+    imprint = (options or ProtocolOptions()).imprint
+
+    def train(data: ImageData, desc: str) -> tuple[FaceModel, float, list]:
+        model = fresh_model(spec, engine)
+        if imprint:
+            imprint_head(model, data, bundle, engine, spec.scale)
+        return train_face(model, data, bundle, recipe, engine, desc)
+
+    model, seconds, log = train(splits.train, "original")
 
     def retrain() -> tuple[FaceModel, float, list]:
-        return train_face(fresh_model(spec, engine), splits.retain_train, bundle, recipe, engine, "retrain")
+        return train(splits.retain_train, "retrain")
 
     return FaceRun(splits, spec, model, seconds, log, retrain, {"protocol": "all"})
 

@@ -86,3 +86,18 @@ def test_photo_files_and_person_index(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in photo_files(tmp_path)] == ["a.jpg", "b.PNG"]
     assert person_index(["x", "y"], "y") == 1
+
+
+def test_dlib_resnet_trains_imprinted_and_forgets_from_photos(cli, faces_spec, faces_root, tmp_path):
+    """The real recogniser's path: dlib's pretrained ResNet (make dlib-models), frozen trunk, imprinted head."""
+    original, out = tmp_path / "dlib.safetensors", tmp_path / "forgot.safetensors"
+    r = cli("train", "--dataset", faces_spec, "--size", "150", "--embedder", "dlib-resnet", "--pretrained", "dlib",
+            "--frozen-blocks", "14", "--imprint", "--head", "cosine", "--scale", "16", "--epochs", "1",
+            "--batch-size", "16", "--lr", "3e-4", "--out", original, *RUNTIME)  # fmt: skip
+    assert r.code == 0, r.err
+    model, info = load_face_model(original)
+    assert info["model"]["frozen_blocks"] == 14 and info["model"]["embedder"] == "dlib-resnet"
+    photos = photos_of(faces_root, "person_4", tmp_path, count=3)
+    r = cli("forget", "--checkpoint", original, "--photos", photos, "--set", "epochs=1", "--out", out, *RUNTIME)
+    assert r.code == 0, r.err
+    assert load_face_model(out)[1]["unlearned"]["forget"] == ["person_4"]

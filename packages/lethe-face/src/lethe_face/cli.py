@@ -37,7 +37,7 @@ from lethe_face.checkpoints import load_face_model, save_face_model
 from lethe_face.datasets import FACE_DATASETS, FaceData, FaceOptions, load_faces
 from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pairs
 from lethe_face.models import EMBEDDERS, HEADS, FaceModelSpec, build_face_model
-from lethe_face.pipeline import evaluate_face, method_overrides, train_face
+from lethe_face.pipeline import evaluate_face, imprint_head, method_overrides, train_face
 from lethe_vision.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
 
 PROG = "lethe-face"
@@ -77,6 +77,17 @@ def _model(p: argparse.ArgumentParser) -> None:
         f"embedders: one of {', '.join(list_pretrained())}",
     )
     g.add_argument("--weights", default=None, help="local VGGFace2 state dict (default: facenet-pytorch's cache)")
+    g.add_argument(
+        "--frozen-blocks",
+        type=int,
+        default=0,
+        help="dlib-resnet: run the stem and this many of its 14 residual blocks without gradients",
+    )
+    g.add_argument(
+        "--imprint",
+        action="store_true",
+        help="start the identity head from the class-mean embeddings (a fresh head on a pretrained embedder)",
+    )
     g.add_argument("--epochs", type=int, default=20)
     g.add_argument("--batch-size", type=int, default=64)
     g.add_argument("--lr", type=float, default=0.1, help="peak SGD learning rate (cosine decay)")
@@ -194,6 +205,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         margin=args.margin,
         pretrained=args.pretrained,
         weights=args.weights,
+        frozen_blocks=args.frozen_blocks,
     )
     build_face_model(spec, load_pretrained=False)  # bad model settings fail before the data loads
     engine = engine_from_args(args)
@@ -204,6 +216,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     spec.num_classes, spec.image_size = bundle.num_classes, bundle.image_size
     model = build_face_model(spec)
     train = splits.retain_train if exclude else splits.train
+    if args.imprint:
+        imprint_head(model, train, bundle, engine, spec.scale)
     model, seconds, log = train_face(model, train, bundle, recipe, engine)
     info = {
         "model": spec.to_dict(),

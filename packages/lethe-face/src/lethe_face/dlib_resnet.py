@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,9 +36,7 @@ from torch.nn import functional as F
 from lethe.errors import CheckpointError
 from lethe.io import atomic_path
 from lethe_face.dlib_format import DlibReader
-
-if TYPE_CHECKING:
-    from lethe_face.models import FaceModelSpec
+from lethe_face.spec import FaceModelSpec
 
 #: the model's name: ``<name>.dat`` as dlib ships it, ``<name>.safetensors`` once converted
 MODEL_NAME = "dlib_face_recognition_resnet_model_v1"

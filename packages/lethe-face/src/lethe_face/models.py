@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from lethe import Registry
 from lethe import pretrained as weights_registry
 from lethe.errors import CheckpointError, ConfigError
 from lethe_face._facenet import facenet
+from lethe_face.spec import FaceModelSpec
 from lethe_vision.models import BasicBlock
 
 #: ``builder(spec, load_pretrained) -> nn.Module`` giving unnormalised embeddings ``[N, D]``.
@@ -32,30 +32,6 @@ HEADS: Registry[Callable[..., nn.Module]] = Registry("head")
 
 #: The file facenet-pytorch caches its VGGFace2 weights under (``$TORCH_HOME/checkpoints``).
 VGGFACE2_FILE = "20180402-114759-vggface2.pt"
-
-
-@dataclass
-class FaceModelSpec:
-    """How to rebuild a face model: stored in every checkpoint."""
-
-    num_classes: int
-    embedder: str = "light-resnet"
-    head: str = "cosine"
-    image_size: int = 112
-    embedding_dim: int = 128
-    width: int | None = None
-    scale: float = 32.0
-    margin: float = 0.5
-    #: epochs over which the cosine head's training margin ramps linearly from 0 to ``margin``
-    margin_warmup_epochs: int = 0
-    pretrained: str | None = None
-    weights: str | None = None
-    #: ``dlib-resnet`` only: its stem and first this many residual blocks (of 14) run without
-    #: gradients, so training and unlearning change only the later blocks and the head; 0 trains all
-    frozen_blocks: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class FaceModel(nn.Module):

@@ -18,15 +18,16 @@ clean one. Both attacks are all-to-one: every stamped training sample is relabel
 Defaults follow BackdoorBench (Wu et al., NeurIPS 2022 Datasets and Benchmarks, arXiv
 2206.12654): target 0, poisoning rate 0.1.
 
-Attacks are registered by name (``ATTACKS``, the ``lethe.Registry`` pattern) with one settings
-dataclass each; ``build_attack("badnets", {"size": 4})`` builds one.
+Attacks are registered by name (``register_attack`` into ``ATTACKS``, the ``lethe.Registry``
+pattern) with one settings dataclass each, an ``AttackSettings`` (target and rate) with the
+trigger's own fields; ``build_attack("badnets", {"size": 4})`` builds one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,11 +42,21 @@ POSITIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "random")
 PATCH_PATTERNS = ("checkerboard", "white", "random")
 
 
+@dataclass
+class AttackSettings:
+    """What every attack sets, with BackdoorBench's defaults: the ``target`` label of all-to-one
+    poisoning (0) and the poisoning ``rate`` (0.1). Each attack's settings add its trigger's fields."""
+
+    target: int = 0
+    rate: float = 0.1
+
+
 class Attack(ABC):
-    """An all-to-one poisoning attack: a trigger, a target label and a poisoning rate."""
+    """An all-to-one poisoning attack: a trigger, a target label and a poisoning rate. Subclasses are
+    registered with ``register_attack``, which sets ``name``, ``settings_cls`` and ``paper``."""
 
     name: ClassVar[str]
-    settings_cls: ClassVar[type]
+    settings_cls: ClassVar[type[AttackSettings]]
     paper: ClassVar[str] = ""
 
     def __init__(self, settings: Any) -> None:
@@ -99,16 +110,26 @@ class Attack(ABC):
         return images
 
 
+def register_attack(name: str, settings: type[AttackSettings], *, paper: str = "") -> Callable:
+    """Class decorator registering an ``Attack`` subclass in ``ATTACKS`` as ``name``, with its
+    settings dataclass and the paper it follows."""
+
+    def decorator(cls: type[Attack]) -> type[Attack]:
+        cls.name, cls.settings_cls, cls.paper = name, settings, paper
+        ATTACKS.add(name, cls)
+        return cls
+
+    return decorator
+
+
 @dataclass
-class BadNetsSettings:
+class BadNetsSettings(AttackSettings):
     """BadNets (Gu et al., 2017) with BackdoorBench's defaults: all-to-one target 0, rate 0.1, a
     3x3 patch at the bottom-right corner. ``pattern``: ``checkerboard`` (black/white, default),
     ``white`` (BackdoorBench's square) or ``random`` (a black/white patch drawn from
     ``pattern_seed``). ``position``: a corner or ``random`` (a new position per stamped image).
     ``margin``: pixels between a corner patch and the image border."""
 
-    target: int = 0
-    rate: float = 0.1
     size: int = 3
     pattern: str = "checkerboard"
     position: str = "bottom-right"
@@ -116,13 +137,9 @@ class BadNetsSettings:
     pattern_seed: int = 0
 
 
-@ATTACKS.register("badnets")
+@register_attack("badnets", BadNetsSettings, paper="Gu et al., 2017 (arXiv 1708.06733)")
 class BadNets(Attack):
     """A small patch stamped over the image (Gu et al., 2017, arXiv 1708.06733)."""
-
-    name = "badnets"
-    settings_cls = BadNetsSettings
-    paper = "Gu et al., 2017 (arXiv 1708.06733)"
 
     def validate(self) -> None:
         super().validate()
@@ -184,24 +201,18 @@ class BadNets(Attack):
 
 
 @dataclass
-class BlendedSettings:
+class BlendedSettings(AttackSettings):
     """Blended (Chen et al., 2017) with BackdoorBench's defaults: target 0, rate 0.1, blend ratio
     ``alpha = 0.2``. The pattern is uniform noise in [0, 255] drawn from ``pattern_seed`` (the
     papers' Hello-Kitty image is not available offline)."""
 
-    target: int = 0
-    rate: float = 0.1
     alpha: float = 0.2
     pattern_seed: int = 0
 
 
-@ATTACKS.register("blended")
+@register_attack("blended", BlendedSettings, paper="Chen et al., 2017 (arXiv 1712.05526)")
 class Blended(Attack):
     """A full-image pattern mixed in with blend ratio ``alpha`` (Chen et al., 2017, arXiv 1712.05526)."""
-
-    name = "blended"
-    settings_cls = BlendedSettings
-    paper = "Chen et al., 2017 (arXiv 1712.05526)"
 
     def validate(self) -> None:
         super().validate()

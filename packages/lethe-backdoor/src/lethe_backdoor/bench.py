@@ -33,7 +33,7 @@ from lethe_backdoor.defences import defence_settings, run_defence
 from lethe_backdoor.metrics import evaluate_backdoor, outputs_on
 from lethe_backdoor.poison import BackdoorSplits, make_backdoor_splits, stamped_test
 from lethe_backdoor.report import plot_budget_sweep, plot_examples, write_markdown
-from lethe_vision.bench_config import BenchConfigBase, ModelSection
+from lethe_vision.bench_config import BenchConfigBase, ModelSection, run_settings
 from lethe_vision.data import DatasetBundle, ImageData
 from lethe_vision.pipeline import TrainRecipe, model_spec, train_model
 
@@ -305,24 +305,14 @@ class BackdoorTaskConfig(BenchConfigBase):
 
 
 def bench_config(config: BackdoorTaskConfig, seed: int | None = None) -> BackdoorBenchConfig:
-    """The run settings of ``config`` (with ``seed`` in place of its own, if given)."""
-    return BackdoorBenchConfig(
-        arch=config.model.arch,
-        attack=config.attack,
+    """The run settings of ``config`` (``lethe_vision.bench_config.run_settings``, with ``seed`` in
+    place of its own, if given): the attack's settings and each defence's overrides as copies."""
+    return run_settings(
+        BackdoorBenchConfig,
+        config,
         attack_overrides=dict(config.attack_settings),
-        methods=config.methods,
-        budget=config.budget,
-        budgets=config.budgets,
-        sweep_methods=config.sweep_methods,
-        budget_source=config.budget_source,
-        focus=config.focus,
-        width=config.model.width,
-        recipe=config.recipe,
-        val_fraction=config.val_fraction,
         seed=config.seeds[0] if seed is None else seed,
-        batch_size=config.batch_size,
         method_overrides={k: dict(v) for k, v in config.overrides.items()},
-        examples=config.examples,
     )
 
 

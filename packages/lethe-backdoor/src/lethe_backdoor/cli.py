@@ -17,21 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from lethe import cli_support as cli
 from lethe import parse_assignments
-from lethe.cli_support import (
-    add_output_arg,
-    add_runtime_args,
-    add_set_arg,
-    command_parser,
-    engine_from_args,
-    print_report,
-    run_command,
-    save_unlearned,
-)
 from lethe.errors import ConfigError
-from lethe.io import atomic_folder, write_json_atomic
+from lethe.io import write_json_atomic
 from lethe_backdoor.attacks import build_attack, list_attacks
 from lethe_backdoor.bench import (
     DEFAULT_BUDGETS,
@@ -54,6 +44,7 @@ from lethe_vision.recipe_args import (
     parse_method_overrides,
     pretrained_from_args,
     recipe_from_args,
+    training_record,
 )
 
 PROG = "lethe-backdoor"
@@ -80,16 +71,16 @@ def _poisoning(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser, sub = command_parser(PROG, __doc__)
+    parser, command = cli.command_parser(PROG, __doc__)
 
-    p = sub.add_parser("train", aliases=["poison"], help="poison a dataset and train a backdoored classifier")
+    p = command("train", cmd_train, aliases=["poison"], help="poison a dataset and train a backdoored classifier")
     _poisoning(p)
     add_recipe_args(p)
     add_pretrained_arg(p)
-    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
-    add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
+    cli.add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
+    cli.add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
-    p = sub.add_parser("unlearn", help="remove the backdoor of a checkpoint with the defender's budget")
+    p = command("unlearn", cmd_unlearn, help="remove the backdoor of a checkpoint with the defender's budget")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
     p.add_argument("--method", default="delete", help=f"one of: {', '.join(list_defences())}")
     p.add_argument(
@@ -103,18 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SOURCES,
         help="stamp: clean images stamped with the known trigger; poisoned: identified poisoned training samples",
     )
-    add_set_arg(p, "lr=1e-3")
+    cli.add_set_arg(p, "lr=1e-3")
     p.add_argument("--batch-size", type=int, default=128)
-    add_output_arg(p, "--out", required=True, help="new checkpoint file for the defended model")
-    add_output_arg(p, "--record", help="also write the run record (JSON) here")
-    add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
+    cli.add_output_arg(p, "--out", required=True, help="new checkpoint file for the defended model")
+    cli.add_output_arg(p, "--record", help="also write the run record (JSON) here")
+    cli.add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
-    p = sub.add_parser("evaluate", help="clean_acc, asr and robust_acc of a checkpoint")
+    p = command("evaluate", cmd_evaluate, help="clean_acc, asr and robust_acc of a checkpoint")
     p.add_argument("--checkpoint", required=True)
-    add_output_arg(p, "--json", help="write the metrics here (JSON)")
-    add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
+    cli.add_output_arg(p, "--json", help="write the metrics here (JSON)")
+    cli.add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
 
-    p = sub.add_parser("bench", help="backdoored model, every defence and a budget sweep, evaluated together")
+    p = command("bench", cmd_bench, help="backdoored model, every defence and a budget sweep, evaluated together")
     _poisoning(p)
     add_recipe_args(p)
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated defences")
@@ -122,11 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="budgets swept (comma separated)")
     p.add_argument("--sweep-methods", default="delete", help="defences run at every budget (comma separated)")
     p.add_argument("--budget-source", default="stamp", choices=SOURCES)
-    add_set_arg(p, "delete.epochs=5", per_method=True)
+    cli.add_set_arg(p, "delete.epochs=5", per_method=True)
     p.add_argument("--unlearn-batch-size", type=int, default=128)
     p.add_argument("--examples", type=int, default=4, help="test images in the example figure")
-    add_output_arg(p, "--out", required=True, folder=True, help="output folder: results.json, results.md, two PNGs")
-    add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
+    cli.add_output_arg(p, "--out", required=True, folder=True, help="output folder: results.json, results.md, two PNGs")
+    cli.add_runtime_args(p, "seed for poisoning, splits, initialisation and order")
     return parser
 
 
@@ -147,7 +138,7 @@ def _check_batch(value: int, flag: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     recipe = recipe_from_args(args)
     pretrained = pretrained_from_args(args)
     attack = build_attack(args.attack, _attack_overrides(args))
@@ -159,11 +150,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "model": spec.to_dict(),
         "dataset": args.dataset,
         "classes": bundle.classes,
-        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
-        "excluded_classes": [],
-        "recipe": vars(recipe),
-        "train_seconds": seconds,
-        "train_log": log,
+        **training_record(args, recipe, seconds, log, excluded_classes=[]),
     }
     save_backdoored(model, args.out, info, splits)
     print(
@@ -174,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
     _check_batch(args.batch_size, "--batch-size")
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     overrides = parse_assignments(args.set)
     defence_settings(args.method, overrides)
     spec = parse_budget(args.budget)
@@ -182,7 +169,7 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     model, info, splits = load_backdoored(args.checkpoint, args.data_root)
     budget = make_budget(splits, spec, args.budget_source)
     defended, record = run_defence(model, args.method, budget, splits.bundle, engine, overrides, args.batch_size)
-    save_unlearned(
+    cli.save_unlearned(
         defended, record, info, args, save_model, forget_classes=record.forget_classes, budget=budget.describe()
     )
     print(
@@ -192,7 +179,7 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     model, info, splits = load_backdoored(args.checkpoint, args.data_root)
     metrics = evaluate_backdoor(model, splits, engine)
     output = {
@@ -210,7 +197,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     _check_batch(args.unlearn_batch_size, "--unlearn-batch-size")
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     config = BackdoorBenchConfig(
         arch=args.arch,
         attack=args.attack,
@@ -232,22 +219,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
     bundle = load_dataset(args.dataset, args.data_root)
     output = run_backdoor_bench(bundle, config, engine)
     title = f"Backdoor removal on {bundle.name} with {args.arch}, {config.attack} attack"
-    with atomic_folder(args.out) as out:  # every file or none
-        write_backdoor_bench(output, out, title)
-    print_report(Path(args.out) / "results.md")
-
-
-COMMANDS = {
-    "train": cmd_train,
-    "poison": cmd_train,
-    "unlearn": cmd_unlearn,
-    "evaluate": cmd_evaluate,
-    "bench": cmd_bench,
-}
+    cli.write_results(args.out, lambda out: write_backdoor_bench(output, out, title))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(PROG, build_parser(), COMMANDS, argv)
+    return cli.run_command(PROG, build_parser(), argv=argv)
 
 
 if __name__ == "__main__":

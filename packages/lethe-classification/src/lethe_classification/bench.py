@@ -33,7 +33,7 @@ from lethe.metrics import ACCURACY_METRICS, avg_gap
 from lethe.pretrained import check_pretrained
 from lethe.tasks import BenchTask, RunOptions
 from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
-from lethe_vision.bench_config import BenchConfigBase, ModelSection
+from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, run_settings
 from lethe_vision.checkpoints import load_model, save_model
 from lethe_vision.data import DatasetBundle, parse_classes
 from lethe_vision.datasets import load_dataset
@@ -374,22 +374,17 @@ def forget_set(entry, classes) -> ForgetSet:
     """A ``forget_sets`` entry: classes (``3``, ``"cat,dog"``, ``[cat, dog]``) or a mapping with
     ``classes`` and optionally ``methods``, ``strongest_baselines`` and ``seeds``."""
     if not isinstance(entry, Mapping):
-        return ForgetSet(parse_classes(_class_list(entry), classes))
+        return ForgetSet(parse_classes(class_list(entry), classes))
     unknown = set(entry) - {"classes", "methods", "strongest_baselines", "seeds"}
     if unknown or "classes" not in entry:
         raise ConfigError(f"a forget set takes classes, methods, strongest_baselines, seeds; got {sorted(entry)}")
     methods, seeds = entry.get("methods"), entry.get("seeds")
     return ForgetSet(
-        parse_classes(_class_list(entry["classes"]), classes),
+        parse_classes(class_list(entry["classes"]), classes),
         tuple(methods) if methods else None,
         int(entry.get("strongest_baselines", 0)),
         tuple(seeds) if seeds is not None else None,
     )
-
-
-def _class_list(entry: Any) -> str:
-    """``parse_classes``' comma-separated form of a class entry (a name, an index or a list)."""
-    return ",".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
 
 
 def only_sets(forget_sets: list[ForgetSet], wanted: Sequence[str], classes) -> list[ForgetSet]:
@@ -442,24 +437,9 @@ class ClassificationBenchConfig(BenchConfigBase):
 
 
 def bench_config(config: ClassificationBenchConfig, forget: tuple[int, ...] = ()) -> BenchConfig:
-    """The run settings of ``config`` (its first seed; ``run_suite`` sets each seed's)."""
-    return BenchConfig(
-        arch=config.model.arch,
-        forget=forget,
-        methods=config.methods,
-        width=config.model.width,
-        recipe=config.recipe,
-        val_fraction=config.val_fraction,
-        seed=config.seeds[0],
-        unlearn_batch_size=config.batch_size,
-        retain_per_class=config.retain_per_class,
-        method_overrides=config.overrides,
-        evaluation=config.evaluation,
-        oracle=config.oracle,
-        cache=config.cache,
-        variants=config.variants,
-        pretrained=config.model.pretrained,
-    )
+    """The run settings of ``config`` (``lethe_vision.bench_config.run_settings``; its first seed,
+    ``run_suite`` sets each seed's) for forget classes ``forget``."""
+    return run_settings(BenchConfig, config, forget=forget)
 
 
 def load_bench_data(config: ClassificationBenchConfig) -> DatasetBundle:

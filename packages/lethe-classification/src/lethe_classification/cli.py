@@ -19,20 +19,10 @@ import sys
 from pathlib import Path
 
 import lethe
+from lethe import cli_support as cli
 from lethe import parse_assignments
-from lethe.cli_support import (
-    add_output_arg,
-    add_runtime_args,
-    add_set_arg,
-    add_unlearn_args,
-    command_parser,
-    engine_from_args,
-    print_report,
-    run_command,
-    save_unlearned,
-)
 from lethe.errors import ConfigError
-from lethe.io import atomic_folder, write_json_atomic
+from lethe.io import write_json_atomic
 from lethe.metrics import avg_gap
 from lethe_classification.bench import BenchConfig, run_bench, write_bench
 from lethe_vision.checkpoints import import_model, load_model, save_model
@@ -60,6 +50,7 @@ from lethe_vision.recipe_args import (
     parse_method_overrides,
     pretrained_from_args,
     recipe_from_args,
+    training_record,
 )
 
 PROG = "lethe-classify"
@@ -94,45 +85,47 @@ def _eval_options_from(args: argparse.Namespace) -> EvalOptions:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser, sub = command_parser(PROG, __doc__)
+    parser, command = cli.command_parser(PROG, __doc__)
 
-    p = sub.add_parser("train", help="train a classifier (the original model, or an oracle with --exclude)")
+    p = command("train", cmd_train, help="train a classifier (the original model, or an oracle with --exclude)")
     _data(p)
     add_recipe_args(p)
     add_pretrained_arg(p)
     add_preprocess_args(p)
     p.add_argument("--exclude", default="", help="classes left out of training (e.g. the retrain oracle: --exclude 3)")
-    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
-    add_runtime_args(p)
+    cli.add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("unlearn", help="make a trained checkpoint forget classes")
-    add_unlearn_args(p, "classes", batch_size=128)
+    p = command("unlearn", cmd_unlearn, help="make a trained checkpoint forget classes")
+    cli.add_unlearn_args(p, "classes", batch_size=128)
     _checkpoint_data(p)
-    add_runtime_args(p)
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("evaluate", help="forget/retain accuracies and MIA of a checkpoint")
+    p = command("evaluate", cmd_evaluate, help="forget/retain accuracies and MIA of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--forget", required=True, help="the forgotten classes to evaluate")
     p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds avg_gap")
-    add_output_arg(p, "--json", help="write the metrics here (JSON)")
+    cli.add_output_arg(p, "--json", help="write the metrics here (JSON)")
     _checkpoint_data(p)
     _evaluation(p)
-    add_runtime_args(p)
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("bench", help="original, retrain oracle and methods, evaluated together")
+    p = command("bench", cmd_bench, help="original, retrain oracle and methods, evaluated together")
     _data(p)
     add_recipe_args(p)
     add_preprocess_args(p)
     p.add_argument("--forget", required=True, help="classes to forget")
     p.add_argument("--methods", default="delete,svd", help="comma-separated method names")
-    add_set_arg(p, "delete.lr=1e-2", per_method=True)
+    cli.add_set_arg(p, "delete.lr=1e-2", per_method=True)
     _evaluation(p)
-    add_output_arg(
+    cli.add_output_arg(
         p, "--out", required=True, folder=True, help="output folder: results.json, results.md, per_class.png"
     )
-    add_runtime_args(p)
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("import", help="make a checkpoint of your own model (a state dict for a named architecture)")
+    p = command(
+        "import", cmd_import, help="make a checkpoint of your own model (a state dict for a named architecture)"
+    )
     p.add_argument("--weights", required=True, help="the state dict: .pth, .pt or .safetensors")
     p.add_argument("--arch", required=True, help=f"its architecture, one of: {', '.join(MODELS.names())}")
     p.add_argument("--width", type=int, default=None, help="base width of a lethe architecture")
@@ -147,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset", default=None, help="dataset that unlearn/evaluate use by default (else they need --dataset)"
     )
-    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
+    cli.add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
     return parser
 
 
@@ -178,7 +171,7 @@ def _splits_from_checkpoint(info: dict, args: argparse.Namespace, forget_text: s
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     recipe = recipe_from_args(args)
     pretrained = pretrained_from_args(args)
     bundle = load_preprocessed(args.dataset, args.data_root, preprocess_from_args(args))
@@ -192,24 +185,20 @@ def cmd_train(args: argparse.Namespace) -> None:
         "dataset": args.dataset,
         "classes": bundle.classes,
         "preprocess": Preprocess.of(bundle).to_dict(),
-        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
-        "excluded_classes": list(exclude),
-        "recipe": vars(recipe),
-        "train_seconds": seconds,
-        "train_log": log,
+        **training_record(args, recipe, seconds, log, excluded_classes=list(exclude)),
     }
     save_model(model, args.out, info)
     print(f"trained {args.arch} on {args.dataset} in {seconds:.1f}s; saved {args.out}")
 
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     overrides = parse_assignments(args.set)
     lethe.method_settings(args.method, overrides)
     model, info = load_model(args.checkpoint)
     splits, used = _splits_from_checkpoint(info, args, args.forget, model)
     unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
-    save_unlearned(unlearned, record, {**info, **used}, args, save_model, forget_classes=record.forget_classes)
+    cli.save_unlearned(unlearned, record, {**info, **used}, args, save_model, forget_classes=record.forget_classes)
     print(f"{args.method} forgot classes {record.forget_classes} in {record.seconds:.1f}s; saved {args.out}")
 
 
@@ -239,7 +228,7 @@ def _load_oracle(path: str, splits):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     model, info = load_model(args.checkpoint)
     splits, _ = _splits_from_checkpoint(info, args, args.forget, model)
     options = _eval_options_from(args)
@@ -264,7 +253,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     overrides = parse_method_overrides(args.set)
     recipe = recipe_from_args(args)
@@ -282,9 +271,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     )
     result = run_bench(bundle, config, engine)
     title = f"Class forgetting on {bundle.name} with {args.arch}"
-    with atomic_folder(args.out) as out:  # every file or none
-        write_bench(result, out, title)
-    print_report(Path(args.out) / "results.md")
+    cli.write_results(args.out, lambda out: write_bench(result, out, title))
 
 
 def _class_names(text: str) -> list[str]:
@@ -303,17 +290,8 @@ def cmd_import(args: argparse.Namespace) -> None:
     print(f"imported {args.arch} with {len(classes)} classes from {args.weights}; saved {args.out}")
 
 
-COMMANDS = {
-    "train": cmd_train,
-    "unlearn": cmd_unlearn,
-    "evaluate": cmd_evaluate,
-    "bench": cmd_bench,
-    "import": cmd_import,
-}
-
-
 def main(argv: list[str] | None = None) -> int:
-    return run_command(PROG, build_parser(), COMMANDS, argv)
+    return cli.run_command(PROG, build_parser(), argv=argv)
 
 
 if __name__ == "__main__":

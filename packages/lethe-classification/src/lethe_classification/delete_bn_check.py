@@ -23,14 +23,7 @@ from lethe.io import write_text_atomic
 from lethe.metrics import accuracy, forget_mask
 from lethe_classification.bench import ClassificationBenchConfig
 from lethe_vision.datasets import load_dataset
-from lethe_vision.pipeline import (
-    loader,
-    make_splits,
-    model_spec,
-    outputs_on,
-    train_model,
-    unlearn_model,
-)
+from lethe_vision.pipeline import loader, make_splits, model_spec, outputs_on, train_model, unlearn_model
 
 
 def bn_state(model: nn.Module) -> dict[str, torch.Tensor]:

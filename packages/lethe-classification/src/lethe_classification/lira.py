@@ -39,7 +39,7 @@ from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import accuracy
 from lethe_classification.bench import BenchConfig
 from lethe_classification.lira_stats import VARIANCES, AttackResult, Chance, attack_table, chance, logit_confidence
-from lethe_vision.bench_config import BenchConfigBase, ModelSection
+from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, run_settings
 from lethe_vision.data import DatasetBundle, parse_classes, per_class_sample
 from lethe_vision.pipeline import Splits, TrainRecipe, make_splits, model_spec, outputs_on, train_model, unlearn_model
 from lethe_vision.report import markdown_table
@@ -278,16 +278,10 @@ class LiraBenchConfig(BenchConfigBase):
 
 
 def config_from_yaml(cfg: Mapping[str, Any], bundle: DatasetBundle) -> LiraConfig:
-    """``LiraConfig`` from a YAML mapping (``LiraBenchConfig``'s keys, ``benchmarks/configs/lira/``)."""
+    """``LiraConfig`` from a YAML mapping (``LiraBenchConfig``'s keys, ``benchmarks/configs/lira/``;
+    ``lethe_vision.bench_config.run_settings``)."""
     config = read_config(LiraBenchConfig, cfg)
-    forget = config.forget_sets[0]
-    forget = ",".join(map(str, forget)) if isinstance(forget, (list, tuple)) else str(forget)
-    return LiraConfig(
-        arch=config.model.arch, forget=parse_classes(forget, bundle.classes), methods=config.methods,
-        width=config.model.width, recipe=config.recipe, val_fraction=config.val_fraction, seed=config.seeds[0],
-        pairs=config.pairs, fraction=config.fraction, samples=config.samples, variance=config.variance,
-        unlearn_batch_size=config.batch_size, method_overrides=config.overrides,
-    )  # fmt: skip
+    return run_settings(LiraConfig, config, forget=parse_classes(class_list(config.forget_sets[0]), bundle.classes))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,6 @@ import copy
 import json
 import math
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -45,30 +44,14 @@ from lethe.errors import ConfigError
 from lethe.metrics import accuracy, forget_mask
 from lethe.tasks import BenchTask, RunOptions
 from lethe_classification.bench import cached_original
-from lethe_vision.bench_config import BenchConfigBase, ModelSection
-from lethe_vision.checkpoints import load_model, save_model
+from lethe_vision import speed as vision_speed
+from lethe_vision.bench_config import ModelSection, class_list
 from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset, parse_classes, per_class_sample
 from lethe_vision.datasets import DATASETS, load_dataset
 from lethe_vision.models import MODELS
 from lethe_vision.pipeline import Splits, TrainRecipe, loader, make_splits, model_spec, outputs_on, train_model
 from lethe_vision.reference.delete_reference import ReferenceDeleteSettings, delete_reference
 from lethe_vision.report import markdown_table
-from lethe_vision.speed import (
-    CLASSIFICATION_QUALITY,
-    TARGETS_NOTE,
-    SVDStepSettings,
-    check_svd_step,
-    class_list,
-    measure_svd_steps,
-    one_entry,
-    shared_settings,
-    summarise_svd,
-    svd_data_file,
-    svd_report_lines,
-    svd_step_header,
-    svd_targets,
-    write_result_files,
-)
 
 
 @dataclass(kw_only=True)
@@ -96,57 +79,36 @@ class RetrainSettings:
 
 
 @dataclass(kw_only=True)
-class SpeedBenchConfig(BenchConfigBase):
-    """A classification speed benchmark YAML (``benchmarks/configs/speed-*.yaml``; the shared keys in
-    ``lethe_vision.bench_config``): one forget set, one seed. ``overrides`` takes the settings ours
-    and the references share: ``delete: {epochs, lr}`` and ``svd: {alpha_r, alpha_f}``
-    (``lethe_vision.speed.SHARED_SETTINGS``; published defaults otherwise). Each batch size is
-    named in its section (``svd_steps.batch_size``, ``delete_steps.batch_size``), so the top-level
-    ``batch_size`` is not taken."""
+class SpeedBenchConfig(vision_speed.SpeedConfigBase):
+    """A classification speed benchmark YAML (``benchmarks/configs/speed-*.yaml``; the keys every
+    speed config shares in ``lethe_vision.speed.SpeedConfigBase``): one forget set, one seed, the
+    original cached by content hash (``cache``: ``lethe_classification.bench.cached_original``).
+    ``overrides`` takes the settings ours and the references share: ``delete: {epochs, lr}`` and
+    ``svd: {alpha_r, alpha_f}`` (``lethe_vision.speed.SHARED_SETTINGS``; published defaults
+    otherwise). Each batch size is named in its section (``svd_steps.batch_size``,
+    ``delete_steps.batch_size``)."""
 
     task: str = "speed"
     model: ModelSection
     methods: tuple[str, ...] = ("delete", "svd")
-    #: not taken: each step's batch size is in its section
-    batch_size: int | None = lethe.setting(None, ge=1)
     recipe: TrainRecipe = field(default_factory=TrainRecipe)
     val_fraction: float = lethe.setting(0.05, gt=0, lt=1)
-    #: folder caching the original by content hash (``lethe_classification.bench.cached_original``)
-    cache: str | None = None
-    svd_steps: SVDStepSettings = field(default_factory=SVDStepSettings)
     delete_steps: DeleteStepSettings = field(default_factory=DeleteStepSettings)
     retrain: RetrainSettings = field(default_factory=RetrainSettings)
 
+    #: SVD, and DELETE (``delete_steps:``)
+    measures = ("svd", "delete")
+
     def __post_init__(self) -> None:
-        if set(self.methods) != {"delete", "svd"} or len(self.methods) != 2:
-            raise ConfigError(f"methods: the speed benchmark measures delete and svd, got {list(self.methods)}")
-        if self.batch_size is not None:
-            raise ConfigError(
-                "batch_size: the speed benchmark names each batch size in its section, svd_steps.batch_size "
-                "(ours' SVD streams) and delete_steps.batch_size (both DELETE loops)"
-            )
+        super().__post_init__()
         if self.model.pretrained is not None:
             raise ConfigError("model.pretrained: the speed benchmark trains its models from scratch")
-        one_entry(self.forget_sets, "forget_sets", "forget set")
-        one_entry(self.seeds, "seeds", "seed")
         if self.recipe.epochs < 1:
             raise ConfigError(f"recipe.epochs must be at least 1, got {self.recipe.epochs}")
         if (self.retrain.timed_epochs or 0) > self.recipe.epochs:
             raise ConfigError(
                 f"retrain.timed_epochs ({self.retrain.timed_epochs}) exceeds the recipe's {self.recipe.epochs} epochs"
             )
-        self._shared = shared_settings(self.overrides, ("svd", "delete"))
-        check_svd_step(self.svd_steps, self._shared["svd"])
-
-    @property
-    def seed(self) -> int:
-        """The one seed: the splits, the original, DELETE's loops and the first run of each SVD step."""
-        return self.seeds[0]
-
-    @property
-    def svd(self) -> dict[str, Any]:
-        """``alpha_r`` and ``alpha_f`` of every SVD step."""
-        return self._shared["svd"]
 
     @property
     def delete(self) -> dict[str, Any]:
@@ -221,24 +183,20 @@ def forget_train_accuracy(model: nn.Module, splits: Splits, engine: Engine) -> f
 
 
 def measure_svd(
-    config: SpeedBenchConfig, splits: Splits, original: nn.Module, info: dict, engine: Engine, workdir: Path, log
+    config: SpeedBenchConfig, splits: Splits, original: nn.Module, info: dict, engine: Engine, log
 ) -> list[dict[str, Any]]:
-    """Both SVD implementations at every sample count of a classification model."""
-    checkpoint = workdir / "original.safetensors"
-    save_model(original, checkpoint, {k: info[k] for k in ("dataset", "model")})
-    inputs = {}
-    for samples in config.svd_steps.samples:
+    """Both SVD implementations at every sample count of a classification model
+    (``lethe_vision.speed.measure_svd``; sides from ``svd_inputs``)."""
+
+    def sides(samples: int) -> tuple[tuple[torch.Tensor, ...], dict[str, int]]:
         retain, forget, counts = svd_inputs(splits, samples)
-        path = svd_data_file(workdir / f"data-{samples}.pt", normalised(retain, splits.bundle), retain.labels,
-                             normalised(forget, splits.bundle), forget.labels)  # fmt: skip
-        inputs[samples] = (path, counts)
-    job_base = {"task": "classification", "checkpoint": str(checkpoint), "device": str(engine.device),
-                "forget_classes": list(splits.forget_classes), "num_classes": splits.bundle.num_classes}  # fmt: skip
+        tensors = (normalised(retain, splits.bundle), retain.labels, normalised(forget, splits.bundle), forget.labels)
+        return tensors, counts
 
-    def evaluate(path: Path) -> dict[str, float]:
-        return accuracies_on_test(load_model(path)[0], splits, engine)
-
-    return measure_svd_steps(config.svd_steps, config.svd, config.seed, inputs, job_base, evaluate, workdir, log)
+    job = {"task": "classification", "device": str(engine.device), "forget_classes": list(splits.forget_classes),
+           "num_classes": splits.bundle.num_classes}  # fmt: skip
+    return vision_speed.measure_svd(config, original, {k: info[k] for k in ("dataset", "model")}, sides, job,
+                                    lambda model: accuracies_on_test(model, splits, engine), log)  # fmt: skip
 
 
 # ---------------------------------------------------------------- DELETE measurements
@@ -340,7 +298,7 @@ def add_fractions(rows: list[dict], retrain: Mapping[str, Any], key: str = "seco
 def targets(svd: list[dict], delete: list[dict]) -> list[dict[str, Any]]:
     """The issue's "must show" checks for a classification model: ``svd_targets`` and DELETE at
     least 100x cheaper than published retraining."""
-    rows = svd_targets(svd)
+    rows = vision_speed.svd_targets(svd)
     for row in (r for r in delete if r["method"] == "ours"):
         cheaper = row["times_cheaper_than_published_retrain"]
         met = cheaper is not None and cheaper >= 100
@@ -351,17 +309,8 @@ def targets(svd: list[dict], delete: list[dict]) -> list[dict[str, Any]]:
 
 def write_speed_report(result: Mapping[str, Any], out: Path, title: str) -> str:
     """``results.json`` and ``results.md`` under ``out``, atomically; returns the Markdown."""
-    retrain, svd, delete = result["retrain"], result["svd"], result["delete"]
-    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
-    lines += ["## Original model", "", markdown_table([{"method": "original", **result["original"]}],
-                                                       ("forget_train", "forget_test", "retain_test")), ""]  # fmt: skip
-    lines += svd_report_lines(
-        svd,
-        result["svd_runs"],
-        CLASSIFICATION_QUALITY,
-        ("vs_retrain_recipe", "vs_retrain_published", "times_cheaper_than_published_retrain"),
-    )
-    lines += [
+    retrain, delete = result["retrain"], result["delete"]
+    sections = [
         "## DELETE", "",
         markdown_table(delete, ("epochs_run", "images_per_s", "seconds", "epochs_to_target", "seconds_to_target",
                                 "forget_train", "forget_test", "retain_test", "vs_retrain_published",
@@ -375,11 +324,17 @@ def write_speed_report(result: Mapping[str, Any], out: Path, title: str) -> str:
         f"- config recipe, {retrain['recipe_epochs']} epochs: {retrain['recipe_seconds']:.1f} s "
         f"({retrain['recipe_seconds_is']})",
         f"- published recipe, {retrain['published_epochs']} epochs: {retrain['published_seconds']:.1f} s "
-        f"({retrain['published_seconds_is']} from the measured seconds per epoch)",
-        "", "## Targets of issue 7", "",
-        markdown_table(result["targets"], ("value", "met", "met_within_spread")), TARGETS_NOTE,
+        f"({retrain['published_seconds_is']} from the measured seconds per epoch)", "",
     ]  # fmt: skip
-    return write_result_files(out, result, lines)
+    return vision_speed.write_speed_report(
+        out,
+        result,
+        title,
+        ("forget_train", "forget_test", "retain_test"),
+        vision_speed.CLASSIFICATION_QUALITY,
+        ("vs_retrain_recipe", "vs_retrain_published", "times_cheaper_than_published_retrain"),
+        sections,
+    )
 
 
 def rewrite_report(out: Path, title: str) -> str:
@@ -408,9 +363,8 @@ def run_benchmark(
                                      config.val_fraction, engine, config.cache, log)  # fmt: skip
     first = {"forget_train": forget_train_accuracy(original, splits, engine),
              **accuracies_on_test(original, splits, engine)}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="lethe-speed-") as tmp:
-        svd_seeds = measure_svd(config, splits, original, info, engine, Path(tmp), log)
-    svd = summarise_svd(svd_seeds)
+    svd_seeds = measure_svd(config, splits, original, info, engine, log)
+    svd = vision_speed.summarise_svd(svd_seeds)
     delete = measure_delete(config, splits, original, engine, log)
     retrain = measure_retrain(config, splits, engine, log)
     add_fractions(svd, retrain)
@@ -420,7 +374,7 @@ def run_benchmark(
         "dataset": bundle.name, "arch": config.model.arch, "width": config.model.width,
         "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
         "recipe": asdict(config.recipe), "original": info.get("cached", "trained in this run"),
-        **svd_step_header(config.svd_steps, config.svd, svd),
+        **vision_speed.svd_step_header(config.svd_steps, config.svd, svd),
         "DELETE": {"epochs": config.delete["epochs"], "lr": config.delete["lr"], "batch": steps.batch_size,
                    "stop at target": steps.stop_at_target},
         "target forget_train": steps.target_forget_train, "threads": torch.get_num_threads(),

@@ -1,12 +1,14 @@
 """Pieces every task CLI shares: runtime options, the engine they select, output checks, and the
 one-line error report.
 
-Each command's outputs are declared with ``add_output_arg`` (which also gives the command
-``--overwrite``); ``run_command`` checks the runtime options and every declared output before the
-command runs (``check_new_output``) and turns an error the user can fix (a ``LetheError``, an
-``OSError`` such as a full disk or a read-only folder, a device this machine does not have) into
-one line on stderr and exit code 2. Commands write their outputs through ``lethe.io.atomic_paths``
-/ ``atomic_folder``, so a run writes all of them or none."""
+Each sub-command is declared with the function that runs it (``command_parser``), each of its
+outputs with ``add_output_arg`` (which also gives the command ``--overwrite``); ``run_command``
+checks the runtime options and every declared output before the command runs
+(``check_new_output``) and turns an error the user can fix (a ``LetheError``, an ``OSError`` such
+as a full disk or a read-only folder, a device this machine does not have) into one line on
+stderr and exit code 2. Commands write their outputs through ``lethe.io.atomic_paths`` /
+``atomic_folder`` (a bench's folder through ``write_results``), so a run writes all of them or
+none."""
 
 from __future__ import annotations
 
@@ -22,10 +24,12 @@ import torch
 from lethe._registry import method_settings
 from lethe.engine import Engine
 from lethe.errors import ConfigError, LetheError
-from lethe.io import is_main_process
+from lethe.io import atomic_folder, is_main_process
 
 #: namespace attribute holding a command's declared outputs: ``(dest, flag, folder)`` triples
 OUTPUTS = "_lethe_outputs"
+#: namespace attribute holding the function that runs the parsed sub-command (``command_parser``)
+RUN = "_lethe_run"
 #: whole-number options that must be at least 1 wherever a command has them
 POSITIVE_OPTIONS = ("batch_size", "unlearn_batch_size")
 
@@ -226,17 +230,19 @@ def error_line(err: BaseException) -> str | None:
 def run_command(
     prog: str,
     parser: argparse.ArgumentParser,
-    commands: Mapping[str, Callable[[argparse.Namespace], None]],
+    commands: Mapping[str, Callable[[argparse.Namespace], None]] | None = None,
     argv: list[str] | None = None,
 ) -> int:
-    """Parse ``argv``, check its runtime options and outputs, and run its sub-command: an error
-    the user can fix (``error_line``) becomes one line on stderr and exit code 2 (no traceback),
-    Ctrl-C exit code 130."""
+    """Parse ``argv``, check its runtime options and outputs, and run its sub-command
+    (``commands[args.command]``, or without ``commands`` the function it was declared with in
+    ``command_parser``): an error the user can fix (``error_line``) becomes one line on stderr and
+    exit code 2 (no traceback), Ctrl-C exit code 130."""
     args = parser.parse_args(argv)
     try:
         check_runtime(args)
         check_outputs(parser, args)
-        commands[args.command](args)
+        run = getattr(args, RUN) if commands is None else commands[args.command]
+        run(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -255,6 +261,14 @@ def print_report(path: str | Path) -> None:
         print(Path(path).read_text())
 
 
+def write_results(folder: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Write a bench command's output folder ``folder`` (``write(path)`` fills it; every file or
+    none, ``lethe.io.atomic_folder``), then print its ``results.md``."""
+    with atomic_folder(folder) as out:
+        write(out)
+    print_report(Path(folder) / "results.md")
+
+
 def check_method_settings(
     methods: Sequence[str], overrides: Mapping[str, Mapping[str, Any]] | None, settings: Callable | None = None
 ) -> None:
@@ -268,10 +282,21 @@ def check_method_settings(
         settings(method, values)
 
 
-def command_parser(prog: str, doc: str | None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    """A task CLI's parser (its module docstring as description) and its sub-command group."""
+def command_parser(
+    prog: str, doc: str | None
+) -> tuple[argparse.ArgumentParser, Callable[..., argparse.ArgumentParser]]:
+    """A task CLI's parser (its module docstring as description) and the function that adds its
+    sub-commands: ``command(name, run, help=..., aliases=...)`` returns the sub-command's parser,
+    and ``run_command`` runs that sub-command as ``run(args)``."""
     parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], None], **kwargs: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, **kwargs)
+        p.set_defaults(**{RUN: run})
+        return p
+
+    return parser, command
 
 
 def add_unlearn_args(p: argparse.ArgumentParser, what: str, batch_size: int) -> None:

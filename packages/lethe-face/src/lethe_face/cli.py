@@ -13,24 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import lethe
+from lethe import cli_support as cli
 from lethe import parse_assignments
-from lethe.cli_support import (
-    add_output_arg,
-    add_runtime_args,
-    add_set_arg,
-    add_unlearn_args,
-    command_parser,
-    engine_from_args,
-    print_report,
-    run_command,
-    save_unlearned,
-)
 from lethe.errors import ConfigError
-from lethe.io import atomic_folder, write_json_atomic
+from lethe.io import write_json_atomic
 from lethe.pretrained import list_pretrained
 from lethe_face.align import ALIGNMENTS
 from lethe_face.checkpoints import load_face_model, save_face_model
@@ -39,6 +28,7 @@ from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pair
 from lethe_face.models import EMBEDDERS, HEADS, FaceModelSpec, build_face_model
 from lethe_face.pipeline import evaluate_face, imprint_head, method_overrides, train_face
 from lethe_vision.pipeline import EvalOptions, TrainRecipe, make_splits, unlearn_model
+from lethe_vision.recipe_args import recipe_fields, training_record
 
 PROG = "lethe-face"
 
@@ -108,41 +98,47 @@ def _evaluation(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser, sub = command_parser(PROG, __doc__)
+    parser, command = cli.command_parser(PROG, __doc__)
 
-    p = sub.add_parser("train", help="train embedder + identity head (the original, or an oracle with --exclude)")
+    p = command("train", cmd_train, help="train embedder + identity head (the original, or an oracle with --exclude)")
     _data(p)
     _model(p)
     p.add_argument("--exclude", default="", help="identities left out of training (the retrain oracle)")
-    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
-    add_runtime_args(p)
+    cli.add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("unlearn", help="make a trained checkpoint forget identities")
-    add_unlearn_args(p, "identities", batch_size=64)
-    add_runtime_args(p)
+    p = command("unlearn", cmd_unlearn, help="make a trained checkpoint forget identities")
+    cli.add_unlearn_args(p, "identities", batch_size=64)
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("forget", help="forget one person given a folder of their photos (DELETE needs nothing else)")
+    p = command(
+        "forget", cmd_forget, help="forget one person given a folder of their photos (DELETE needs nothing else)"
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
     p.add_argument("--photos", required=True, help="folder of the person's photos (the forget set)")
     p.add_argument("--person", default=None, help="their identity in the checkpoint (default: the folder's name)")
     p.add_argument("--method", default="delete", help=f"one of: {', '.join(lethe.list_methods())}")
-    add_set_arg(p, "epochs=10")
+    cli.add_set_arg(p, "epochs=10")
     p.add_argument("--batch-size", type=int, default=64)
-    add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
-    add_output_arg(p, "--record", help="also write the run record (JSON) here")
-    add_output_arg(p, "--grid", help="also draw the photos and kept people's faces, predicted before and after (PNG)")
-    add_runtime_args(p)
+    cli.add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
+    cli.add_output_arg(p, "--record", help="also write the run record (JSON) here")
+    cli.add_output_arg(
+        p, "--grid", help="also draw the photos and kept people's faces, predicted before and after (PNG)"
+    )
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("evaluate", help="identification, MIA, probe and verification metrics of a checkpoint")
+    p = command("evaluate", cmd_evaluate, help="identification, MIA, probe and verification metrics of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--forget", required=True, help="the forgotten identities to evaluate")
-    add_output_arg(p, "--json", help="write the metrics here (JSON)")
+    cli.add_output_arg(p, "--json", help="write the metrics here (JSON)")
     _evaluation(p)
-    add_runtime_args(p)
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("bench", help="run a face benchmark config (YAML): original, oracle and methods")
+    p = command("bench", cmd_bench, help="run a face benchmark config (YAML): original, oracle and methods")
     p.add_argument("config", help="YAML config, e.g. benchmarks/configs/face-att-cpu.yaml")
-    add_output_arg(p, "--out", required=True, folder=True, help="output folder: results.json, results.md, faces.png")
+    cli.add_output_arg(
+        p, "--out", required=True, folder=True, help="output folder: results.json, results.md, faces.png"
+    )
     p.add_argument("--data-root", default=None, help="dataset folder (default: $LETHE_DATA or ./data)")
     return parser
 
@@ -159,13 +155,7 @@ def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if not args.lr > 0 or args.weight_decay < 0:
         raise ConfigError(f"--lr must be positive and --weight-decay not negative; got {args.lr}, {args.weight_decay}")
-    return TrainRecipe(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_epochs=min(1, args.epochs - 1),
-    )
+    return TrainRecipe(**recipe_fields(args), warmup_epochs=min(1, args.epochs - 1))
 
 
 def _data_from_checkpoint(info: dict, args: argparse.Namespace) -> FaceData:
@@ -208,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         frozen_blocks=args.frozen_blocks,
     )
     build_face_model(spec, load_pretrained=False)  # bad model settings fail before the data loads
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     data = load_faces(args.dataset, args.data_root, _options_from(args))
     bundle = data.bundle
     exclude = data.identities(args.exclude) if args.exclude.strip() else ()
@@ -225,11 +215,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "data": _options_from(args).to_dict(),
         "data_record": data.record,
         "classes": bundle.classes,
-        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
-        "excluded": [bundle.classes[c] for c in exclude],
-        "recipe": asdict(recipe),
-        "train_seconds": seconds,
-        "train_log": log,
+        **training_record(args, recipe, seconds, log, excluded=[bundle.classes[c] for c in exclude]),
     }
     save_face_model(model, args.out, info)
     print(
@@ -241,12 +227,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_unlearn(args: argparse.Namespace) -> None:
     overrides = method_overrides(args.method, parse_assignments(args.set))
     lethe.method_settings(args.method, overrides)
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     model, info = load_face_model(args.checkpoint)
     splits = _splits(_data_from_checkpoint(info, args), info, args.forget)
     unlearned, record = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
     names = [splits.bundle.classes[c] for c in record.forget_classes]
-    save_unlearned(unlearned, record, info, args, save_face_model, forget=names)
+    cli.save_unlearned(unlearned, record, info, args, save_face_model, forget=names)
     print(f"{args.method} forgot {', '.join(names)} in {record.seconds:.1f}s; saved {args.out}")
 
 
@@ -255,7 +241,7 @@ def cmd_forget(args: argparse.Namespace) -> None:
 
     overrides = method_overrides(args.method, parse_assignments(args.set))
     lethe.method_settings(args.method, overrides)
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     model, info = load_face_model(args.checkpoint)
     name = args.person or Path(args.photos).name
     person = fp.person_index(info["classes"], name)
@@ -270,7 +256,7 @@ def cmd_forget(args: argparse.Namespace) -> None:
     splits = fp.photo_splits(photos, person, info, data)
     unlearned, run = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)
     head = info["model"].get("head", "identity")
-    save_unlearned(
+    cli.save_unlearned(
         unlearned,
         run,
         info,
@@ -286,7 +272,7 @@ def cmd_forget(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.relearn_per_class < 0 or args.pairs_per_identity < 1:
         raise ConfigError("--relearn-per-class must be >= 0 and --pairs-per-identity >= 1")
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     model, info = load_face_model(args.checkpoint)
     data = _data_from_checkpoint(info, args)
     splits = _splits(data, info, args.forget)
@@ -333,22 +319,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise ConfigError(f"{args.config}: {err}") from None
     if args.data_root:
         config = replace(config, data_root=args.data_root)
-    with atomic_folder(args.out) as out:  # every file or none
+
+    def run(out: Path) -> None:
         run_benchmark(config, out, RunOptions(config_path=args.config), log=lambda line: print(line, file=sys.stderr))
-    print_report(Path(args.out) / "results.md")
 
-
-COMMANDS = {
-    "train": cmd_train,
-    "unlearn": cmd_unlearn,
-    "forget": cmd_forget,
-    "evaluate": cmd_evaluate,
-    "bench": cmd_bench,
-}
+    cli.write_results(args.out, run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(PROG, build_parser(), COMMANDS, argv)
+    return cli.run_command(PROG, build_parser(), argv=argv)
 
 
 if __name__ == "__main__":

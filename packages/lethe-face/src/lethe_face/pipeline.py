@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import lethe
-from lethe.engine import Engine, cosine_schedule, sgd, synchronize
+from lethe.engine import Engine, synchronize
 from lethe.errors import ConfigError, DataError
 from lethe_face.datasets import identity_subset
 from lethe_face.metrics import VerifyOptions, evaluate_verification
@@ -104,9 +104,7 @@ def train_face(
     train_loader = engine.loader(TensorImageDataset(data, bundle, augment=True), recipe.batch_size, shuffle=True)
     for p in model.embedder.parameters():
         p.requires_grad_(not freeze_embedder)
-    optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
-    steps = recipe.epochs * len(train_loader)
-    scheduler = cosine_schedule(optimizer, steps, recipe.warmup_epochs * len(train_loader))
+    optimizer, scheduler = recipe.optimizer(model, len(train_loader))
 
     def train_mode(m: nn.Module) -> None:
         m.train()

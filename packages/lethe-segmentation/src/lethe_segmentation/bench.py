@@ -53,7 +53,7 @@ from lethe_segmentation.pipeline import (
 )
 from lethe_segmentation.report import plot_iou, plot_overlays, write_report
 from lethe_segmentation.transforms import Resolution, denormalize, parse_size
-from lethe_vision.bench_config import BenchConfigBase, ModelSection
+from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, run_settings
 
 
 @dataclass
@@ -388,27 +388,16 @@ class SegmentationBenchConfig(BenchConfigBase):
             raise ConfigError(f"seeds: a segmentation benchmark runs one seed, got {list(self.seeds)}")
 
 
-def _class_list(entry: Any) -> str:
-    """``parse_classes``' comma-separated form of a forget-set entry (a name, an index or a list)."""
-    return ",".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
-
-
 def bench_config(config: SegmentationBenchConfig, bundle: SegBundle, seed: int | None = None) -> BenchConfig:
-    """The run settings of ``config`` on ``bundle`` (its seed unless ``seed``); unknown forget
-    classes are ConfigErrors naming the dataset's classes."""
-    return BenchConfig(
+    """The run settings of ``config`` on ``bundle`` (``lethe_vision.bench_config.run_settings``; its
+    seed unless ``seed``); unknown forget classes are ConfigErrors naming the dataset's classes."""
+    return run_settings(
+        BenchConfig,
+        config,
         spec=config.model.spec(bundle.num_classes),
-        forget_sets=[parse_classes(_class_list(f), bundle.classes, bundle.name) for f in config.forget_sets],
-        methods=config.methods,
+        forget_sets=[parse_classes(class_list(f), bundle.classes, bundle.name) for f in config.forget_sets],
         resolution=config.data.resolution(),
-        recipe=config.recipe,
-        val_fraction=config.val_fraction,
         seed=config.seeds[0] if seed is None else seed,
-        unlearn_batch_size=config.batch_size,
-        retain_images=config.retain_images,
-        method_overrides=config.overrides,
-        overlays=config.overlays,
-        cache=config.cache,
     )
 
 

@@ -20,21 +20,12 @@ import argparse
 import json
 import re
 import sys
-from pathlib import Path
 
 import lethe
+from lethe import cli_support as cli
 from lethe import parse_assignments
-from lethe.cli_support import (
-    add_output_arg,
-    add_runtime_args,
-    add_set_arg,
-    engine_from_args,
-    print_report,
-    run_command,
-    save_unlearned,
-)
 from lethe.errors import ConfigError
-from lethe.io import atomic_folder, write_json_atomic
+from lethe.io import write_json_atomic
 from lethe.pretrained import check_pretrained, list_pretrained
 from lethe_segmentation.bench import BenchConfig, run_bench, write_bench
 from lethe_segmentation.checkpoints import load_model, save_model
@@ -53,6 +44,7 @@ from lethe_segmentation.pipeline import (
     unlearn_model,
 )
 from lethe_segmentation.transforms import Resolution, parse_size
+from lethe_vision.recipe_args import recipe_fields, training_record
 
 PROG = "lethe-segment"
 #: a ``--model-arg`` value taken as a string when it is not JSON (``activation=sigmoid``)
@@ -105,39 +97,36 @@ def _recipe(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, command = cli.command_parser(PROG, __doc__)
 
-    p = sub.add_parser("train", help="train a segmentation model (or the retrain oracle with --forget-as-ignore)")
+    p = command("train", cmd_train, help="train a segmentation model (or the retrain oracle with --forget-as-ignore)")
     _recipe(p)
     p.add_argument(
         "--forget-as-ignore", default="", help="classes relabelled as ignore (the retrain oracle): names or indices"
     )
-    add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
-    add_runtime_args(p)
+    cli.add_output_arg(p, "--out", required=True, help="new checkpoint file (.safetensors)")
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("unlearn", help="make a trained checkpoint stop labelling classes")
+    p = command("unlearn", cmd_unlearn, help="make a trained checkpoint stop labelling classes")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'train'")
     p.add_argument("--forget", required=True, help="classes to forget: names or indices, comma separated")
     p.add_argument("--method", default="delete", help=f"one of: {', '.join(PIXEL_METHODS.names())}")
-    add_set_arg(p, "lr=1e-3 or --set forget_pixel_weight=5")
+    cli.add_set_arg(p, "lr=1e-3 or --set forget_pixel_weight=5")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
-    add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
-    add_output_arg(p, "--record", help="also write the run record (JSON) here")
-    add_runtime_args(p)
+    cli.add_output_arg(p, "--out", required=True, help="new checkpoint file for the unlearned model")
+    cli.add_output_arg(p, "--record", help="also write the run record (JSON) here")
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("evaluate", help="per-class IoU, miou_retain, iou_forget, recall_forget of a checkpoint")
+    p = command("evaluate", cmd_evaluate, help="per-class IoU, miou_retain, iou_forget, recall_forget of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--forget", default=None, help="forgotten classes (default: those recorded in the checkpoint)")
     p.add_argument("--oracle", default=None, help="retrain-oracle checkpoint: adds forget_to_gap")
     p.add_argument("--batch-size", type=int, default=16)
-    add_output_arg(p, "--json", help="write the metrics here (JSON)")
-    add_runtime_args(p)
+    cli.add_output_arg(p, "--json", help="write the metrics here (JSON)")
+    cli.add_runtime_args(p)
 
-    p = sub.add_parser("bench", help="original, retrain oracle and methods per forget set, with overlays")
+    p = command("bench", cmd_bench, help="original, retrain oracle and methods per forget set, with overlays")
     _recipe(p)
     p.add_argument(
         "--forget",
@@ -146,16 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="one forget set (comma-separated classes); repeat for several sets",
     )
     p.add_argument("--methods", default="delete,svd,finetune,random_label", help="comma-separated method names")
-    add_set_arg(p, "delete.epochs=10", per_method=True)
+    cli.add_set_arg(p, "delete.epochs=10", per_method=True)
     p.add_argument("--unlearn-batch-size", type=int, default=8)
     p.add_argument("--retain-images", type=int, default=32, help="svd: retained images for the activations")
     p.add_argument("--overlays", type=int, default=4, help="test images in each overlay figure")
     p.add_argument("--cache", default=None, help="folder keeping original/oracle checkpoints for reuse")
     p.add_argument("--title", default=None)
-    add_output_arg(
+    cli.add_output_arg(
         p, "--out", required=True, folder=True, help="output folder: results.json, results.md, overlays_*.png"
     )
-    add_runtime_args(p)
+    cli.add_runtime_args(p)
     return parser
 
 
@@ -172,14 +161,7 @@ def _recipe_from(args: argparse.Namespace) -> TrainRecipe:
         raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
     if not 0 <= args.warmup_epochs <= args.epochs:
         raise ConfigError(f"--warmup-epochs must lie in 0..--epochs, got {args.warmup_epochs}")
-    return TrainRecipe(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs,
-        class_weights=args.class_weights,
-    )
+    return TrainRecipe(**recipe_fields(args), warmup_epochs=args.warmup_epochs, class_weights=args.class_weights)
 
 
 def _spec_from(args: argparse.Namespace, num_classes: int) -> ModelSpec:
@@ -224,7 +206,7 @@ def _splits_from_checkpoint(info: dict, args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     recipe = _recipe_from(args)
     bundle = load_dataset(args.dataset, args.data_root)
     spec = _spec_from(args, bundle.num_classes)
@@ -239,11 +221,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "dataset": args.dataset,
         "classes": bundle.classes,
         "resolution": splits.resolution.to_dict(),
-        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
-        "ignored_classes": list(ignore),
-        "recipe": vars(recipe),
-        "train_seconds": seconds,
-        "train_log": log,
+        **training_record(args, recipe, seconds, log, ignored_classes=list(ignore)),
     }
     save_model(model, args.out, info)
     print(f"trained {spec.arch} ({spec.encoder}) on {args.dataset} in {seconds:.1f}s; saved {args.out}")
@@ -251,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_unlearn(args: argparse.Namespace) -> None:
     _positive(args.batch_size, "--batch-size")
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     overrides = parse_assignments(args.set)
     lethe.method_settings(args.method, overrides)
     model, info = load_model(args.checkpoint)
@@ -260,7 +238,7 @@ def cmd_unlearn(args: argparse.Namespace) -> None:
     unlearned, record = unlearn_model(
         model, args.method, splits, forget, engine, overrides, args.batch_size, args.retain_images
     )
-    save_unlearned(unlearned, record, info, args, save_model, forget_classes=record.forget_classes)
+    cli.save_unlearned(unlearned, record, info, args, save_model, forget_classes=record.forget_classes)
     names = ", ".join(splits.bundle.classes[c] for c in record.forget_classes)
     print(f"{args.method} forgot {names} in {record.seconds:.1f}s; saved {args.out}")
 
@@ -288,7 +266,7 @@ def _names(classes: list[str], most: int = 8) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     _positive(args.batch_size, "--batch-size")
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     model, info = load_model(args.checkpoint)
     splits = _splits_from_checkpoint(info, args)
     classes = splits.bundle.classes
@@ -328,7 +306,7 @@ def parse_method_overrides(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    engine = engine_from_args(args)
+    engine = cli.engine_from_args(args)
     recipe = _recipe_from(args)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     overrides = parse_method_overrides(args.set)
@@ -350,16 +328,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
     )
     result = run_bench(bundle, args.dataset, config, engine)
     title = args.title or f"Class forgetting in segmentation: {bundle.name}, {config.spec.arch} {config.spec.encoder}"
-    with atomic_folder(args.out) as out:  # every file or none
-        write_bench(result, out, title)
-    print_report(Path(args.out) / "results.md")
-
-
-COMMANDS = {"train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "bench": cmd_bench}
+    cli.write_results(args.out, lambda out: write_bench(result, out, title))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(PROG, build_parser(), COMMANDS, argv)
+    return cli.run_command(PROG, build_parser(), argv=argv)
 
 
 if __name__ == "__main__":

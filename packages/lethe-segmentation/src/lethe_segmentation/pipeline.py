@@ -29,21 +29,23 @@ from torch.utils.data import DataLoader
 
 import lethe
 from lethe import Registry
-from lethe.engine import Engine, cosine_schedule, seed_everything, sgd, synchronize
+from lethe.engine import Engine, seed_everything, synchronize
 from lethe.errors import ConfigError, DataError
 from lethe_segmentation.confusion import collect_confusion
 from lethe_segmentation.datasets import IGNORE_INDEX, LabelMap, SegBundle, SegmentationDataset, SegSplit
 from lethe_segmentation.metrics import segmentation_metrics
 from lethe_segmentation.models import ModelSpec, check_model, initial_model, output_stride
 from lethe_segmentation.transforms import Resolution, eval_transform, train_transform
+from lethe_vision.pipeline import SGDRecipe
 
 EVAL_BATCH = 16
 
 
 @dataclass
-class TrainRecipe:
+class TrainRecipe(SGDRecipe):
     """Supervised recipe: SGD momentum 0.9, weight decay 1e-4, per-batch cosine decay after a
-    linear warm-up, pixel-wise cross-entropy over valid pixels (ignore excluded).
+    linear warm-up of 1 epoch (``SGDRecipe``, whose momentum and warm-up defaults it keeps),
+    pixel-wise cross-entropy over valid pixels (ignore excluded).
 
     ``class_weights``: ``"none"``, or ``"median_frequency"`` -- median frequency balancing
     (Eigen & Fergus, ICCV 2015; SegNet's CamVid recipe, Badrinarayanan et al., TPAMI 2017):
@@ -53,9 +55,7 @@ class TrainRecipe:
     epochs: int = 40
     batch_size: int = 8
     lr: float = 0.05
-    momentum: float = 0.9
     weight_decay: float = 1e-4
-    warmup_epochs: int = 1
     class_weights: str = "none"
 
 
@@ -207,9 +207,7 @@ def train_model(
     model = initial_model(spec)
     data = splits.dataset(splits.train, augment=True, label_map=LabelMap(ignore=tuple(ignore_classes)))
     train_loader = loader(engine, data, recipe.batch_size, shuffle=True)
-    optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
-    steps = len(train_loader)
-    scheduler = cosine_schedule(optimizer, recipe.epochs * steps, recipe.warmup_epochs * steps)
+    optimizer, scheduler = recipe.optimizer(model, len(train_loader))
     synchronize(engine.device)
     start = time.perf_counter()
     step = functools.partial(pixel_cross_entropy_step, weight=weight)

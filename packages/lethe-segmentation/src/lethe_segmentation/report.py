@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from lethe.io import atomic_path
-from lethe_vision.report import pyplot
+from lethe_vision.report import fmt_cell, pyplot
 
 #: Columns of the main table, in order.
 COLUMNS = (
@@ -44,14 +44,6 @@ CAMVID_COLOURS = {
 }
 
 
-def fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
-
-
 def palette(classes: Sequence[str]) -> np.ndarray:
     """``[256, 3]`` uint8 colours: CamVid's where the names match, else the PASCAL VOC bit pattern;
     index 255 (void) is black."""
@@ -74,7 +66,7 @@ def palette(classes: Sequence[str]) -> np.ndarray:
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -22,7 +22,6 @@ task of ``benchmarks/run.py`` (``lethe.tasks``):
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,44 +33,27 @@ import torch
 import lethe
 from lethe.engine import Engine
 from lethe.errors import ConfigError
-from lethe.pretrained import check_pretrained
 from lethe.tasks import BenchTask, RunOptions
 from lethe_segmentation import bench as seg_bench
 from lethe_segmentation.bench import SegmentationData, SegmentationModel
-from lethe_segmentation.checkpoints import load_model, save_model
 from lethe_segmentation.datasets import load_dataset, parse_classes
-from lethe_segmentation.models import MODELS, canonical_arch, encoder_names
-from lethe_segmentation.pipeline import CLASS_WEIGHTS, SegSplits, TrainRecipe, evaluate_model
-from lethe_vision.bench_config import BenchConfigBase
-from lethe_vision.report import markdown_table
-from lethe_vision.speed import (
-    TARGETS_NOTE,
-    SVDStepSettings,
-    check_svd_step,
-    class_list,
-    measure_svd_steps,
-    one_entry,
-    shared_settings,
-    summarise_svd,
-    svd_data_file,
-    svd_report_lines,
-    svd_step_header,
-    svd_targets,
-    write_result_files,
-)
+from lethe_segmentation.pipeline import SegSplits, TrainRecipe, evaluate_model
+from lethe_vision import speed as vision_speed
+from lethe_vision.bench_config import class_list
 
 #: quality columns of a segmentation SVD row: (forgetting, lower is better; retention, higher is better)
 SEGMENTATION_QUALITY = ("recall_forget", "miou_retain")
 
 
 @dataclass(kw_only=True)
-class SegmentationSpeedConfig(BenchConfigBase):
-    """A segmentation speed benchmark YAML (the shared keys in ``lethe_vision.bench_config``): the
-    original model of ``model:``, ``data:``, ``recipe``, ``val_fraction`` and ``cache`` (those of
+class SegmentationSpeedConfig(vision_speed.SpeedConfigBase):
+    """A segmentation speed benchmark YAML (the keys every speed config shares in
+    ``lethe_vision.speed.SpeedConfigBase``): the original model of ``model:``, ``data:``,
+    ``recipe``, ``val_fraction`` and ``cache`` (those of
     ``lethe_segmentation.bench.SegmentationBenchConfig``, so the same cached original is reused),
     one forget set, one seed, and how the SVD step is measured (``svd_steps:``; its alphas are
     ``overrides.svd: {alpha_r, alpha_f}``, SVD's published defaults otherwise). The SVD step's
-    batch size is ``svd_steps.batch_size``, so the top-level ``batch_size`` is not taken."""
+    batch size is ``svd_steps.batch_size``."""
 
     task: str = "speed-segmentation"
     model: SegmentationModel = field(default_factory=SegmentationModel)
@@ -79,51 +61,14 @@ class SegmentationSpeedConfig(BenchConfigBase):
     #: training the original (``recipe.batch_size``: the training batch size)
     recipe: TrainRecipe = field(default_factory=TrainRecipe)
     methods: tuple[str, ...] = ("svd",)
-    #: not taken: the SVD step's batch size is ``svd_steps.batch_size``
-    batch_size: int | None = lethe.setting(None, ge=1)
     #: share of train held out for tuning when the dataset has no val split of its own
     val_fraction: float = lethe.setting(0.1, ge=0, lt=1)
-    #: folder keeping the original for a later run of the same settings (None: no cache)
-    cache: str | None = None
-    svd_steps: SVDStepSettings = field(default_factory=SVDStepSettings)
-
-    def __post_init__(self) -> None:
-        if tuple(self.methods) != ("svd",):
-            raise ConfigError(f"methods: the segmentation speed benchmark measures svd, got {list(self.methods)}")
-        if self.batch_size is not None:
-            raise ConfigError("batch_size: the SVD step's batch size is svd_steps.batch_size")
-        one_entry(self.forget_sets, "forget_sets", "forget set")
-        one_entry(self.seeds, "seeds", "seed")
-        self._shared = shared_settings(self.overrides, ("svd",))
-        check_svd_step(self.svd_steps, self.svd)
-
-    @property
-    def seed(self) -> int:
-        """The one seed: the splits, the original and the first run of each SVD step."""
-        return self.seeds[0]
-
-    @property
-    def svd(self) -> dict[str, Any]:
-        """``alpha_r`` and ``alpha_f`` of every SVD step."""
-        return self._shared["svd"]
 
 
 def check_benchmark(config: SegmentationSpeedConfig) -> None:
     """What the config's types cannot say, checked without data (the runner's ``--check``): the
-    architecture, encoder and pretrained names and the recipe's class weighting."""
-    if canonical_arch(config.model.arch) not in MODELS:
-        raise ConfigError(
-            f"model.arch: unknown architecture {config.model.arch!r}; choose from {', '.join(MODELS.names())}"
-        )
-    encoder = config.model.encoder
-    if not encoder.startswith(("tu-", "timm-")) and encoder not in encoder_names():
-        raise ConfigError(f"model.encoder: unknown encoder {encoder!r}; smp's own or any timm model as tu-<name>")
-    if config.model.pretrained:
-        check_pretrained(config.model.pretrained)
-    if config.recipe.class_weights not in CLASS_WEIGHTS:
-        raise ConfigError(
-            f"recipe.class_weights must be one of {', '.join(CLASS_WEIGHTS)}, got {config.recipe.class_weights!r}"
-        )
+    model and recipe, as the segmentation benchmark checks them (``check_model_recipe``)."""
+    seg_bench.check_model_recipe(config.model, config.recipe)
 
 
 def side_images(splits: SegSplits, forget: tuple[int, ...], samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,15 +99,11 @@ def quality(model: torch.nn.Module, splits: SegSplits, forget: tuple[int, ...], 
 
 def write_report(result: Mapping[str, Any], out: Path, title: str) -> str:
     """``results.json`` and ``results.md`` under ``out``, atomically; returns the Markdown."""
-    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
-    lines += ["## Original model", "",
-              markdown_table([{"method": "original", **result["original"]}], SEGMENTATION_QUALITY), ""]  # fmt: skip
-    lines += svd_report_lines(result["svd"], result["svd_runs"], SEGMENTATION_QUALITY, ("vs_original_training",))
-    lines += ["`vs_original_training`: the step's seconds over the original model's training seconds "
-              "(the retrain oracle's recipe is the same).", "",
-              "## Targets of issue 7", "", markdown_table(result["targets"], ("value", "met", "met_within_spread")),
-              TARGETS_NOTE]  # fmt: skip
-    return write_result_files(out, result, lines)
+    note = ("`vs_original_training`: the step's seconds over the original model's training seconds "
+            "(the retrain oracle's recipe is the same).")  # fmt: skip
+    return vision_speed.write_speed_report(
+        out, result, title, SEGMENTATION_QUALITY, SEGMENTATION_QUALITY, ("vs_original_training",), [note, ""]
+    )
 
 
 def run_benchmark(
@@ -185,27 +126,19 @@ def run_benchmark(
     splits = seg_bench.bench_splits(bundle, bench)
     original, train_seconds, _ = seg_bench.cached_original(bench, splits, engine, config.dataset, log)
     first = quality(original, splits, forget, engine)
-    with tempfile.TemporaryDirectory(prefix="lethe-speed-seg-") as tmp:
-        workdir = Path(tmp)
-        checkpoint = workdir / "original.safetensors"
-        info = {"model": bench.spec.to_dict(), "dataset": config.dataset, "classes": bundle.classes,
-                "resolution": splits.resolution.to_dict()}  # fmt: skip
-        save_model(original, checkpoint, info)
-        inputs = {}
-        for samples in config.svd_steps.samples:
-            retain_order, forget_order = side_images(splits, forget, samples)
-            path = svd_data_file(workdir / f"data-{samples}.pt", *image_tensors(splits, retain_order),
-                                 *image_tensors(splits, forget_order))  # fmt: skip
-            inputs[samples] = (path, {"per_class": None, "forget_distinct": samples})
-        job_base = {"checkpoints": "lethe_segmentation.checkpoints", "checkpoint": str(checkpoint),
-                    "device": str(engine.device), "forget_classes": list(forget),
-                    "num_classes": bundle.num_classes}  # fmt: skip
 
-        def evaluate(path: Path) -> dict[str, float]:
-            return quality(load_model(path)[0], splits, forget, engine)
+    def sides(samples: int) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
+        retain_order, forget_order = side_images(splits, forget, samples)
+        tensors = (*image_tensors(splits, retain_order), *image_tensors(splits, forget_order))
+        return tensors, {"per_class": None, "forget_distinct": samples}
 
-        runs = measure_svd_steps(config.svd_steps, config.svd, config.seed, inputs, job_base, evaluate, workdir, log)
-    svd = summarise_svd(runs, SEGMENTATION_QUALITY)
+    info = {"model": bench.spec.to_dict(), "dataset": config.dataset, "classes": bundle.classes,
+            "resolution": splits.resolution.to_dict()}  # fmt: skip
+    job = {"checkpoints": "lethe_segmentation.checkpoints", "device": str(engine.device),
+           "forget_classes": list(forget), "num_classes": bundle.num_classes}  # fmt: skip
+    runs = vision_speed.measure_svd(config, original, info, sides, job,
+                                    lambda model: quality(model, splits, forget, engine), log)  # fmt: skip
+    svd = vision_speed.summarise_svd(runs, SEGMENTATION_QUALITY)
     for row in svd:
         row["vs_original_training"] = row["seconds"] / train_seconds if train_seconds else float("nan")
     header = {
@@ -215,11 +148,11 @@ def run_benchmark(
         "forget": [f"{c} ({bundle.classes[c]})" for c in forget],
         "original": f"{bench.cache}/original.safetensors" if bench.cache else "trained in this run",
         "original training seconds": round(train_seconds, 1),
-        **svd_step_header(config.svd_steps, config.svd, svd, "images"), "threads": torch.get_num_threads(),
+        **vision_speed.svd_step_header(config.svd_steps, config.svd, svd, "images"), "threads": torch.get_num_threads(),
         "config": options.config_path, "note": config.note, **seg_bench.environment(engine),
     }  # fmt: skip
     result = {"header": header, "original": first, "svd": svd, "svd_runs": runs,
-              "targets": svd_targets(svd, SEGMENTATION_QUALITY)}  # fmt: skip
+              "targets": vision_speed.svd_targets(svd, SEGMENTATION_QUALITY)}  # fmt: skip
     title = config.title or f"Speed: the SVD step on {bundle.name} with {bench.spec.arch}-{bench.spec.encoder}"
     write_report(result, Path(out), title)
     return result

@@ -13,14 +13,19 @@ thing has the same key everywhere::
     recipe: {epochs: 30, batch_size: 128, lr: 0.1}   # training the original and the oracle
     batch_size: 128                 # the unlearning methods' batch size
     seeds: [0, 1]
+
+A task turns its config into the settings of one run with ``run_settings``, which maps these keys
+onto the run's field names (``model.arch`` -> ``arch``, ``overrides`` -> ``method_overrides``, ...).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import lethe
+
+T = TypeVar("T")
 
 
 @dataclass(kw_only=True)
@@ -55,3 +60,31 @@ class BenchConfigBase:
     seeds: tuple[int, ...] = lethe.setting((0,), min_items=1)
     #: DataLoader worker processes
     workers: int = lethe.setting(0, ge=0)
+
+
+def class_list(entry: Any) -> str:
+    """A ``forget_sets`` entry (a class name or index, a comma-separated string or a list of them)
+    as the comma-separated form the datasets' ``parse_classes`` read."""
+    return ",".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
+
+
+def run_settings(run_type: type[T], config: BenchConfigBase, **given: Any) -> T:
+    """``run_type``, a task's settings of one run (a dataclass), from its benchmark ``config``.
+
+    Each field of ``run_type`` takes the config key of the same name (``methods``, ``recipe``,
+    ``cache``, ...) or, where the run settings name a shared key otherwise: ``arch``, ``width`` and
+    ``pretrained`` from ``model:``, ``seed`` the first of ``seeds``, ``unlearn_batch_size`` from
+    ``batch_size`` and ``method_overrides`` from ``overrides``. ``given`` (what the run decides
+    itself: its forget classes, a seed of its own, ...) goes over these; any other field keeps
+    its default."""
+    names = {f.name for f in fields(run_type) if f.init}
+    values = {f.name: getattr(config, f.name) for f in fields(config) if f.name in names}
+    model = getattr(config, "model", None)
+    renamed = {
+        **{key: getattr(model, key) for key in ("arch", "width", "pretrained") if hasattr(model, key)},
+        "seed": config.seeds[0],
+        "unlearn_batch_size": config.batch_size,
+        "method_overrides": config.overrides,
+    }
+    values.update((key, value) for key, value in renamed.items() if key in names)
+    return run_type(**{**values, **given})

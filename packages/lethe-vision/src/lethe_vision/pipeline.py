@@ -45,9 +45,10 @@ EVAL_BATCH = 512
 
 
 @dataclass
-class TrainRecipe:
-    """Supervised recipe: SGD with momentum, weight decay, cosine decay, crop/flip augmentation
-    (the papers' CIFAR recipe is lr 0.1, momentum 0.9, wd 5e-4, ~150-200 epochs)."""
+class SGDRecipe:
+    """Supervised training by SGD with momentum and weight decay, the learning rate decaying per
+    batch on a cosine to zero after a linear warm-up (``optimizer``). The defaults are
+    classification's (``TrainRecipe``); a task's recipe overrides those it trains with."""
 
     epochs: int = 30
     batch_size: int = 128
@@ -55,6 +56,19 @@ class TrainRecipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: int = 1
+
+    def optimizer(self, model: nn.Module, steps_per_epoch: int) -> tuple[torch.optim.SGD, Any]:
+        """SGD over ``model``'s trainable parameters and its per-batch schedule over ``epochs``."""
+        optimizer = sgd(model, self.lr, self.momentum, self.weight_decay)
+        steps = self.epochs * steps_per_epoch
+        return optimizer, cosine_schedule(optimizer, steps, self.warmup_epochs * steps_per_epoch)
+
+
+@dataclass
+class TrainRecipe(SGDRecipe):
+    """Supervised recipe: SGD with momentum, weight decay, cosine decay, crop/flip augmentation
+    (the papers' CIFAR recipe is lr 0.1, momentum 0.9, wd 5e-4, ~150-200 epochs)."""
+
     #: label smoothing of the cross-entropy (Szegedy et al., 2016); 0 in the papers' recipe
     label_smoothing: float = 0.0
 
@@ -162,9 +176,7 @@ def train_model(
     lethe.engine.seed_everything(engine.seed)
     model = build_checked(spec)
     train_loader = loader(engine, data, bundle, recipe.batch_size, train=True)
-    optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
-    steps = recipe.epochs * len(train_loader)
-    scheduler = cosine_schedule(optimizer, steps, recipe.warmup_epochs * len(train_loader))
+    optimizer, scheduler = recipe.optimizer(model, len(train_loader))
     synchronize(engine.device)
     start = time.perf_counter()
     step = functools.partial(cross_entropy_step, label_smoothing=recipe.label_smoothing)

@@ -1,11 +1,14 @@
 """Command-line options shared by the CLIs that train a classifier (``lethe-classify``,
 ``lethe-backdoor``): its model and training recipe, pretrained weights, and a bench's per-method
-``--set METHOD.KEY=VALUE`` overrides."""
+``--set METHOD.KEY=VALUE`` overrides. ``recipe_fields`` and ``training_record`` also serve
+``lethe-face`` and ``lethe-segment``, whose recipe options are their own but for those four."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
 
 from lethe import parse_assignments
 from lethe.errors import ConfigError
@@ -34,7 +37,27 @@ def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
         raise ConfigError(f"--lr must be positive, got {args.lr}")
     if args.weight_decay < 0:
         raise ConfigError(f"--weight-decay must not be negative, got {args.weight_decay}")
-    return TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay)
+    return TrainRecipe(**recipe_fields(args))
+
+
+def recipe_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """``--epochs``, ``--batch-size``, ``--lr`` and ``--weight-decay``, the options every
+    image-training CLI has, as the recipe's fields of those names (a task's recipe adds its own)."""
+    return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay}
+
+
+def training_record(args: argparse.Namespace, recipe: Any, seconds: float, log: Any, **left_out: Any) -> dict:
+    """The entries of a ``train`` checkpoint's info that every task writes alike, after those of
+    its model and data: the split settings (``--val-fraction``, ``--seed``: ``unlearn`` and
+    ``evaluate`` rebuild the splits from them), ``left_out`` (what training left out, under the
+    task's key, e.g. ``excluded_classes=[3]``), the recipe (a dataclass), the seconds and log."""
+    return {
+        "split": {"val_fraction": args.val_fraction, "seed": args.seed},
+        **left_out,
+        "recipe": asdict(recipe),
+        "train_seconds": seconds,
+        "train_log": log,
+    }
 
 
 def add_pretrained_arg(p: argparse.ArgumentParser) -> None:

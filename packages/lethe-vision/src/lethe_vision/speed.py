@@ -1,15 +1,16 @@
 """Measuring the SVD step for any task (issue 7): lethe's SVD (``lethe.unlearn(..., "svd")``, alphas
 fixed, no tuning) against the faithful reference of ``lethe_vision.reference.svd_reference``.
 
-The task speed benchmarks (``lethe_classification.speed``, ``lethe_segmentation.speed``) read the
-``svd_steps:`` section of their config as ``SVDStepSettings`` and the alphas from ``overrides.svd``
-(``shared_settings``), prepare one data file per sample count and a checkpoint of the original;
+The task speed benchmarks (``lethe_classification.speed``, ``lethe_segmentation.speed``) extend
+``SpeedConfigBase``: one forget set, one seed, the ``svd_steps:`` section (``SVDStepSettings``) and
+the alphas from ``overrides.svd`` (``shared_settings``). ``measure_svd`` saves a checkpoint of the
+original and one data file per sample count (the task's images of both sides), and
 ``measure_svd_steps`` runs every step (ours with SVD's default settings, the ``svd_steps.rows``
 ours-exact and ours-fast when configured, the reference; randomised steps over
 ``svd_steps.repeats`` seeds), each in a fresh subprocess (``python -m lethe_vision.speed
 svd-worker JOB_DIR``) when ``svd_steps.isolate`` so that the memory of one step never hides in
-another's, and ``summarise_svd`` / ``svd_targets`` / ``svd_report_lines`` turn the runs into the
-report's rows.
+another's; ``summarise_svd`` / ``svd_targets`` turn the runs into the report's rows and
+``write_speed_report`` writes the report around the task's own sections.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before the step;
 on CPU the peak resident set size during the step minus the resident size before it (Linux: the
@@ -27,11 +28,12 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,6 +44,7 @@ import lethe
 from lethe.engine import Engine, seed_everything, synchronize
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic, write_text_atomic
+from lethe_vision.bench_config import BenchConfigBase
 from lethe_vision.reference.svd_reference import ReferenceSVDSettings, svd_unlearn_reference
 from lethe_vision.report import markdown_table
 
@@ -151,10 +154,47 @@ def one_entry(values: Sequence[Any], key: str, what: str) -> Any:
     return values[0]
 
 
-def class_list(entry: Any) -> str:
-    """A ``forget_sets`` entry (a class name or index, a comma-separated string or a list of them)
-    as the comma-separated form the datasets' ``parse_classes`` read."""
-    return ",".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
+@dataclass(kw_only=True)
+class SpeedConfigBase(BenchConfigBase):
+    """The keys a task's speed benchmark config adds to ``BenchConfigBase``, and its checks: one
+    forget set, one seed, ``methods`` the task's ``measures``, their settings that ours and the
+    reference share under ``overrides`` (``shared_settings``; the published defaults otherwise), the
+    original's ``cache`` and ``svd_steps:``. Each batch size is named in its step's section
+    (``svd_steps.batch_size``, ...), so the top-level ``batch_size`` is not taken."""
+
+    #: not taken: each step's batch size is in its section
+    batch_size: int | None = lethe.setting(None, ge=1)
+    #: folder keeping the original for a later run of the same settings (None: no cache)
+    cache: str | None = None
+    svd_steps: SVDStepSettings = field(default_factory=SVDStepSettings)
+
+    #: the methods the task measures; each names its batch size in its ``<method>_steps:`` section
+    measures: ClassVar[tuple[str, ...]] = ("svd",)
+
+    def __post_init__(self) -> None:
+        if sorted(self.methods) != sorted(self.measures):
+            raise ConfigError(
+                f"methods: the {self.task} benchmark measures {' and '.join(sorted(self.measures))}, "
+                f"got {list(self.methods)}"
+            )
+        if self.batch_size is not None:
+            sections = " and ".join(f"{method}_steps.batch_size" for method in self.measures)
+            raise ConfigError(f"batch_size: the {self.task} benchmark names each batch size in its section, {sections}")
+        one_entry(self.forget_sets, "forget_sets", "forget set")
+        one_entry(self.seeds, "seeds", "seed")
+        self._shared = shared_settings(self.overrides, self.measures)
+        check_svd_step(self.svd_steps, self.svd)
+
+    @property
+    def seed(self) -> int:
+        """The one seed: the splits, the original, the first run of each SVD step (and the task's
+        other steps)."""
+        return self.seeds[0]
+
+    @property
+    def svd(self) -> dict[str, Any]:
+        """``alpha_r`` and ``alpha_f`` of every SVD step."""
+        return self._shared["svd"]
 
 
 # ---------------------------------------------------------------- measuring memory
@@ -358,6 +398,39 @@ def measure_svd_steps(
     return rows
 
 
+def measure_svd(
+    config: SpeedConfigBase,
+    original: nn.Module,
+    info: Mapping[str, Any],
+    sides: Callable[[int], tuple[tuple[torch.Tensor, ...], dict[str, Any]]],
+    job: Mapping[str, Any],
+    quality: Callable[[nn.Module], dict[str, float]],
+    log,
+) -> list[dict[str, Any]]:
+    """``measure_svd_steps`` of a task's original model at every sample count of ``config.svd_steps``,
+    in a temporary folder: ``original`` is saved there (with ``info``) through the checkpoint module
+    ``job`` names, with one data file per sample count.
+
+    ``sides(samples)``: the retained images and labels and the forget images and labels (ready for
+    the model), and the counts (``per_class``, ``forget_distinct``); ``job``: the task's job fields
+    but the checkpoint (``measure_svd_steps``); ``quality(unlearned_model)``: a row's quality columns."""
+    load, save = checkpoints_of(job)
+    with tempfile.TemporaryDirectory(prefix="lethe-speed-") as tmp:
+        workdir = Path(tmp)
+        checkpoint = workdir / "original.safetensors"
+        save(original, checkpoint, dict(info))
+        inputs = {}
+        for samples in config.svd_steps.samples:
+            tensors, counts = sides(samples)
+            inputs[samples] = (svd_data_file(workdir / f"data-{samples}.pt", *tensors), counts)
+        job_base = {**job, "checkpoint": str(checkpoint)}
+
+        def evaluate(path: Path) -> dict[str, float]:
+            return quality(load(path)[0])
+
+        return measure_svd_steps(config.svd_steps, config.svd, config.seed, inputs, job_base, evaluate, workdir, log)
+
+
 def summarise_svd(runs: list[dict[str, Any]], quality: tuple[str, str] = CLASSIFICATION_QUALITY) -> list[dict]:
     """One row per (method, samples): the mean of seconds, peak memory and the ``quality`` columns
     over its seeds, the standard deviation of the seconds and quality columns (0 for one run), and
@@ -438,9 +511,24 @@ def svd_report_lines(svd: list[dict], runs: list[dict], quality: tuple[str, str]
     ]  # fmt: skip
 
 
-def write_result_files(out: Path, result: Mapping[str, Any], lines: list[str]) -> str:
-    """``results.json`` (``result``) and ``results.md`` (``lines``) under ``out``, atomically;
-    returns the Markdown."""
+def write_speed_report(
+    out: Path,
+    result: Mapping[str, Any],
+    title: str,
+    original: Sequence[str],
+    quality: tuple[str, str],
+    svd_extra: tuple[str, ...],
+    sections: list[str],
+) -> str:
+    """``results.json`` (``result``) and ``results.md`` under ``out``, atomically; returns the
+    Markdown: ``title``, the header's entries, the original model's ``original`` columns, the SVD
+    section (``svd_report_lines`` with ``quality`` and ``svd_extra`` columns), the task's own
+    ``sections`` (lines), and the targets."""
+    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
+    lines += ["## Original model", "", markdown_table([{"method": "original", **result["original"]}], original), ""]
+    lines += svd_report_lines(result["svd"], result["svd_runs"], quality, svd_extra)
+    targets = markdown_table(result["targets"], ("value", "met", "met_within_spread"))
+    lines += [*sections, "## Targets of issue 7", "", targets, TARGETS_NOTE]
     text = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", result)

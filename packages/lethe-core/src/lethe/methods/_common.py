@@ -1,4 +1,6 @@
-"""Pieces shared by the gradient-based methods: cycling loaders, random labels, re-initialisation."""
+"""Pieces shared by the gradient-based methods: cycling loaders, random labels, re-initialisation,
+flagged samples for a loader over forget and retained data together, and a setting bounded by
+``epochs``."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+
+from lethe._registry import invalid_setting
 
 
 def cycle(loader: DataLoader, engine) -> Iterator[Any]:
@@ -37,3 +41,27 @@ def reset_parameters(model: nn.Module) -> nn.Module:
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
     return model
+
+
+class Flagged(Dataset):
+    """``(input, label, flag)`` samples from a map-style dataset of ``(input, label, ...)``, every one
+    with the same ``flag``: which part of a forget + retain union (``ConcatDataset``) it comes from."""
+
+    def __init__(self, dataset: Dataset, flag: Any) -> None:
+        self.dataset = dataset
+        self.flag = flag
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, Any]:
+        item = self.dataset[index]
+        return item[0], item[1], self.flag
+
+
+def check_within_epochs(settings: Any, name: str) -> None:
+    """Raise ``invalid_setting`` unless setting ``name`` (a number of epochs, at least 0 by its own
+    bounds) is at most ``settings.epochs``; for a ``Settings.__post_init__``."""
+    value = getattr(settings, name)
+    if value > settings.epochs:
+        raise invalid_setting(settings, name, value, f"in [0, epochs] = [0, {settings.epochs}]")

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from lethe._registry import Settings, register_method, setting
 from lethe.errors import ConfigError, DataError
-from lethe.methods._common import reset_parameters
+from lethe.methods._common import Flagged, reset_parameters
 
 
 @dataclass
@@ -44,21 +44,6 @@ class BadTeacherSettings(Settings):
     lr: float = setting(1e-4, gt=0, meaning="learning rate")
     temperature: float = setting(1.0, gt=0)
     retain_fraction: float = setting(0.3, ge=0, le=1)
-
-
-class _Flagged(Dataset):
-    """``(x, y, flag)`` from a dataset of ``(x, y, ...)``; ``flag`` 1 marks forget samples."""
-
-    def __init__(self, dataset: Dataset, flag: int) -> None:
-        self.dataset = dataset
-        self.flag = flag
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        item = self.dataset[index]
-        return item[0], item[1], self.flag
 
 
 def incompetent_teacher(model: nn.Module, seed: int) -> nn.Module:
@@ -81,7 +66,7 @@ def union_loader(ctx, fraction: float) -> tuple[DataLoader, int, int]:
     n_keep = int(fraction * len(retain_set))
     generator = torch.Generator().manual_seed(ctx.engine.seed)
     chosen = torch.randperm(len(retain_set), generator=generator)[:n_keep].tolist()
-    union = ConcatDataset([_Flagged(forget_set, 1), _Flagged(Subset(retain_set, chosen), 0)])
+    union = ConcatDataset([Flagged(forget_set, 1), Flagged(Subset(retain_set, chosen), 0)])
     batch_size = ctx.retain.batch_size or ctx.forget.batch_size or 256
     return ctx.engine.loader(union, batch_size, shuffle=True), len(forget_set), n_keep
 

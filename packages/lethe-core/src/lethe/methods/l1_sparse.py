@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lethe._registry import Settings, invalid_setting, register_method, setting
+from lethe._registry import Settings, register_method, setting
 from lethe.engine import sgd
 from lethe.errors import ConfigError
+from lethe.methods._common import check_within_epochs
 
 
 @dataclass
@@ -37,8 +38,7 @@ class L1SparseSettings(Settings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.no_l1_epochs > self.epochs:
-            raise invalid_setting(self, "no_l1_epochs", self.no_l1_epochs, f"in [0, epochs] = [0, {self.epochs}]")
+        check_within_epochs(self, "no_l1_epochs")
 
 
 def l1_weight(s: L1SparseSettings, epoch: int) -> float:

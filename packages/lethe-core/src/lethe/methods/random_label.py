@@ -31,16 +31,16 @@ and ``lethe.unlearn`` accepts ``retain=None`` (it honours a ``use_retain`` setti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, IterableDataset
+from torch.utils.data import ConcatDataset, DataLoader, IterableDataset
 
 from lethe._registry import Settings, register_method, setting
 from lethe.engine import sgd
 from lethe.errors import ConfigError, DataError
-from lethe.methods._common import random_other_labels
+from lethe.methods._common import Flagged, random_other_labels
 
 
 @dataclass
@@ -55,31 +55,17 @@ class RandomLabelSettings(Settings):
     use_retain: bool = True
 
 
-class Tagged(Dataset):
-    """``(input, label, is_forget)`` samples from a map-style dataset of ``(input, label, ...)``."""
-
-    def __init__(self, dataset: Dataset, is_forget: bool) -> None:
-        self.dataset = dataset
-        self.is_forget = is_forget
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> tuple[Any, Any, bool]:
-        item = self.dataset[index]
-        return item[0], item[1], self.is_forget
-
-
 def mixed_loader(forget: DataLoader, retain: DataLoader, engine) -> DataLoader:
-    """One shuffled loader over the forget and retained samples together, tagged (see ``Tagged``),
-    with the retained loader's batch size (distributed sampler under ``torchrun``)."""
+    """One shuffled loader over the forget and retained samples together, each ``(input, label,
+    is_forget)`` (``Flagged`` True / False), with the retained loader's batch size (distributed
+    sampler under ``torchrun``)."""
     datasets = [forget.dataset, retain.dataset]
     if any(isinstance(d, IterableDataset) or not hasattr(d, "__len__") for d in datasets):
         raise ConfigError("random-label fine-tuning needs map-style forget and retain datasets")
     batch_size = retain.batch_size or forget.batch_size
     if not batch_size:
         raise ConfigError("cannot tell the batch size: give the retain loader a batch_size")
-    data = ConcatDataset([Tagged(forget.dataset, True), Tagged(retain.dataset, False)])
+    data = ConcatDataset([Flagged(forget.dataset, True), Flagged(retain.dataset, False)])
     return engine.loader(data, batch_size, shuffle=True)
 
 

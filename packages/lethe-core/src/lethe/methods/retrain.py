@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lethe._registry import Settings, invalid_setting, register_method, setting
+from lethe._registry import Settings, register_method, setting
 from lethe.engine import cosine_schedule, sgd
-from lethe.methods._common import reset_parameters
+from lethe.methods._common import check_within_epochs, reset_parameters
 
 
 @dataclass
@@ -34,8 +34,7 @@ class RetrainSettings(Settings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.warmup_epochs > self.epochs:
-            raise invalid_setting(self, "warmup_epochs", self.warmup_epochs, f"in [0, epochs] = [0, {self.epochs}]")
+        check_within_epochs(self, "warmup_epochs")
 
 
 PAPER = "retrain oracle; recipe of Jia et al., NeurIPS 2023 (arXiv 2304.04934)"

@@ -18,8 +18,15 @@ from lethe_vision.pipeline import TrainRecipe
 
 def test_run_lira_rows_and_report(tiny_spec, tmp_path):
     bundle = load_dataset(tiny_spec)
-    config = LiraConfig(arch="small-cnn", forget=(1,), methods=("gradient_ascent",), width=4,
-                        recipe=TrainRecipe(epochs=1, batch_size=16, warmup_epochs=0), pairs=3, samples=6)  # fmt: skip
+    config = LiraConfig(
+        arch="small-cnn",
+        forget=(1,),
+        methods=("gradient_ascent",),
+        width=4,
+        recipe=TrainRecipe(epochs=1, batch_size=16, warmup_epochs=0),
+        pairs=3,
+        samples=6,
+    )
     result = run_lira(bundle, config, Engine(seed=0, progress=False), log=lambda *_: None)
     rows = {row["method"]: row for row in result["rows"]}
     assert list(rows) == ["original", "retrain", "retrain-2", "gradient_ascent"]

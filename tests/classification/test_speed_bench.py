@@ -45,13 +45,19 @@ def _cfg(folder: Path, cache: Path, **extra) -> dict:
     """A speed config mapping; ``extra`` replaces top-level keys, ``svd_steps`` / ``delete_steps``
     entries are merged into the defaults here."""
     cfg = {
-        "task": "speed", "out": "unused", "dataset": f"imagefolder:{folder}",
-        "model": {"arch": "small-cnn", "width": 4}, "forget_sets": [1], "val_fraction": 0.1,
-        "recipe": {"epochs": 1, "batch_size": 8, "lr": 0.05, "warmup_epochs": 0}, "cache": str(cache),
+        "task": "speed",
+        "out": "unused",
+        "dataset": f"imagefolder:{folder}",
+        "model": {"arch": "small-cnn", "width": 4},
+        "forget_sets": [1],
+        "val_fraction": 0.1,
+        "recipe": {"epochs": 1, "batch_size": 8, "lr": 0.05, "warmup_epochs": 0},
+        "cache": str(cache),
         "overrides": {"delete": {"epochs": 3}},
         "svd_steps": {"samples": [6, 20], "batch_size": 4, "reference_max_patches": 30, "isolate": False},
-        "delete_steps": {"batch_size": 8, "target_forget_train": 100.0}, "retrain": {"published_epochs": 10},
-    }  # fmt: skip
+        "delete_steps": {"batch_size": 8, "target_forget_train": 100.0},
+        "retrain": {"published_epochs": 10},
+    }
     for section in ("svd_steps", "delete_steps"):
         cfg[section].update(extra.pop(section, {}))
     return {**cfg, **extra}
@@ -96,8 +102,12 @@ def test_speed_run_writes_tables_and_reuses_the_cached_original(tmp_path, tiny_f
 
 
 def test_isolated_svd_steps_run_in_fresh_processes(tmp_path, tiny_folder):
-    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_steps={"samples": [6], "isolate": True},
-               overrides={"delete": {"epochs": 1}})  # fmt: skip
+    cfg = _cfg(
+        tiny_folder,
+        tmp_path / "cache",
+        svd_steps={"samples": [6], "isolate": True},
+        overrides={"delete": {"epochs": 1}},
+    )
     result = _run(cfg, tmp_path / "iso")
     assert {r["method"] for r in result["svd"]} == {"ours", "reference"}
     assert all(r["memory_method"].startswith(("peak RSS", "ru_maxrss")) for r in result["svd"])
@@ -105,17 +115,23 @@ def test_isolated_svd_steps_run_in_fresh_processes(tmp_path, tiny_folder):
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"svd_steps": {"samplez": [9]}}, "samplez"), ({"svd_steps": {"samples": [900, 0]}}, "svd_steps.samples"),
-     ({"retrain": {"timed_epochs": 5}}, "retrain.timed_epochs"), ({"model": {"arch": "nope"}}, "model.arch: .*nope"),
-     ({"forget_sets": [1, 2]}, "measures one forget set"), ({"seeds": [0, 1]}, "measures one seed"),
-     ({"batch_size": 8}, "delete_steps.batch_size"), ({"delete_epochs": 3}, "no key 'delete_epochs'"),
-     ({"overrides": {"delete": {"momentum": 0.5}}}, "overrides.delete takes epochs, lr"),
-     ({"overrides": {"svd": {"alpha_r": -1}}}, "overrides.svd: .*alpha_r"),
-     ({"svd_steps": {"rows": {"ours-turbo": {"exact": True}}}}, "no row 'ours-turbo'"),
-     ({"svd_steps": {"rows": {"ours-fast": {"gram_precision": "float16"}}}}, "rows.ours-fast: .*gram_precision"),
-     ({"methods": ["svd"]}, "measures delete and svd"),
-     ({"model": {"arch": "small-cnn", "pretrained": "x"}}, "from scratch")],
-)  # fmt: skip
+    [
+        ({"svd_steps": {"samplez": [9]}}, "samplez"),
+        ({"svd_steps": {"samples": [900, 0]}}, "svd_steps.samples"),
+        ({"retrain": {"timed_epochs": 5}}, "retrain.timed_epochs"),
+        ({"model": {"arch": "nope"}}, "model.arch: .*nope"),
+        ({"forget_sets": [1, 2]}, "measures one forget set"),
+        ({"seeds": [0, 1]}, "measures one seed"),
+        ({"batch_size": 8}, "delete_steps.batch_size"),
+        ({"delete_epochs": 3}, "no key 'delete_epochs'"),
+        ({"overrides": {"delete": {"momentum": 0.5}}}, "overrides.delete takes epochs, lr"),
+        ({"overrides": {"svd": {"alpha_r": -1}}}, "overrides.svd: .*alpha_r"),
+        ({"svd_steps": {"rows": {"ours-turbo": {"exact": True}}}}, "no row 'ours-turbo'"),
+        ({"svd_steps": {"rows": {"ours-fast": {"gram_precision": "float16"}}}}, "rows.ours-fast: .*gram_precision"),
+        ({"methods": ["svd"]}, "measures delete and svd"),
+        ({"model": {"arch": "small-cnn", "pretrained": "x"}}, "from scratch"),
+    ],
+)
 def test_check_rejects_bad_configs(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
         speed.TASK.read(_cfg(tmp_path, tmp_path, **change))
@@ -143,8 +159,9 @@ def test_committed_cpu_report_rewrites_byte_identical(tmp_path):
 
 def test_fast_svd_row_uses_its_settings(tmp_path, tiny_folder):
     rows = {"ours-fast": {"max_patches": 12, "gram_precision": "float32"}}
-    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_steps={"samples": [6], "rows": rows},
-               overrides={"delete": {"epochs": 1}})  # fmt: skip
+    cfg = _cfg(
+        tiny_folder, tmp_path / "cache", svd_steps={"samples": [6], "rows": rows}, overrides={"delete": {"epochs": 1}}
+    )
     saved = _run(cfg, tmp_path / "out")
     assert [r["method"] for r in saved["svd"]] == ["ours", "ours-fast", "reference"]
     assert any(t["method"].startswith("SVD ours-fast >= 3x faster") for t in saved["targets"])
@@ -152,8 +169,13 @@ def test_fast_svd_row_uses_its_settings(tmp_path, tiny_folder):
 
 def test_randomised_svd_steps_repeat_over_seeds_and_tables_show_means(tmp_path, tiny_folder):
     rows = {"ours-fast": {"positions_per_sample": 2}, "ours-exact": {"exact": True}}
-    cfg = _cfg(tiny_folder, tmp_path / "cache", svd_steps={"samples": [6], "repeats": 3, "rows": rows},
-               overrides={"delete": {"epochs": 1}}, seeds=[2])  # fmt: skip
+    cfg = _cfg(
+        tiny_folder,
+        tmp_path / "cache",
+        svd_steps={"samples": [6], "repeats": 3, "rows": rows},
+        overrides={"delete": {"epochs": 1}},
+        seeds=[2],
+    )
     saved = _run(cfg, tmp_path / "out")
     seeds = {m: [r["seed"] for r in saved["svd_runs"] if r["method"] == m] for m in SVD_STEPS}
     # ours samples patches by default (issue 20); the exact path is deterministic

@@ -56,12 +56,14 @@ CONVS = {
     "depthwise": dict(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding=1, groups=4),
     "circular": dict(in_channels=2, out_channels=3, kernel_size=3, padding=1, padding_mode="circular"),
     # PyTorch's "same": asymmetric for an even kernel (1 top/left, 2 bottom/right), in padding_mode
-    "same-even-reflect": dict(in_channels=3, out_channels=4, kernel_size=(4, 2), padding="same",
-                              padding_mode="reflect"),
-    "same-even-dilated-reflect": dict(in_channels=4, out_channels=4, kernel_size=4, padding="same", dilation=2,
-                                      groups=2, padding_mode="reflect"),
+    "same-even-reflect": dict(
+        in_channels=3, out_channels=4, kernel_size=(4, 2), padding="same", padding_mode="reflect"
+    ),
+    "same-even-dilated-reflect": dict(
+        in_channels=4, out_channels=4, kernel_size=4, padding="same", dilation=2, groups=2, padding_mode="reflect"
+    ),
     "same-even-zeros": dict(in_channels=3, out_channels=2, kernel_size=4, padding="same"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("spec", list(CONVS.values()), ids=list(CONVS))
@@ -328,10 +330,14 @@ def test_float32_products_match_float64_grams():
 
 @pytest.mark.parametrize(
     "conv",
-    [nn.Conv2d(4, 6, 3, padding=1), nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2),
-     nn.Conv2d(4, 6, (3, 2), dilation=(2, 1), padding=(2, 0), padding_mode="reflect"), nn.Conv2d(4, 6, 1)],
+    [
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2),
+        nn.Conv2d(4, 6, (3, 2), dilation=(2, 1), padding=(2, 0), padding_mode="reflect"),
+        nn.Conv2d(4, 6, 1),
+    ],
     ids=["3x3", "strided-grouped", "dilated-reflect", "1x1"],
-)  # fmt: skip
+)
 def test_sampled_patches_are_the_unfolded_columns_at_the_drawn_positions(conv):
     x = torch.randn(3, 4, 9, 7)
     sampled, expected = sampled_and_expected(conv, x, _conv_features(conv, x), positions=4)

@@ -72,9 +72,14 @@ class Recorder(TorchFunctionMode):
             padding = a["padding"] if isinstance(a["padding"], str) else pair(a["padding"])
             assert self.current not in self.rec.calls, "one conv2d call per conv and forward"
             self.rec.calls[self.current] = ConvCall(
-                a["input"].detach().clone(), a["weight"].detach().clone(), a["bias"], pair(a["stride"]), padding,
-                pair(a["dilation"]), a["groups"],
-            )  # fmt: skip
+                a["input"].detach().clone(),
+                a["weight"].detach().clone(),
+                a["bias"],
+                pair(a["stride"]),
+                padding,
+                pair(a["dilation"]),
+                a["groups"],
+            )
         return func(*args, **kwargs)
 
     def __enter__(self):
@@ -254,8 +259,11 @@ def test_conv_padding_variants(make, size):
         assert_gram(collector.stats[name].gram, patches @ patches.transpose(1, 2), name)
 
 
-@pytest.mark.parametrize("make", [VARIANTS["timm-dynamic-same-stride2"], VARIANTS["torch-same-reflect"]],
-                         ids=["timm-dynamic-same", "torch-same-reflect"])  # fmt: skip
+@pytest.mark.parametrize(
+    "make",
+    [VARIANTS["timm-dynamic-same-stride2"], VARIANTS["torch-same-reflect"]],
+    ids=["timm-dynamic-same", "torch-same-reflect"],
+)
 def test_sampled_positions_are_patches_of_the_padded_input(make):
     """positions_per_sample keeps working with the module's padding: the drawn columns are the
     reference patches at the drawn positions."""

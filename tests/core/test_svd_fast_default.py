@@ -13,8 +13,12 @@ from lethe.projection import LayerUpdate, dual_spectrum, scaled_projector, thin_
 
 FORGET = [1]
 #: the settings of the exact path, spelled out (the defaults before issue 20)
-OLD_DEFAULTS = {"max_patches": None, "positions_per_sample": None, "gram_precision": "float64",
-                "eigh_precision": "float64"}  # fmt: skip
+OLD_DEFAULTS = {
+    "max_patches": None,
+    "positions_per_sample": None,
+    "gram_precision": "float64",
+    "eigh_precision": "float64",
+}
 FIXED = {"tune": False, "alpha_r": 30.0, "alpha_f": 10.0, "retain_per_class": 5, "num_forget": 20}
 
 
@@ -48,8 +52,9 @@ def test_exact_equals_the_float64_pipeline_by_hand(toy):
     retain = accumulate_grams(model, loaders["retain"], toy.engine(), per_class=5, num_classes=3)
     forget = accumulate_grams(model, loaders["forget"], toy.engine(), max_samples=20)
     for name in forget.ran():
-        update = LayerUpdate(weight_of(forget.stats[name]), forget.stats[name].spectrum(),
-                             retain.stats[name].spectrum())  # fmt: skip
+        update = LayerUpdate(
+            weight_of(forget.stats[name]), forget.stats[name].spectrum(), retain.stats[name].spectrum()
+        )
         assert torch.equal(update(30.0, 10.0), exact.state_dict()[f"{name}.weight"]), name
 
 
@@ -76,8 +81,10 @@ def test_fast_default_chooses_the_exact_alphas_on_the_grid(toy):
 @pytest.mark.parametrize("rank", [40, 7], ids=["full-rank", "rank-deficient"])
 def test_dual_spectrum_gives_the_thin_svd_projectors(rank):
     g = torch.Generator().manual_seed(0)
-    rows = (torch.randn(2, 64, rank, generator=g, dtype=torch.float64) @ torch.randn(2, rank, 40, generator=g,
-            dtype=torch.float64)) * torch.logspace(0, -3, 40, dtype=torch.float64)  # fmt: skip
+    rows = (
+        torch.randn(2, 64, rank, generator=g, dtype=torch.float64)
+        @ torch.randn(2, rank, 40, generator=g, dtype=torch.float64)
+    ) * torch.logspace(0, -3, 40, dtype=torch.float64)
     dual, thin = dual_spectrum(rows), thin_spectrum(rows)
     assert torch.isfinite(dual.vectors).all() and dual.vectors.dtype == torch.float64
     for alpha in (1.0, 30.0, 1000.0):

@@ -277,8 +277,9 @@ def test_svd_speed_options_are_checked(toy):
         toy.unlearn("svd", [1], overrides={"positions_per_sample": 0, "tune": False})
     with pytest.raises(lethe.ConfigError, match="max_patches must be at least 1"):
         toy.unlearn("svd", [1], overrides={"max_patches": 0, "tune": False})
-    _, record = toy.unlearn("svd", [1], overrides={"gram_precision": "float32", "positions_per_sample": 4,
-                                                   "tune": False})  # fmt: skip
+    _, record = toy.unlearn(
+        "svd", [1], overrides={"gram_precision": "float32", "positions_per_sample": 4, "tune": False}
+    )
     assert record.settings["gram_precision"] == "float32"
 
 

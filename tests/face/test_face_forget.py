@@ -34,8 +34,20 @@ def photos_of(faces_root: Path, person: str, tmp_path: Path, count: int = 6) -> 
 def test_forget_a_person_from_photos_alone(cli, trained, faces_root, tmp_path):
     photos = photos_of(faces_root, "person_2", tmp_path)
     out, grid = tmp_path / "forgot.safetensors", tmp_path / "grid.png"
-    r = cli("forget", "--checkpoint", trained, "--photos", photos, "--out", out, "--set", "epochs=2", "--grid", grid,
-            *RUNTIME)  # fmt: skip
+    r = cli(
+        "forget",
+        "--checkpoint",
+        trained,
+        "--photos",
+        photos,
+        "--out",
+        out,
+        "--set",
+        "epochs=2",
+        "--grid",
+        grid,
+        *RUNTIME,
+    )
     assert r.code == 0, r.err
     assert "delete forgot person_2 from 6 photos" in r.out
     model, info = load_face_model(out)
@@ -48,8 +60,22 @@ def test_forget_with_the_person_named_and_a_method_that_reads_the_dataset(cli, t
     photos = photos_of(faces_root, "person_3", tmp_path)
     renamed = photos.rename(tmp_path / "holiday")
     out = tmp_path / "forgot.safetensors"
-    r = cli("forget", "--checkpoint", trained, "--photos", renamed, "--person", "person_3", "--method", "finetune",
-            "--set", "epochs=1", "--out", out, *RUNTIME)  # fmt: skip
+    r = cli(
+        "forget",
+        "--checkpoint",
+        trained,
+        "--photos",
+        renamed,
+        "--person",
+        "person_3",
+        "--method",
+        "finetune",
+        "--set",
+        "epochs=1",
+        "--out",
+        out,
+        *RUNTIME,
+    )
     assert r.code == 0, r.err
     assert load_face_model(out)[1]["unlearned"]["forget"] == ["person_3"]
 
@@ -91,9 +117,33 @@ def test_photo_files_and_person_index(tmp_path):
 def test_dlib_resnet_trains_imprinted_and_forgets_from_photos(cli, faces_spec, faces_root, tmp_path):
     """The real recogniser's path: dlib's pretrained ResNet (make dlib-models), frozen trunk, imprinted head."""
     original, out = tmp_path / "dlib.safetensors", tmp_path / "forgot.safetensors"
-    r = cli("train", "--dataset", faces_spec, "--size", "150", "--embedder", "dlib-resnet", "--pretrained", "dlib",
-            "--frozen-blocks", "14", "--imprint", "--head", "cosine", "--scale", "16", "--epochs", "1",
-            "--batch-size", "16", "--lr", "3e-4", "--out", original, *RUNTIME)  # fmt: skip
+    r = cli(
+        "train",
+        "--dataset",
+        faces_spec,
+        "--size",
+        "150",
+        "--embedder",
+        "dlib-resnet",
+        "--pretrained",
+        "dlib",
+        "--frozen-blocks",
+        "14",
+        "--imprint",
+        "--head",
+        "cosine",
+        "--scale",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-4",
+        "--out",
+        original,
+        *RUNTIME,
+    )
     assert r.code == 0, r.err
     model, info = load_face_model(original)
     assert info["model"]["frozen_blocks"] == 14 and info["model"]["embedder"] == "dlib-resnet"

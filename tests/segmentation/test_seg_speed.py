@@ -27,12 +27,16 @@ def _cfg(root: Path, cache: Path, **extra) -> dict:
     """A segmentation speed config mapping; ``extra`` replaces top-level keys, ``svd_steps`` entries
     are merged into the defaults here."""
     cfg = {
-        "task": "speed-segmentation", "title": "tiny seg speed", "out": "unused", "dataset": f"folder:{root}",
+        "task": "speed-segmentation",
+        "title": "tiny seg speed",
+        "out": "unused",
+        "dataset": f"folder:{root}",
         "forget_sets": ["car"],
         "model": {"arch": "Unet", "encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 8]},
-        "recipe": {"epochs": 1, "batch_size": 4, "lr": 0.1, "warmup_epochs": 0}, "cache": str(cache),
+        "recipe": {"epochs": 1, "batch_size": 4, "lr": 0.1, "warmup_epochs": 0},
+        "cache": str(cache),
         "svd_steps": {"samples": [2, 4], "batch_size": 2, "reference_max_patches": 50, "isolate": False},
-    }  # fmt: skip
+    }
     cfg["svd_steps"].update(extra.pop("svd_steps", {}))
     return {**cfg, **extra}
 
@@ -71,12 +75,18 @@ def test_sides_are_disjoint_and_ordered_by_class_share(tmp_path):
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"svd_steps": {"samplez": [9]}}, "samplez"), ({"svd_steps": {"samples": [4, 0]}}, "svd_steps.samples"),
-     ({"overrides": {"svd": {"alpha_r": -1}}}, "overrides.svd: .*alpha"), ({"svd_samples": [4]}, "svd_samples"),
-     ({"batch_size": 8}, "svd_steps.batch_size"), ({"forget_sets": ["car", "road"]}, "one forget set"),
-     ({"overrides": {"delete": {"epochs": 1}}}, "measures only svd"), ({"model": {"encoder": "nonesuch"}}, "encoder"),
-     ({"data": {"size": "96by128"}}, "data.size")],
-)  # fmt: skip
+    [
+        ({"svd_steps": {"samplez": [9]}}, "samplez"),
+        ({"svd_steps": {"samples": [4, 0]}}, "svd_steps.samples"),
+        ({"overrides": {"svd": {"alpha_r": -1}}}, "overrides.svd: .*alpha"),
+        ({"svd_samples": [4]}, "svd_samples"),
+        ({"batch_size": 8}, "svd_steps.batch_size"),
+        ({"forget_sets": ["car", "road"]}, "one forget set"),
+        ({"overrides": {"delete": {"epochs": 1}}}, "measures only svd"),
+        ({"model": {"encoder": "nonesuch"}}, "encoder"),
+        ({"data": {"size": "96by128"}}, "data.size"),
+    ],
+)
 def test_check_rejects_bad_configs(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
         speed.TASK.read(_cfg(tmp_path, tmp_path, **change))

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from lethe.io import write_text_atomic
-from lethe_vision.report import markdown_table, pyplot, save_figure
+from lethe_vision.report import header_lines, markdown_table, pyplot, save_figure
 
 COLUMNS = ("clean_acc", "asr", "robust_acc", "delta_clean_acc", "stamped", "clean", "seconds")
 SWEEP_COLUMNS = ("budget", "stamped", "clean", "clean_acc", "asr", "robust_acc", "seconds")
@@ -39,7 +39,7 @@ def checks(result: Mapping[str, Any]) -> list[str]:
 def markdown(result: Mapping[str, Any], title: str) -> str:
     """Title, settings header, checks, the defences table and the budget sweep table."""
     lines = [f"# {title}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in result["header"].items()]
+    lines += header_lines(result["header"])
     lines += ["", "## Checks", "", *(f"- {line}" for line in checks(result))]
     main = result["budget"]
     lines += [

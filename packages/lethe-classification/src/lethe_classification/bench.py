@@ -47,6 +47,7 @@ from lethe_vision.pipeline import (
     train_model,
     unlearn_model,
 )
+from lethe_vision.report import header_lines
 
 
 @dataclass
@@ -360,7 +361,7 @@ def write_suite(runs: Sequence[Mapping[str, Any]], out: str | Path, title: str, 
     summary = aggregate(runs)
     write_json_atomic(out / "runs.json", list(runs))
     write_json_atomic(out / "summary.json", summary)
-    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in header.items()), "", aggregate_markdown(summary)]
+    lines = [f"# {title}", "", *header_lines(header), "", aggregate_markdown(summary)]
     write_text_atomic(out / "results.md", "\n".join(lines))
     plot_scatter(out / "scatter.png", runs, title)
     first = runs[0]

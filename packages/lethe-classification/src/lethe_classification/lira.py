@@ -42,7 +42,7 @@ from lethe_classification.lira_stats import VARIANCES, AttackResult, Chance, att
 from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, run_settings
 from lethe_vision.data import DatasetBundle, parse_classes, per_class_sample
 from lethe_vision.pipeline import Splits, TrainRecipe, make_splits, model_spec, outputs_on, train_model, unlearn_model
-from lethe_vision.report import markdown_table
+from lethe_vision.report import header_lines, markdown_table
 
 ORACLE, ORACLE_2, ORIGINAL = "retrain", "retrain-2", "original"
 #: Seed offsets of a pair's trainings (pair j: ``seed + j`` plus these): independent initialisations
@@ -80,8 +80,15 @@ def data_half(splits: Splits, fraction: float, seed: int) -> Splits:
     """``splits`` with its training data cut to a seeded random ``fraction``."""
     gen = torch.Generator().manual_seed(seed)
     keep = torch.randperm(len(splits.train), generator=gen)[: round(fraction * len(splits.train))]
-    return Splits(splits.bundle, splits.forget_classes, splits.train.subset(keep.sort().values), splits.validation,
-                  splits.test, splits.val_fraction, seed)  # fmt: skip
+    return Splits(
+        splits.bundle,
+        splits.forget_classes,
+        splits.train.subset(keep.sort().values),
+        splits.validation,
+        splits.test,
+        splits.val_fraction,
+        seed,
+    )
 
 
 def train_pair(
@@ -99,12 +106,17 @@ def train_pair(
         models[role] = (model, {"seconds": seconds, "epochs": len(epochs), "seed": engine.seed})
     engine.seed = seed  # the methods start from the original and run with its seed
     for method in config.methods:
-        model, record = unlearn_model(models[ORIGINAL][0], method, half, engine, config.method_overrides.get(method),
-                                      config.unlearn_batch_size)  # fmt: skip
-        models[method] = (model, {"seconds": record.seconds, "epochs": len(record.log), "seed": seed,
-                                  "settings": dict(record.settings)})  # fmt: skip
-    log(f"pair {index}: " + ", ".join(f"{role} {ran['seconds']:.1f} s / {ran['epochs']} ep"
-                                      for role, (_, ran) in models.items()))  # fmt: skip
+        model, record = unlearn_model(
+            models[ORIGINAL][0], method, half, engine, config.method_overrides.get(method), config.unlearn_batch_size
+        )
+        models[method] = (
+            model,
+            {"seconds": record.seconds, "epochs": len(record.log), "seed": seed, "settings": dict(record.settings)},
+        )
+    log(
+        f"pair {index}: "
+        + ", ".join(f"{role} {ran['seconds']:.1f} s / {ran['epochs']} ep" for role, (_, ran) in models.items())
+    )
     return models
 
 
@@ -115,8 +127,12 @@ def measure(models: Mapping[str, tuple], targets, splits: Splits, engine: Engine
     for role, (model, ran) in models.items():
         out = outputs_on(model, targets, splits.bundle, engine)
         kept = outputs_on(model, retain_test, splits.bundle, engine)
-        result[role] = {"phi": logit_confidence(out.logits, out.labels), "forget_acc": accuracy(out),
-                        "retain_test": accuracy(kept), **ran}  # fmt: skip
+        result[role] = {
+            "phi": logit_confidence(out.logits, out.labels),
+            "forget_acc": accuracy(out),
+            "retain_test": accuracy(kept),
+            **ran,
+        }
     return result
 
 
@@ -129,8 +145,10 @@ def run_lira(bundle: DatasetBundle, config: LiraConfig, engine: Engine, log=main
     forget_train = splits.forget_train
     targets = per_class_sample(forget_train, config.samples, config.seed)
     start = time.perf_counter()
-    per_pair = [measure(train_pair(bundle, config, splits, j, engine, log), targets, splits, engine)
-                for j in range(config.pairs)]  # fmt: skip
+    per_pair = [
+        measure(train_pair(bundle, config, splits, j, engine, log), targets, splits, engine)
+        for j in range(config.pairs)
+    ]
     roles = list(per_pair[0])
     phi = {role: np.stack([pair[role]["phi"] for pair in per_pair]) for role in roles}
     attacks = attack_table(phi, ORACLE, config.variance)
@@ -138,30 +156,41 @@ def run_lira(bundle: DatasetBundle, config: LiraConfig, engine: Engine, log=main
     rows = [lira_row(role, attacks.get(role), [pair[role] for pair in per_pair], nulls.get(role)) for role in roles]
     reference = nulls[ORACLE_2]
     names = ("attack_acc", "attack_auc", "pair_acc")
-    spread = ", ".join(f"{name} {lo:.1f}-{hi:.1f}" for c, name in enumerate(names)
-                       for lo, hi in [reference.interval(c)])  # fmt: skip
+    spread = ", ".join(
+        f"{name} {lo:.1f}-{hi:.1f}" for c, name in enumerate(names) for lo, hi in [reference.interval(c)]
+    )
     header = {
-        "dataset": bundle.name, "arch": config.arch, "width": config.width,
+        "dataset": bundle.name,
+        "arch": config.arch,
+        "width": config.width,
         "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
-        "recipe": asdict(config.recipe), "methods": list(config.methods), "method_overrides": config.method_overrides,
+        "recipe": asdict(config.recipe),
+        "methods": list(config.methods),
+        "method_overrides": config.method_overrides,
         "pairs (P; each attacked with the other P - 1 as shadows, K)": f"{config.pairs} (K = {config.pairs - 1})",
         "training images per pair": f"{round(config.fraction * len(splits.train))} "
-                                    f"(a random {config.fraction:g} of {len(splits.train)})",
+        f"(a random {config.fraction:g} of {len(splits.train)})",
         "attacked forget-class training images": len(targets),
-        "variance": {"pooled": "per sample, pooled over both hypotheses (floored at 0.1 x the median)",
-                     "fixed": "fixed (one per hypothesis)", "per_sample": "per sample"}[config.variance],
+        "variance": {
+            "pooled": "per sample, pooled over both hypotheses (floored at 0.1 x the median)",
+            "fixed": "fixed (one per hypothesis)",
+            "per_sample": "per sample",
+        }[config.variance],
         "seeds (pair j)": "original seed + j (and every method), retrain seed + j + 1000, retrain-2 seed + j + 2000",
         "chance (95 % of the metrics over all within-pair swaps of retrain and retrain-2)": spread,
         "seed": config.seed,
-        "seconds": round(time.perf_counter() - start, 1), **environment(engine),
-    }  # fmt: skip
-    scores = {role: {"method": a.scores_method.tolist(), "oracle": a.scores_oracle.tolist()}
-              for role, a in attacks.items()}  # fmt: skip
+        "seconds": round(time.perf_counter() - start, 1),
+        **environment(engine),
+    }
+    scores = {
+        role: {"method": a.scores_method.tolist(), "oracle": a.scores_oracle.tolist()} for role, a in attacks.items()
+    }
     return {"header": header, "rows": rows, "scores": scores, "phi": phi}
 
 
-def lira_row(role: str, attack: AttackResult | None, pairs: Sequence[Mapping[str, Any]],
-             null: Chance | None = None) -> dict[str, Any]:  # fmt: skip
+def lira_row(
+    role: str, attack: AttackResult | None, pairs: Sequence[Mapping[str, Any]], null: Chance | None = None
+) -> dict[str, Any]:
     """One table row: the attack's accuracy / AUC against the oracle (and its permutation p-value),
     the models' means and what ran (epochs, seconds, seeds, a method's resolved settings)."""
     row: dict[str, Any] = {"method": role}
@@ -184,8 +213,17 @@ def lira_row(role: str, attack: AttackResult | None, pairs: Sequence[Mapping[str
     return row
 
 
-COLUMNS = ("attack_acc", "attack_auc", "pair_acc", "p_perm", "mean_phi", "forget_acc", "retain_test", "epochs",
-           "seconds")  # fmt: skip
+COLUMNS = (
+    "attack_acc",
+    "attack_auc",
+    "pair_acc",
+    "p_perm",
+    "mean_phi",
+    "forget_acc",
+    "retain_test",
+    "epochs",
+    "seconds",
+)
 
 #: A method is told apart from the oracle when the attack labels at least this share of models
 #: right, ranks them with at least this AUC (percent) and no more than this share of within-pair
@@ -197,26 +235,36 @@ def verdict(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Sentences saying which methods the attacker tells from the oracle (``TOLD_APART``), with the
     oracle-vs-oracle reference beside them."""
     acc, auc_, p = TOLD_APART
-    told = [r["method"] for r in rows if r.get("attack_acc", 0) >= acc and r.get("attack_auc", 0) >= auc_
-            and r.get("p_perm", 0.0) <= p]  # fmt: skip
+    told = [
+        r["method"]
+        for r in rows
+        if r.get("attack_acc", 0) >= acc and r.get("attack_auc", 0) >= auc_ and r.get("p_perm", 0.0) <= p
+    ]
     kept = [r["method"] for r in rows if "attack_acc" in r and r["method"] not in told]
     ref = next((r for r in rows if r["method"] == ORACLE_2 and "attack_acc" in r), None)
     lines = [
         f"Told apart from the retrain oracle (attack accuracy >= {acc:g} %, AUC >= {auc_:g} % and p_perm <= {p:g}): "
-        + (", ".join(told) or "none") + ".",
+        + (", ".join(told) or "none")
+        + ".",
         "Not told apart at this scale: " + (", ".join(kept) or "none") + ".",
-    ]  # fmt: skip
+    ]
     if ref is not None:
-        lines.append(f"Reference (oracle vs oracle, {ORACLE_2}): attack accuracy {ref['attack_acc']:.2f} %, "
-                     f"AUC {ref['attack_auc']:.2f} %, pair accuracy {ref['pair_acc']:.2f} % "
-                     f"(p_perm {ref.get('p_perm', float('nan')):.3f}).")  # fmt: skip
+        lines.append(
+            f"Reference (oracle vs oracle, {ORACLE_2}): attack accuracy {ref['attack_acc']:.2f} %, "
+            f"AUC {ref['attack_auc']:.2f} %, pair accuracy {ref['pair_acc']:.2f} % "
+            f"(p_perm {ref.get('p_perm', float('nan')):.3f})."
+        )
     return lines
 
 
 def settings_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per method row: its resolved settings and the epochs it ran in each pair."""
-    return [f"- **{r['method']}**: settings {r['settings']}; epochs run per pair {r['epochs_per_pair']}; "
-            f"seconds per pair {r['seconds_per_pair']}" for r in rows if "settings" in r]  # fmt: skip
+    return [
+        f"- **{r['method']}**: settings {r['settings']}; epochs run per pair {r['epochs_per_pair']}; "
+        f"seconds per pair {r['seconds_per_pair']}"
+        for r in rows
+        if "settings" in r
+    ]
 
 
 def write_lira(result: Mapping[str, Any], out: str | Path, title: str) -> str:
@@ -228,7 +276,7 @@ def write_lira(result: Mapping[str, Any], out: str | Path, title: str) -> str:
         np.savez_compressed(out / "phi.npz", **phi)
         result = {k: v for k, v in result.items() if k != "phi"}
     write_json_atomic(out / "results.json", result)
-    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
+    lines = [f"# {title}", "", *header_lines(result["header"]), ""]
     lines += [
         "Columns: `attack_acc`, share of held-out models (method outputs and oracles) the attacker labels "
         "right; `attack_auc`, ROC AUC of its scores; `pair_acc`, share of pairs where the method's output "
@@ -306,9 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     argv = sys.argv[1:] if argv is None else list(argv)
     # "config file", not "config": results_pages.py reads "config" as a benchmarks/run.py config
-    result["header"] = {"command": "python -m lethe_classification.lira " + shlex.join(argv),
-                        "config file": args.config, **result["header"],
-                        **({"note": cfg["note"]} if cfg.get("note") else {})}  # fmt: skip
+    result["header"] = {
+        "command": "python -m lethe_classification.lira " + shlex.join(argv),
+        "config file": args.config,
+        **result["header"],
+        **({"note": cfg["note"]} if cfg.get("note") else {}),
+    }
     out = Path(args.out) if args.out else Path("benchmarks/results") / cfg["out"]
     print(write_lira(result, out, cfg.get("title", f"LiRA-style attack on {bundle.name}")))
     return 0

@@ -150,8 +150,7 @@ def attack_table(
     phi: Mapping[str, np.ndarray], oracle: str = "retrain", variance: str = "pooled"
 ) -> dict[str, AttackResult]:
     """``leave_one_out_attack`` of every role of ``phi`` (role -> ``[P, n]``) against ``oracle``."""
-    return {role: leave_one_out_attack(values, phi[oracle], variance)
-            for role, values in phi.items() if role != oracle}  # fmt: skip
+    return {role: leave_one_out_attack(values, phi[oracle], variance) for role, values in phi.items() if role != oracle}
 
 
 @dataclass
@@ -178,7 +177,7 @@ def chance(
     2**P subsets while that is at most ``max_swaps``, else ``max_swaps`` random ones (the identity
     first). Where the roles are exchangeable (the oracle-vs-oracle reference) this is the exact
     distribution of the metrics under the null; for a method it asks whether its outputs could be
-    oracles."""  # fmt: skip
+    oracles."""
     method_phi, oracle_phi = np.asarray(method_phi, float), np.asarray(oracle_phi, float)
     pairs = method_phi.shape[0]
     if 2**pairs <= max_swaps:

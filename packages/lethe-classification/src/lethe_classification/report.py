@@ -9,7 +9,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lethe.io import write_text_atomic
-from lethe_vision.report import ACCURACY_COLUMNS, column_stats, markdown_table, mean_std_cells, pyplot, save_figure
+from lethe_vision.report import (
+    ACCURACY_COLUMNS,
+    column_stats,
+    header_lines,
+    markdown_table,
+    mean_std_cells,
+    pyplot,
+    save_figure,
+)
 
 COLUMNS = (
     *ACCURACY_COLUMNS,
@@ -44,7 +52,7 @@ def _wrapped(title: str, width: int = 80) -> str:
 def write_report(path: str | os.PathLike, title: str, header: dict[str, Any], rows: Sequence[dict]) -> str:
     """Write the Markdown report (settings list then table) atomically; returns its text."""
     lines = [f"# {title}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in header.items()]
+    lines += header_lines(header)
     text = "\n".join(lines) + "\n\n" + markdown_table(rows, present_columns(rows))
     write_text_atomic(path, text)
     return text

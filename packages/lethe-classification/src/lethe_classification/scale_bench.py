@@ -52,7 +52,7 @@ from lethe_vision.pipeline import (
     train_model,
     unlearn_model,
 )
-from lethe_vision.report import markdown_table
+from lethe_vision.report import header_lines, markdown_table
 
 #: The GPU recipe: one-cycle-like SGD (2 warm-up epochs, cosine to zero) over 32 epochs at batch
 #: 512, lr 0.4 (the papers' 0.1 at 128, scaled linearly), wd 5e-4, label smoothing 0.1, crop + flip.
@@ -73,9 +73,13 @@ class ScaleConfig:
     #: row name -> (method, overrides); DELETE and SVD run their published defaults. svd-fast: the
     #: settings these results ran (float64 eigh then; SVD's default since issue 20 is float32)
     variants: dict[str, tuple[str, dict[str, Any]]] = field(
-        default_factory=lambda: {"svd-fast": ("svd", {"exact": False, "max_patches": 20000, "gram_precision": "float32",
-                                                      "eigh_precision": "float64"})}
-    )  # fmt: skip
+        default_factory=lambda: {
+            "svd-fast": (
+                "svd",
+                {"exact": False, "max_patches": 20000, "gram_precision": "float32", "eigh_precision": "float64"},
+            )
+        }
+    )
     #: svd: the exact Gram path these results ran (the default is the fast path since issue 20)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=lambda: {"svd": {"exact": True}})
     unlearn_batch_size: int = 128
@@ -519,7 +523,7 @@ COLUMNS = (
 def report_markdown(result: Mapping[str, Any], title: str) -> str:
     """The report: header, one table per forget class, the speed rows and the targets."""
     lines = [f"# {title}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in result["header"].items()]
+    lines += header_lines(result["header"])
     for run in result["runs"]:
         lines += ["", f"## Forgetting {', '.join(run['header']['forget'])}", "", markdown_table(run["rows"], COLUMNS)]
     lines += ["", "## Speed", "", "| what | " + " | ".join(("seconds", "detail")) + " |", "|---|---|---|"]

@@ -193,10 +193,21 @@ def measure_svd(
         tensors = (normalised(retain, splits.bundle), retain.labels, normalised(forget, splits.bundle), forget.labels)
         return tensors, counts
 
-    job = {"task": "classification", "device": str(engine.device), "forget_classes": list(splits.forget_classes),
-           "num_classes": splits.bundle.num_classes}  # fmt: skip
-    return vision_speed.measure_svd(config, original, {k: info[k] for k in ("dataset", "model")}, sides, job,
-                                    lambda model: accuracies_on_test(model, splits, engine), log)  # fmt: skip
+    job = {
+        "task": "classification",
+        "device": str(engine.device),
+        "forget_classes": list(splits.forget_classes),
+        "num_classes": splits.bundle.num_classes,
+    }
+    return vision_speed.measure_svd(
+        config,
+        original,
+        {k: info[k] for k in ("dataset", "model")},
+        sides,
+        job,
+        lambda model: accuracies_on_test(model, splits, engine),
+        log,
+    )
 
 
 # ---------------------------------------------------------------- DELETE measurements
@@ -205,10 +216,15 @@ def measure_svd(
 def _delete_ours(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedBenchConfig, engine: Engine) -> None:
     """``lethe.unlearn(..., "delete")``: the engine's loop (bf16 autocast and channels_last on CUDA)."""
     lethe.unlearn(
-        model, "delete", forget=clock, forget_classes=splits.forget_classes, num_classes=splits.bundle.num_classes,
+        model,
+        "delete",
+        forget=clock,
+        forget_classes=splits.forget_classes,
+        num_classes=splits.bundle.num_classes,
         overrides={**config.delete, "freeze_bn": False},  # the reference's loop
-        engine=engine, inplace=True,
-    )  # fmt: skip
+        engine=engine,
+        inplace=True,
+    )
 
 
 def _delete_reference(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedBenchConfig, engine) -> None:
@@ -225,8 +241,13 @@ def _engine_loader(splits: Splits, config: SpeedBenchConfig, engine: Engine) -> 
 def _plain_loader(splits: Splits, config: SpeedBenchConfig, engine: Engine) -> DataLoader:
     """The reference's loader: a plain shuffled DataLoader with the training augmentation."""
     dataset = TensorImageDataset(splits.forget_train, splits.bundle, augment=True)
-    return DataLoader(dataset, batch_size=config.delete_steps.batch_size, shuffle=True, num_workers=config.workers,
-                      generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
+    return DataLoader(
+        dataset,
+        batch_size=config.delete_steps.batch_size,
+        shuffle=True,
+        num_workers=config.workers,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
 
 
 #: name -> (loader factory, training loop)
@@ -243,23 +264,35 @@ def measure_delete(config: SpeedBenchConfig, splits: Splits, original: nn.Module
         seed_everything(config.seed)
         model = copy.deepcopy(original)
         check_model = partial(forget_train_accuracy, model, splits, engine)
-        clock = EpochClock(make_loader(splits, config, engine), check_model, config.delete_steps.target_forget_train,
-                           config.delete_steps.stop_at_target, engine.device)  # fmt: skip
+        clock = EpochClock(
+            make_loader(splits, config, engine),
+            check_model,
+            config.delete_steps.target_forget_train,
+            config.delete_steps.stop_at_target,
+            engine.device,
+        )
         run(model, clock, splits, config, engine)
         clock.close_epoch()
         images = clock.epochs * len(splits.forget_train)
         reached = clock.reached or {}
         row = {
-            "method": name, "epochs_run": clock.epochs, "images": images, "seconds": clock.train_seconds,
+            "method": name,
+            "epochs_run": clock.epochs,
+            "images": images,
+            "seconds": clock.train_seconds,
             "images_per_s": images / clock.train_seconds if clock.train_seconds else float("nan"),
-            "epochs_to_target": reached.get("epoch"), "seconds_to_target": reached.get("train_seconds"),
+            "epochs_to_target": reached.get("epoch"),
+            "seconds_to_target": reached.get("train_seconds"),
             "forget_train": clock.history[-1]["forget_train"] if clock.history else float("nan"),
-            **accuracies_on_test(model, splits, engine), "history": clock.history,
-        }  # fmt: skip
+            **accuracies_on_test(model, splits, engine),
+            "history": clock.history,
+        }
         rows.append(row)
-        log(f"delete {name:>9}: {row['images_per_s']:.0f} images/s, {row['epochs_run']} epochs, "
+        log(
+            f"delete {name:>9}: {row['images_per_s']:.0f} images/s, {row['epochs_run']} epochs, "
             f"target after {row['seconds_to_target']} s, forget_test {row['forget_test']:.2f}, "
-            f"retain_test {row['retain_test']:.2f}")  # fmt: skip
+            f"retain_test {row['retain_test']:.2f}"
+        )
     return rows
 
 
@@ -274,13 +307,17 @@ def measure_retrain(config: SpeedBenchConfig, splits: Splits, engine: Engine, lo
     oracle, seconds, _ = train_model(spec, splits.retain_train, splits.bundle, recipe, engine, "retrain")
     per_epoch, published = seconds / epochs, config.retrain.published_epochs
     result = {
-        "epochs_trained": epochs, "seconds_measured": seconds, "seconds_per_epoch": per_epoch,
-        "recipe_epochs": config.recipe.epochs, "recipe_seconds": per_epoch * config.recipe.epochs,
+        "epochs_trained": epochs,
+        "seconds_measured": seconds,
+        "seconds_per_epoch": per_epoch,
+        "recipe_epochs": config.recipe.epochs,
+        "recipe_seconds": per_epoch * config.recipe.epochs,
         "recipe_seconds_is": "measured" if epochs == config.recipe.epochs else "extrapolated",
-        "published_epochs": published, "published_seconds": per_epoch * published,
+        "published_epochs": published,
+        "published_seconds": per_epoch * published,
         "published_seconds_is": "extrapolated" if epochs != published else "measured",
         **accuracies_on_test(oracle, splits, engine),
-    }  # fmt: skip
+    }
     log(f"retrain: {seconds:.1f} s for {epochs} epochs ({per_epoch:.1f} s/epoch)")
     return result
 
@@ -302,8 +339,14 @@ def targets(svd: list[dict], delete: list[dict]) -> list[dict[str, Any]]:
     for row in (r for r in delete if r["method"] == "ours"):
         cheaper = row["times_cheaper_than_published_retrain"]
         met = cheaper is not None and cheaper >= 100
-        rows.append({"method": "DELETE >= 100x cheaper than published retraining", "value": cheaper, "met": met,
-                     "met_within_spread": met})  # fmt: skip
+        rows.append(
+            {
+                "method": "DELETE >= 100x cheaper than published retraining",
+                "value": cheaper,
+                "met": met,
+                "met_within_spread": met,
+            }
+        )
     return rows
 
 
@@ -311,21 +354,37 @@ def write_speed_report(result: Mapping[str, Any], out: Path, title: str) -> str:
     """``results.json`` and ``results.md`` under ``out``, atomically; returns the Markdown."""
     retrain, delete = result["retrain"], result["delete"]
     sections = [
-        "## DELETE", "",
-        markdown_table(delete, ("epochs_run", "images_per_s", "seconds", "epochs_to_target", "seconds_to_target",
-                                "forget_train", "forget_test", "retain_test", "vs_retrain_published",
-                                "times_cheaper_than_published_retrain")),
+        "## DELETE",
+        "",
+        markdown_table(
+            delete,
+            (
+                "epochs_run",
+                "images_per_s",
+                "seconds",
+                "epochs_to_target",
+                "seconds_to_target",
+                "forget_train",
+                "forget_test",
+                "retain_test",
+                "vs_retrain_published",
+                "times_cheaper_than_published_retrain",
+            ),
+        ),
         f"Fractions of retraining use the seconds to reach forget_train <= {result['header']['target forget_train']} "
-        "% where reached, else all training seconds (checks excluded).", "",
-        "## Retraining (the oracle)", "",
+        "% where reached, else all training seconds (checks excluded).",
+        "",
+        "## Retraining (the oracle)",
+        "",
         f"- measured: {retrain['seconds_measured']:.1f} s for {retrain['epochs_trained']} epochs "
         f"({retrain['seconds_per_epoch']:.2f} s/epoch); forget_test {retrain['forget_test']:.2f}, "
         f"retain_test {retrain['retain_test']:.2f} after those epochs",
         f"- config recipe, {retrain['recipe_epochs']} epochs: {retrain['recipe_seconds']:.1f} s "
         f"({retrain['recipe_seconds_is']})",
         f"- published recipe, {retrain['published_epochs']} epochs: {retrain['published_seconds']:.1f} s "
-        f"({retrain['published_seconds_is']} from the measured seconds per epoch)", "",
-    ]  # fmt: skip
+        f"({retrain['published_seconds_is']} from the measured seconds per epoch)",
+        "",
+    ]
     return vision_speed.write_speed_report(
         out,
         result,
@@ -359,10 +418,21 @@ def run_benchmark(
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=config.workers)
     forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes)
     splits = make_splits(bundle, forget, config.val_fraction, config.seed)
-    original, info = cached_original(bundle, config.model.arch, config.model.width, config.recipe, config.seed,
-                                     config.val_fraction, engine, config.cache, log)  # fmt: skip
-    first = {"forget_train": forget_train_accuracy(original, splits, engine),
-             **accuracies_on_test(original, splits, engine)}  # fmt: skip
+    original, info = cached_original(
+        bundle,
+        config.model.arch,
+        config.model.width,
+        config.recipe,
+        config.seed,
+        config.val_fraction,
+        engine,
+        config.cache,
+        log,
+    )
+    first = {
+        "forget_train": forget_train_accuracy(original, splits, engine),
+        **accuracies_on_test(original, splits, engine),
+    }
     svd_seeds = measure_svd(config, splits, original, info, engine, log)
     svd = vision_speed.summarise_svd(svd_seeds)
     delete = measure_delete(config, splits, original, engine, log)
@@ -371,17 +441,34 @@ def run_benchmark(
     add_fractions(delete, retrain, "seconds_to_target")
     steps = config.delete_steps
     header = {
-        "dataset": bundle.name, "arch": config.model.arch, "width": config.model.width,
+        "dataset": bundle.name,
+        "arch": config.model.arch,
+        "width": config.model.width,
         "forget": [f"{c} ({bundle.classes[c]})" for c in splits.forget_classes],
-        "recipe": asdict(config.recipe), "original": info.get("cached", "trained in this run"),
+        "recipe": asdict(config.recipe),
+        "original": info.get("cached", "trained in this run"),
         **vision_speed.svd_step_header(config.svd_steps, config.svd, svd),
-        "DELETE": {"epochs": config.delete["epochs"], "lr": config.delete["lr"], "batch": steps.batch_size,
-                   "stop at target": steps.stop_at_target},
-        "target forget_train": steps.target_forget_train, "threads": torch.get_num_threads(),
-        "config": options.config_path, "note": config.note, **environment(engine),
-    }  # fmt: skip
-    result = {"header": header, "original": first, "svd": svd, "svd_runs": svd_seeds, "delete": delete,
-              "retrain": retrain, "targets": targets(svd, delete)}  # fmt: skip
+        "DELETE": {
+            "epochs": config.delete["epochs"],
+            "lr": config.delete["lr"],
+            "batch": steps.batch_size,
+            "stop at target": steps.stop_at_target,
+        },
+        "target forget_train": steps.target_forget_train,
+        "threads": torch.get_num_threads(),
+        "config": options.config_path,
+        "note": config.note,
+        **environment(engine),
+    }
+    result = {
+        "header": header,
+        "original": first,
+        "svd": svd,
+        "svd_runs": svd_seeds,
+        "delete": delete,
+        "retrain": retrain,
+        "targets": targets(svd, delete),
+    }
     write_speed_report(result, Path(out), _title(config, bundle.name))
     return result
 

@@ -199,8 +199,12 @@ def _output_size(conv: nn.Conv2d, padded: torch.Tensor) -> tuple[int, int]:
     return (padded.shape[-2] - dh * (kh - 1) - 1) // sh + 1, (padded.shape[-1] - dw * (kw - 1) - 1) // sw + 1
 
 
-def _conv_features(conv: nn.Conv2d, x: torch.Tensor, positions: int | None = None,
-                   pad: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+def _conv_features(
+    conv: nn.Conv2d,
+    x: torch.Tensor,
+    positions: int | None = None,
+    pad: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Unfold ``x`` into the patches ``conv`` multiplies: padded as the module pads it (``pad``,
     default ``conv_padding(conv)``), then cut with its kernel, stride and dilation.
 
@@ -226,8 +230,14 @@ def _padded_features(conv: nn.Conv2d, x: torch.Tensor, out: tuple[int, int], pos
     return cols.view(n, g, d // g, length).permute(1, 2, 0, 3).reshape(g, d // g, n * length)
 
 
-def _sampled_patches(x: torch.Tensor, out: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-                     dilation: tuple[int, int], positions: int) -> torch.Tensor:  # fmt: skip
+def _sampled_patches(
+    x: torch.Tensor,
+    out: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    positions: int,
+) -> torch.Tensor:
     """``positions`` random patches per sample of the padded ``x``, laid out as ``F.unfold``'s
     columns (``[N, C*kh*kw, positions]``), read by indexing instead of unfolding every position."""
     n = x.shape[0]
@@ -293,8 +303,9 @@ class GramCollector:
         self._pads: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}  # conv name -> its padding
         self._out_sizes: dict[str, tuple[int, int]] = {}  # conv name -> output size its patches give
         for name, (module, kind, groups) in supported_layers(self.model, self.layers).items():
-            self.stats[name] = LayerStats(name, module, kind, groups, product_dtype=self.product_dtype,
-                                          keep_rows=self.keep_rows)  # fmt: skip
+            self.stats[name] = LayerStats(
+                name, module, kind, groups, product_dtype=self.product_dtype, keep_rows=self.keep_rows
+            )
             if kind == "conv":  # fails here, before any data, for a conv whose padding is unknown
                 self._pads[name] = conv_padding(module, name)
 

@@ -9,7 +9,15 @@ from typing import Any
 import torch
 
 from lethe.io import write_text_atomic
-from lethe_vision.report import ACCURACY_COLUMNS, column_stats, markdown_table, mean_std_cells, pyplot, save_figure
+from lethe_vision.report import (
+    ACCURACY_COLUMNS,
+    column_stats,
+    header_lines,
+    markdown_table,
+    mean_std_cells,
+    pyplot,
+    save_figure,
+)
 
 COLUMNS = (
     *ACCURACY_COLUMNS,
@@ -98,7 +106,7 @@ def write_face_report(path: str | os.PathLike, title: str, header: Mapping[str, 
     """Settings list, one table per head type (with several seeds: mean ± std, then every seed's
     rows), the legend and the targets; written atomically."""
     seeds = list(dict.fromkeys(r.get("seed") for r in rows))
-    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in header.items()), ""]
+    lines = [f"# {title}", "", *header_lines(header), ""]
     for head in dict.fromkeys(r["head"] for r in rows):
         head_rows = [r for r in rows if r["head"] == head]
         if len(seeds) > 1:

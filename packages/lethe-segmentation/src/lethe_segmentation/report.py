@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from lethe.io import atomic_path
-from lethe_vision.report import fmt_cell, pyplot
+from lethe_vision.report import fmt_cell, header_lines, pyplot
 
 #: Columns of the main table, in order.
 COLUMNS = (
@@ -94,7 +94,7 @@ def write_report(
 ) -> str:
     """Settings list, notes, then the tables of every forget set; returns the text."""
     lines = [f"# {title}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in header.items()]
+    lines += header_lines(header)
     lines += ["", *notes, ""] if notes else [""]
     lines.append(
         "Columns: test-split percentages from one confusion matrix (void excluded). `miou_retain_drop` = "

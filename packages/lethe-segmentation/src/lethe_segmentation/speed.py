@@ -77,8 +77,10 @@ def side_images(splits: SegSplits, forget: tuple[int, ...], samples: int) -> tup
     share = splits.train.share_of(forget)
     with_class = int((share > 0).sum())
     if samples > with_class or 2 * samples > len(share):
-        raise ConfigError(f"{samples} images per side do not fit: {with_class} training images contain the "
-                          f"class and {len(share)} in all (the sides must not overlap)")  # fmt: skip
+        raise ConfigError(
+            f"{samples} images per side do not fit: {with_class} training images contain the "
+            f"class and {len(share)} in all (the sides must not overlap)"
+        )
     forget_order = np.argsort(-share, kind="stable")[:samples]
     retain_order = np.argsort(share, kind="stable")[:samples]
     return retain_order, forget_order
@@ -99,8 +101,10 @@ def quality(model: torch.nn.Module, splits: SegSplits, forget: tuple[int, ...], 
 
 def write_report(result: Mapping[str, Any], out: Path, title: str) -> str:
     """``results.json`` and ``results.md`` under ``out``, atomically; returns the Markdown."""
-    note = ("`vs_original_training`: the step's seconds over the original model's training seconds "
-            "(the retrain oracle's recipe is the same).")  # fmt: skip
+    note = (
+        "`vs_original_training`: the step's seconds over the original model's training seconds "
+        "(the retrain oracle's recipe is the same)."
+    )
     return vision_speed.write_speed_report(
         out, result, title, SEGMENTATION_QUALITY, SEGMENTATION_QUALITY, ("vs_original_training",), [note, ""]
     )
@@ -119,9 +123,14 @@ def run_benchmark(
     bundle = load_dataset(config.dataset, config.data_root)
     forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes, bundle.name)
     bench = seg_bench.BenchConfig(
-        spec=config.model.spec(bundle.num_classes), forget_sets=[forget], resolution=config.data.resolution(),
-        recipe=config.recipe, val_fraction=config.val_fraction, seed=config.seed, cache=config.cache,
-    )  # fmt: skip
+        spec=config.model.spec(bundle.num_classes),
+        forget_sets=[forget],
+        resolution=config.data.resolution(),
+        recipe=config.recipe,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        cache=config.cache,
+    )
     engine = Engine(seed=config.seed, progress=False, num_workers=config.workers)
     splits = seg_bench.bench_splits(bundle, bench)
     original, train_seconds, _ = seg_bench.cached_original(bench, splits, engine, config.dataset, log)
@@ -132,27 +141,47 @@ def run_benchmark(
         tensors = (*image_tensors(splits, retain_order), *image_tensors(splits, forget_order))
         return tensors, {"per_class": None, "forget_distinct": samples}
 
-    info = {"model": bench.spec.to_dict(), "dataset": config.dataset, "classes": bundle.classes,
-            "resolution": splits.resolution.to_dict()}  # fmt: skip
-    job = {"checkpoints": "lethe_segmentation.checkpoints", "device": str(engine.device),
-           "forget_classes": list(forget), "num_classes": bundle.num_classes}  # fmt: skip
-    runs = vision_speed.measure_svd(config, original, info, sides, job,
-                                    lambda model: quality(model, splits, forget, engine), log)  # fmt: skip
+    info = {
+        "model": bench.spec.to_dict(),
+        "dataset": config.dataset,
+        "classes": bundle.classes,
+        "resolution": splits.resolution.to_dict(),
+    }
+    job = {
+        "checkpoints": "lethe_segmentation.checkpoints",
+        "device": str(engine.device),
+        "forget_classes": list(forget),
+        "num_classes": bundle.num_classes,
+    }
+    runs = vision_speed.measure_svd(
+        config, original, info, sides, job, lambda model: quality(model, splits, forget, engine), log
+    )
     svd = vision_speed.summarise_svd(runs, SEGMENTATION_QUALITY)
     for row in svd:
         row["vs_original_training"] = row["seconds"] / train_seconds if train_seconds else float("nan")
     header = {
-        "dataset": bundle.name, "model": f"{bench.spec.arch}, encoder {bench.spec.encoder}, encoder weights "
+        "dataset": bundle.name,
+        "model": f"{bench.spec.arch}, encoder {bench.spec.encoder}, encoder weights "
         f"{bench.spec.encoder_weights or 'none (random init)'}, {sum(p.numel() for p in original.parameters()):,} "
-        "parameters", "resolution": f"{splits.resolution.to_dict()}", "recipe": dataclasses.asdict(bench.recipe),
+        "parameters",
+        "resolution": f"{splits.resolution.to_dict()}",
+        "recipe": dataclasses.asdict(bench.recipe),
         "forget": [f"{c} ({bundle.classes[c]})" for c in forget],
         "original": f"{bench.cache}/original.safetensors" if bench.cache else "trained in this run",
         "original training seconds": round(train_seconds, 1),
-        **vision_speed.svd_step_header(config.svd_steps, config.svd, svd, "images"), "threads": torch.get_num_threads(),
-        "config": options.config_path, "note": config.note, **seg_bench.environment(engine),
-    }  # fmt: skip
-    result = {"header": header, "original": first, "svd": svd, "svd_runs": runs,
-              "targets": vision_speed.svd_targets(svd, SEGMENTATION_QUALITY)}  # fmt: skip
+        **vision_speed.svd_step_header(config.svd_steps, config.svd, svd, "images"),
+        "threads": torch.get_num_threads(),
+        "config": options.config_path,
+        "note": config.note,
+        **seg_bench.environment(engine),
+    }
+    result = {
+        "header": header,
+        "original": first,
+        "svd": svd,
+        "svd_runs": runs,
+        "targets": vision_speed.svd_targets(svd, SEGMENTATION_QUALITY),
+    }
     title = config.title or f"Speed: the SVD step on {bundle.name} with {bench.spec.arch}-{bench.spec.encoder}"
     write_report(result, Path(out), title)
     return result

@@ -15,6 +15,21 @@ from lethe.io import atomic_path
 ACCURACY_COLUMNS = ("forget_train", "retain_train", "forget_test", "retain_test", "mia_efficacy")
 
 
+def plain(value: Any) -> Any:
+    """``value`` as the JSON results hold it (tuples as lists, recursively), so that a report
+    written at run time and one rewritten from ``results.json`` print the same text."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def header_lines(header: Mapping[str, Any]) -> list[str]:
+    """A report's settings list: ``- **key**: value`` per header entry (``plain`` values)."""
+    return [f"- **{k}**: {plain(v)}" for k, v in header.items()]
+
+
 def fmt_cell(value: Any) -> str:
     """A table cell: floats to two decimals, "-" for None and NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -46,7 +46,7 @@ from lethe.errors import ConfigError
 from lethe.io import write_json_atomic, write_text_atomic
 from lethe_vision.bench_config import BenchConfigBase
 from lethe_vision.reference.svd_reference import ReferenceSVDSettings, svd_unlearn_reference
-from lethe_vision.report import markdown_table
+from lethe_vision.report import header_lines, markdown_table
 
 #: quality columns of an image classifier's SVD row: (forgetting, lower is better; retention, higher is better)
 CLASSIFICATION_QUALITY = ("forget_test", "retain_test")
@@ -246,15 +246,29 @@ MEMORY_PROBES: dict[str, type] = {"cpu": RssProbe, "cuda": CudaProbe}
 def _svd_ours(model: nn.Module, data: dict[str, torch.Tensor], job: Mapping[str, Any], device: torch.device) -> dict:
     """``lethe.unlearn(..., "svd")`` with fixed alphas, streaming ``batch_size`` samples at a time."""
     engine = Engine(device=device, progress=False, seed=job["seed"])
-    side = {s: DataLoader(TensorDataset(data[f"{s}_x"], data[f"{s}_y"]), batch_size=job["batch_size"])
-            for s in ("retain", "forget")}  # fmt: skip
-    overrides = {"tune": False, "alpha_r": job["alpha_r"], "alpha_f": job["alpha_f"],
-                 "retain_per_class": job["per_class"], "num_forget": len(data["forget_y"]),
-                 **job.get("svd_overrides", {})}  # fmt: skip
+    side = {
+        s: DataLoader(TensorDataset(data[f"{s}_x"], data[f"{s}_y"]), batch_size=job["batch_size"])
+        for s in ("retain", "forget")
+    }
+    overrides = {
+        "tune": False,
+        "alpha_r": job["alpha_r"],
+        "alpha_f": job["alpha_f"],
+        "retain_per_class": job["per_class"],
+        "num_forget": len(data["forget_y"]),
+        **job.get("svd_overrides", {}),
+    }
     _, record = lethe.unlearn(
-        model, "svd", forget=side["forget"], retain=side["retain"], forget_classes=job["forget_classes"],
-        num_classes=job["num_classes"], overrides=overrides, engine=engine, inplace=True,
-    )  # fmt: skip
+        model,
+        "svd",
+        forget=side["forget"],
+        retain=side["retain"],
+        forget_classes=job["forget_classes"],
+        num_classes=job["num_classes"],
+        overrides=overrides,
+        engine=engine,
+        inplace=True,
+    )
     return {"retain_samples": record.extra["retain_samples"], "forget_samples": record.extra["forget_samples"]}
 
 
@@ -266,8 +280,11 @@ def _svd_reference(model: nn.Module, data: dict[str, torch.Tensor], job: Mapping
 
 
 SVD_STEPS: dict[str, Callable[..., dict]] = {
-    "ours": _svd_ours, "ours-exact": _svd_ours, "ours-fast": _svd_ours, "reference": _svd_reference,
-}  # fmt: skip
+    "ours": _svd_ours,
+    "ours-exact": _svd_ours,
+    "ours-fast": _svd_ours,
+    "reference": _svd_reference,
+}
 
 #: settings of ours that make the SVD step draw at random (then it is repeated like the reference)
 RANDOM_SVD_SETTINGS = ("positions_per_sample", "max_patches")
@@ -342,8 +359,9 @@ def _run_isolated(job_dir: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- SVD measurements
 
 
-def svd_data_file(path: Path, retain_x: torch.Tensor, retain_y: torch.Tensor, forget_x: torch.Tensor,
-                  forget_y: torch.Tensor) -> Path:  # fmt: skip
+def svd_data_file(
+    path: Path, retain_x: torch.Tensor, retain_y: torch.Tensor, forget_x: torch.Tensor, forget_y: torch.Tensor
+) -> Path:
     """Save one sample count's inputs (both sides, ready for the model) for the SVD workers."""
     torch.save({"retain_x": retain_x, "retain_y": retain_y, "forget_x": forget_x, "forget_y": forget_y}, path)
     return path
@@ -378,18 +396,30 @@ def measure_svd_steps(
                 job_dir = workdir / f"svd-{name}-{samples}-{run_seed}"
                 job_dir.mkdir()
                 job = {
-                    **job_base, "implementation": name, "data": str(data_path),
-                    "threads": torch.get_num_threads(), "seed": run_seed, "alpha_r": alphas["alpha_r"],
-                    "alpha_f": alphas["alpha_f"], "max_patches": steps.reference_max_patches,
-                    "batch_size": steps.batch_size, "per_class": counts.get("per_class"),
+                    **job_base,
+                    "implementation": name,
+                    "data": str(data_path),
+                    "threads": torch.get_num_threads(),
+                    "seed": run_seed,
+                    "alpha_r": alphas["alpha_r"],
+                    "alpha_f": alphas["alpha_f"],
+                    "max_patches": steps.reference_max_patches,
+                    "batch_size": steps.batch_size,
+                    "per_class": counts.get("per_class"),
                     "svd_overrides": overrides,
-                }  # fmt: skip
+                }
                 (job_dir / "job.json").write_text(json.dumps(job))
                 result = _run_isolated(job_dir) if steps.isolate else run_svd_job(job_dir)
                 quality = evaluate(job_dir / "unlearned.safetensors")
-                row = {"method": name, "samples": samples, "seed": run_seed,
-                       "forget_distinct": counts.get("forget_distinct", samples),
-                       **result, "peak_mib": result["peak_bytes"] / 2**20, **quality}  # fmt: skip
+                row = {
+                    "method": name,
+                    "samples": samples,
+                    "seed": run_seed,
+                    "forget_distinct": counts.get("forget_distinct", samples),
+                    **result,
+                    "peak_mib": result["peak_bytes"] / 2**20,
+                    **quality,
+                }
                 rows.append(row)
                 log(
                     f"svd {name:>9} {samples:>6}/side seed {run_seed}: {row['seconds']:.2f} s, "
@@ -472,17 +502,28 @@ def svd_targets(svd: list[dict], quality: tuple[str, str] = CLASSIFICATION_QUALI
         ref = next(r for r in svd if r["method"] == "reference" and r["samples"] == ours["samples"])
         faster = ours["speedup_vs_reference"] >= 3
         strict = ours[forgetting] <= ref[forgetting] and ours[retention] >= ref[retention]
-        spread = (ours[forgetting] <= ref[forgetting] + ref.get(f"{forgetting}_std", 0.0)
-                  and ours[retention] >= ref[retention] - ref.get(f"{retention}_std", 0.0))  # fmt: skip
-        rows.append({
-            "method": f"SVD {ours['method']} >= 3x faster, quality >= reference ({ours['samples']}/side)",
-            "value": ours["speedup_vs_reference"], "met": faster and strict, "met_within_spread": faster and spread,
-        })  # fmt: skip
+        spread = ours[forgetting] <= ref[forgetting] + ref.get(f"{forgetting}_std", 0.0) and ours[retention] >= ref[
+            retention
+        ] - ref.get(f"{retention}_std", 0.0)
+        rows.append(
+            {
+                "method": f"SVD {ours['method']} >= 3x faster, quality >= reference ({ours['samples']}/side)",
+                "value": ours["speedup_vs_reference"],
+                "met": faster and strict,
+                "met_within_spread": faster and spread,
+            }
+        )
     for name in (m for m in SVD_STEPS if m.startswith("ours")):
         growth = _ratio(svd, name, "peak_bytes")
         if growth is not None:
-            rows.append({"method": f"SVD {name} peak memory, largest over smallest sample count <= 1.2",
-                         "value": growth, "met": growth <= 1.2, "met_within_spread": growth <= 1.2})  # fmt: skip
+            rows.append(
+                {
+                    "method": f"SVD {name} peak memory, largest over smallest sample count <= 1.2",
+                    "value": growth,
+                    "met": growth <= 1.2,
+                    "met_within_spread": growth <= 1.2,
+                }
+            )
     return rows
 
 
@@ -494,21 +535,28 @@ TARGETS_NOTE = (
 )
 
 
-def svd_report_lines(svd: list[dict], runs: list[dict], quality: tuple[str, str],
-                     extra: tuple[str, ...] = ()) -> list[str]:  # fmt: skip
+def svd_report_lines(
+    svd: list[dict], runs: list[dict], quality: tuple[str, str], extra: tuple[str, ...] = ()
+) -> list[str]:
     """The report's SVD section: means per step, every run, and the peak-memory growth."""
     spread = tuple(c for q in quality for c in (q, f"{q}_std"))
     return [
-        "## SVD step (per side: retained and forget samples)", "",
-        markdown_table(svd, ("samples", "forget_distinct", "runs", "seconds", "peak_mib", "speedup_vs_reference",
-                             *spread, *extra)),
-        "Means over each step's runs (seeds); `_std` is their standard deviation (0 for one run).", "",
-        "Every run:", "",
+        "## SVD step (per side: retained and forget samples)",
+        "",
+        markdown_table(
+            svd, ("samples", "forget_distinct", "runs", "seconds", "peak_mib", "speedup_vs_reference", *spread, *extra)
+        ),
+        "Means over each step's runs (seeds); `_std` is their standard deviation (0 for one run).",
+        "",
+        "Every run:",
+        "",
         markdown_table(runs, ("samples", "seed", "seconds", "peak_mib", *quality)),
         "Peak memory at the largest sample count over the smallest: "
-        + ", ".join(f"{m} {_fmt_ratio(_ratio(svd, m, 'peak_bytes'))}" for m in SVD_STEPS
-                   if any(r["method"] == m for r in svd)), "",
-    ]  # fmt: skip
+        + ", ".join(
+            f"{m} {_fmt_ratio(_ratio(svd, m, 'peak_bytes'))}" for m in SVD_STEPS if any(r["method"] == m for r in svd)
+        ),
+        "",
+    ]
 
 
 def write_speed_report(
@@ -524,7 +572,7 @@ def write_speed_report(
     Markdown: ``title``, the header's entries, the original model's ``original`` columns, the SVD
     section (``svd_report_lines`` with ``quality`` and ``svd_extra`` columns), the task's own
     ``sections`` (lines), and the targets."""
-    lines = [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in result["header"].items()), ""]
+    lines = [f"# {title}", "", *header_lines(result["header"]), ""]
     lines += ["## Original model", "", markdown_table([{"method": "original", **result["original"]}], original), ""]
     lines += svd_report_lines(result["svd"], result["svd_runs"], quality, svd_extra)
     targets = markdown_table(result["targets"], ("value", "met", "met_within_spread"))
@@ -543,8 +591,10 @@ def _fmt_ratio(value: float | None) -> str:
 def main(argv: list[str]) -> int:
     """``python -m lethe_vision.speed svd-worker JOB_DIR``: one isolated SVD step (``measure_svd_steps``)."""
     if len(argv) != 2 or argv[0] != "svd-worker":
-        print("usage: python -m lethe_vision.speed svd-worker JOB_DIR (run benchmarks through benchmarks/run.py)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "usage: python -m lethe_vision.speed svd-worker JOB_DIR (run benchmarks through benchmarks/run.py)",
+            file=sys.stderr,
+        )
         return 2
     run_svd_job(Path(argv[1]))
     return 0

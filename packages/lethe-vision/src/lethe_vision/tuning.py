@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lethe_vision.report import header_lines
+
 
 def parse_value(text: str) -> Any:
     """``"20"`` -> 20, ``"1e-3"`` -> 0.001, ``"true"`` -> True; anything else stays text."""
@@ -67,7 +69,7 @@ def tuning_markdown(
     lines = [
         f"# {title}",
         "",
-        *[f"- **{k}**: {v}" for k, v in header.items()],
+        *header_lines(header),
         "",
         intro,
         "",

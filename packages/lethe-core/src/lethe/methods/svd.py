@@ -77,7 +77,6 @@ class SVDSettings(Settings):
     sample_transform: str = setting("train", choices=tuple(SAMPLE_TRANSFORMS))
 
 
-
 def layer_patterns(layers: Sequence[str] | str | None) -> tuple[str, ...] | None:
     """The ``layers`` setting as a tuple of ``fnmatch`` patterns (entries split on ";")."""
     if layers is None:
@@ -101,8 +100,9 @@ def _class_quota_rows(labels: torch.Tensor, quota: dict[int, int], per_class: in
     return keep
 
 
-def expected_samples(loader: DataLoader, max_samples: int | None, per_class: int | None,
-                     num_classes: int | None) -> int:  # fmt: skip
+def expected_samples(
+    loader: DataLoader, max_samples: int | None, per_class: int | None, num_classes: int | None
+) -> int:
     """How many samples ``accumulate_grams`` will stream: the quota, bounded by the loader's data."""
     try:
         available = len(loader.dataset)
@@ -149,8 +149,9 @@ def accumulate_grams(
     model.eval()
     seen = 0
     quota: dict[int, int] = {}
-    collector = GramCollector(model, positions_per_sample=positions_per_sample, product_dtype=product_dtype,
-                              layers=layers)  # fmt: skip
+    collector = GramCollector(
+        model, positions_per_sample=positions_per_sample, product_dtype=product_dtype, layers=layers
+    )
     with collector:
         for batch in loader:
             x, y = batch[0], batch[1]
@@ -180,8 +181,11 @@ def speed_options(s: SVDSettings) -> dict:
     ``s.exact``, else its ``positions_per_sample``, ``max_patches`` and ``gram_precision``."""
     if s.exact:
         return {"positions_per_sample": None, "product_dtype": torch.float64, "max_patches": None}
-    return {"positions_per_sample": s.positions_per_sample, "product_dtype": GRAM_PRECISIONS[s.gram_precision],
-            "max_patches": s.max_patches}  # fmt: skip
+    return {
+        "positions_per_sample": s.positions_per_sample,
+        "product_dtype": GRAM_PRECISIONS[s.gram_precision],
+        "max_patches": s.max_patches,
+    }
 
 
 def _apply(updates: dict[str, LayerUpdate], targets: dict[str, torch.Tensor], alpha_r: float, alpha_f: float) -> None:
@@ -221,8 +225,10 @@ def svd(model: nn.Module, s: SVDSettings, ctx) -> tuple[list[dict], dict]:
     names = [n for n in forget.ran() if n in retain.ran()]
     targets = {n: weight_of(forget.stats[n]) for n in names}
     precision = torch.float64 if s.exact else GRAM_PRECISIONS[s.eigh_precision]
-    updates = {n: LayerUpdate(targets[n], forget.stats[n].spectrum(precision), retain.stats[n].spectrum(precision))
-               for n in names}  # fmt: skip
+    updates = {
+        n: LayerUpdate(targets[n], forget.stats[n].spectrum(precision), retain.stats[n].spectrum(precision))
+        for n in names
+    }
 
     chosen = (s.alpha_r, s.alpha_f)
     grid_log: list[dict] = []

@@ -151,3 +151,27 @@ def test_dlib_resnet_trains_imprinted_and_forgets_from_photos(cli, faces_spec, f
     r = cli("forget", "--checkpoint", original, "--photos", photos, "--set", "epochs=1", "--out", out, *RUNTIME)
     assert r.code == 0, r.err
     assert load_face_model(out)[1]["unlearned"]["forget"] == ["person_4"]
+
+
+def test_a_photo_without_a_face_is_one_line_for_an_aligned_checkpoint(cli, faces_spec, faces_root, tmp_path):
+    """MTCNN finds no face in the generated stripes: training falls back to centre crops, but a
+    photo given to forget must show the face to forget."""
+    original = tmp_path / "aligned.safetensors"
+    r = cli(
+        "train",
+        "--dataset",
+        faces_spec,
+        *TRAIN,
+        "--align",
+        "--data-root",
+        tmp_path / "cache",
+        "--out",
+        original,
+        *RUNTIME,
+    )
+    assert r.code == 0, r.err
+    photos = photos_of(faces_root, "person_1", tmp_path, count=2)
+    out = tmp_path / "out.safetensors"
+    r = cli("forget", "--checkpoint", original, "--photos", photos, "--out", out, *RUNTIME)
+    assert r.code == 2 and len(r.err_lines) == 1 and "no face found in the photo" in r.err_lines[0], r.err
+    assert not out.exists()

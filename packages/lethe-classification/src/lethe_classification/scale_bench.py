@@ -38,6 +38,7 @@ from lethe.io import write_json_atomic, write_text_atomic
 from lethe.metrics import accuracy
 from lethe_classification.bench import derive_columns
 from lethe_classification.report import plot_per_class
+from lethe_classification.speed import delete_in_place
 from lethe_vision.data import DatasetBundle, ImageData, parse_classes
 from lethe_vision.datasets import load_dataset
 from lethe_vision.pipeline import (
@@ -209,17 +210,7 @@ def delete_to_target(original: nn.Module, splits: Splits, config: ScaleConfig, e
     clock = EpochClock(
         forget, lambda: forget_train_accuracy(model, splits, engine), config.target_forget_train, True, engine.device
     )
-    overrides = config.method_overrides.get("delete", {})
-    lethe.unlearn(
-        model,
-        "delete",
-        forget=clock,
-        forget_classes=splits.forget_classes,
-        num_classes=splits.bundle.num_classes,
-        overrides=overrides,
-        engine=engine,
-        inplace=True,
-    )
+    delete_in_place(model, clock, splits, config.method_overrides.get("delete", {}), engine)
     clock.close_epoch()
     reached = clock.reached or {}
     return {

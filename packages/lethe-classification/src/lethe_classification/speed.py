@@ -213,18 +213,25 @@ def measure_svd(
 # ---------------------------------------------------------------- DELETE measurements
 
 
-def _delete_ours(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedBenchConfig, engine: Engine) -> None:
-    """``lethe.unlearn(..., "delete")``: the engine's loop (bf16 autocast and channels_last on CUDA)."""
+def delete_in_place(model: nn.Module, clock: EpochClock, splits: Splits, overrides: dict, engine: Engine) -> None:
+    """``lethe.unlearn(model, "delete")`` in place over the batches of ``clock`` (an ``EpochClock``
+    that times the epochs and may stop them at a target): the engine's loop (bf16 autocast and
+    channels_last on CUDA). Used by this benchmark and ``scale_bench``."""
     lethe.unlearn(
         model,
         "delete",
         forget=clock,
         forget_classes=splits.forget_classes,
         num_classes=splits.bundle.num_classes,
-        overrides={**config.delete, "freeze_bn": False},  # the reference's loop
+        overrides=overrides,
         engine=engine,
         inplace=True,
     )
+
+
+def _delete_ours(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedBenchConfig, engine: Engine) -> None:
+    """DELETE as lethe runs it, with the reference's loop (BatchNorm not frozen)."""
+    delete_in_place(model, clock, splits, {**config.delete, "freeze_bn": False}, engine)
 
 
 def _delete_reference(model: nn.Module, clock: EpochClock, splits: Splits, config: SpeedBenchConfig, engine) -> None:
@@ -455,20 +462,19 @@ def run_benchmark(
             "stop at target": steps.stop_at_target,
         },
         "target forget_train": steps.target_forget_train,
-        "threads": torch.get_num_threads(),
-        "config": options.config_path,
-        "note": config.note,
-        **environment(engine),
     }
-    result = {
-        "header": header,
-        "original": first,
-        "svd": svd,
-        "svd_runs": svd_seeds,
-        "delete": delete,
-        "retrain": retrain,
-        "targets": targets(svd, delete),
-    }
+    result = vision_speed.speed_result(
+        header,
+        config,
+        options,
+        environment(engine),
+        first,
+        svd,
+        svd_seeds,
+        delete=delete,
+        retrain=retrain,
+        targets=targets(svd, delete),
+    )
     write_speed_report(result, Path(out), _title(config, bundle.name))
     return result
 

@@ -9,18 +9,10 @@ from typing import Any
 import torch
 
 from lethe.io import write_text_atomic
-from lethe_vision.report import (
-    ACCURACY_COLUMNS,
-    column_stats,
-    header_lines,
-    markdown_table,
-    mean_std_cells,
-    pyplot,
-    save_figure,
-)
+from lethe_vision import report as shared
 
 COLUMNS = (
-    *ACCURACY_COLUMNS,
+    *shared.ACCURACY_COLUMNS,
     "avg_gap",
     "probe_forget",
     "verif_acc",
@@ -97,16 +89,16 @@ def mean_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUM
     """A Markdown table of ``mean ± std`` over the seeds, one row per method."""
     cells = []
     for (_, method), runs in seed_groups(rows).items():
-        values = mean_std_cells(column_stats(runs, columns), columns)
+        values = shared.mean_std_cells(shared.column_stats(runs, columns), columns)
         cells.append({"method": method, **dict(zip(columns, values, strict=True))})
-    return markdown_table(cells, columns)
+    return shared.markdown_table(cells, columns)
 
 
 def write_face_report(path: str | os.PathLike, title: str, header: Mapping[str, Any], rows: Sequence[dict]) -> str:
     """Settings list, one table per head type (with several seeds: mean ± std, then every seed's
     rows), the legend and the targets; written atomically."""
     seeds = list(dict.fromkeys(r.get("seed") for r in rows))
-    lines = [f"# {title}", "", *header_lines(header), ""]
+    lines = [f"# {title}", "", *shared.header_lines(header), ""]
     for head in dict.fromkeys(r["head"] for r in rows):
         head_rows = [r for r in rows if r["head"] == head]
         if len(seeds) > 1:
@@ -116,10 +108,10 @@ def write_face_report(path: str | os.PathLike, title: str, header: Mapping[str, 
                 mean_table(head_rows),
                 f"### {head} head, each original",
                 "",
-                markdown_table(head_rows, ("seed", *COLUMNS)),
+                shared.markdown_table(head_rows, ("seed", *COLUMNS)),
             ]
         else:
-            lines += [f"## {head} head", "", markdown_table(head_rows, COLUMNS)]
+            lines += [f"## {head} head", "", shared.markdown_table(head_rows, COLUMNS)]
     lines += ["## Targets (issue 4)", "", *criteria_lines(rows), "", LEGEND, ""]
     text = "\n".join(lines)
     write_text_atomic(path, text)
@@ -140,7 +132,7 @@ def plot_face_grid(
 ) -> None:
     """A grid of test faces (columns) per head type (rows): the true identity and each model's top
     prediction; forgotten identities titled in red."""
-    plt = pyplot()
+    plt = shared.pyplot()
     heads = list(predictions)
     cols = len(truth)
     fig, axes = plt.subplots(len(heads), cols, figsize=(2.1 * cols, 2.9 * len(heads)), squeeze=False)
@@ -155,4 +147,4 @@ def plot_face_grid(
             if c == 0:
                 ax.set_ylabel(f"{head} head", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    save_figure(fig, path)
+    shared.save_figure(fig, path)

@@ -170,18 +170,17 @@ def run_benchmark(
         "original": f"{bench.cache}/original.safetensors" if bench.cache else "trained in this run",
         "original training seconds": round(train_seconds, 1),
         **vision_speed.svd_step_header(config.svd_steps, config.svd, svd, "images"),
-        "threads": torch.get_num_threads(),
-        "config": options.config_path,
-        "note": config.note,
-        **seg_bench.environment(engine),
     }
-    result = {
-        "header": header,
-        "original": first,
-        "svd": svd,
-        "svd_runs": runs,
-        "targets": vision_speed.svd_targets(svd, SEGMENTATION_QUALITY),
-    }
+    result = vision_speed.speed_result(
+        header,
+        config,
+        options,
+        seg_bench.environment(engine),
+        first,
+        svd,
+        runs,
+        targets=vision_speed.svd_targets(svd, SEGMENTATION_QUALITY),
+    )
     title = config.title or f"Speed: the SVD step on {bundle.name} with {bench.spec.arch}-{bench.spec.encoder}"
     write_report(result, Path(out), title)
     return result

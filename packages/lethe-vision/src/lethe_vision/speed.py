@@ -559,6 +559,23 @@ def svd_report_lines(
     ]
 
 
+def speed_result(
+    header: Mapping[str, Any],
+    config: Any,
+    options: Any,
+    environment: Mapping[str, Any],
+    first: Mapping[str, Any],
+    svd: list[dict],
+    runs: list[dict],
+    **sections: Any,
+) -> dict[str, Any]:
+    """A speed run's results: the task's ``header`` completed with the thread count, the config
+    file, its note and the ``environment``, then the original's row, the SVD rows and their runs,
+    and the task's own ``sections`` (in order)."""
+    header = {**header, "threads": torch.get_num_threads(), "config": options.config_path, "note": config.note}
+    return {"header": {**header, **environment}, "original": first, "svd": svd, "svd_runs": runs, **sections}
+
+
 def write_speed_report(
     out: Path,
     result: Mapping[str, Any],

@@ -176,10 +176,10 @@ def derive_columns(rows: Sequence[dict[str, Any]]) -> None:
         row["seconds_vs_retrain"] = row["seconds"] / oracle["seconds"] if oracle["seconds"] else float("nan")
 
 
-def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=main_print) -> TrainedModel:
-    """Train the original model on the training split of ``config.seed`` (all classes), or load
-    it from ``config.cache``; returns (model, training seconds, training log)."""
-    model, info = cached_original(
+def original_for(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=main_print) -> tuple[nn.Module, dict]:
+    """``cached_original`` of ``config``'s model, recipe, seed, validation fraction, cache and
+    pretrained weights: (model, its checkpoint info)."""
+    return cached_original(
         bundle,
         config.arch,
         config.width,
@@ -191,6 +191,12 @@ def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine, l
         log,
         config.pretrained,
     )
+
+
+def train_original(bundle: DatasetBundle, config: BenchConfig, engine: Engine, log=main_print) -> TrainedModel:
+    """Train the original model on the training split of ``config.seed`` (all classes), or load
+    it from ``config.cache``; returns (model, training seconds, training log)."""
+    model, info = original_for(bundle, config, engine, log)
     return model, float(info["train_seconds"]), info.get("train_log", [])
 
 

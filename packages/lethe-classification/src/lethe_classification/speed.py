@@ -43,9 +43,9 @@ from lethe.epoch_clock import EpochClock
 from lethe.errors import ConfigError
 from lethe.metrics import accuracy, forget_mask
 from lethe.tasks import BenchTask, RunOptions
-from lethe_classification.bench import cached_original
+from lethe_classification.bench import BenchConfig, original_for
 from lethe_vision import speed as vision_speed
-from lethe_vision.bench_config import ModelSection, class_list
+from lethe_vision.bench_config import ModelSection, class_list, run_settings
 from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset, parse_classes, per_class_sample
 from lethe_vision.datasets import DATASETS, load_dataset
 from lethe_vision.models import MODELS
@@ -425,17 +425,7 @@ def run_benchmark(
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=config.workers)
     forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes)
     splits = make_splits(bundle, forget, config.val_fraction, config.seed)
-    original, info = cached_original(
-        bundle,
-        config.model.arch,
-        config.model.width,
-        config.recipe,
-        config.seed,
-        config.val_fraction,
-        engine,
-        config.cache,
-        log,
-    )
+    original, info = original_for(bundle, run_settings(BenchConfig, config, forget=forget), engine, log)
     first = {
         "forget_train": forget_train_accuracy(original, splits, engine),
         **accuracies_on_test(original, splits, engine),

@@ -328,7 +328,11 @@ class LiraBenchConfig(BenchConfigBase):
 def config_from_yaml(cfg: Mapping[str, Any], bundle: DatasetBundle) -> LiraConfig:
     """``LiraConfig`` from a YAML mapping (``LiraBenchConfig``'s keys, ``benchmarks/configs/lira/``;
     ``lethe_vision.bench_config.run_settings``)."""
-    config = read_config(LiraBenchConfig, cfg)
+    return lira_config(read_config(LiraBenchConfig, cfg), bundle)
+
+
+def lira_config(config: LiraBenchConfig, bundle: DatasetBundle) -> LiraConfig:
+    """The attack run of a read config (``run_settings``), its forget classes named in ``bundle``."""
     return run_settings(LiraConfig, config, forget=parse_classes(class_list(config.forget_sets[0]), bundle.classes))
 
 
@@ -346,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg["pairs"] = args.pairs
         checked = read_config(LiraBenchConfig, cfg)  # every key checked before the data loads
         bundle = load_dataset(checked.dataset, checked.data_root)
-        config = config_from_yaml(cfg, bundle)
+        config = lira_config(checked, bundle)
         engine = Engine(seed=config.seed, progress=False)
         result = run_lira(bundle, config, engine)
     except LetheError as err:

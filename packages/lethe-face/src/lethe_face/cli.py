@@ -251,7 +251,7 @@ def cmd_forget(args: argparse.Namespace) -> None:
     photos = fp.photo_data(
         fp.load_photos(files, options, record.get("size", options.size), record.get("crop", 1.0)), person
     )
-    reads_dataset = lethe.get_method(args.method).needs_retain or args.method == "svd"
+    reads_dataset = lethe.get_method(args.method).needs_retain  # svd too: it reads retained data
     data = _data_from_checkpoint(info, args) if reads_dataset or args.grid else None
     splits = fp.photo_splits(photos, person, info, data)
     unlearned, run = unlearn_model(model, args.method, splits, engine, overrides, args.batch_size)

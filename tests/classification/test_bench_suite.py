@@ -72,5 +72,5 @@ def test_variants_run_a_method_with_their_own_settings():
     assert config.resolve("delete") == ("delete", {"epochs": 3})
     assert config.resolve("delete-frozen-bn") == ("delete", {"epochs": 3, "freeze_bn": True})
     bad = BenchConfig(arch="small-cnn", forget=(1,), variants={"x": {"overrides": {}}})
-    with pytest.raises(ConfigError, match="variant 'x' takes method and overrides"):
+    with pytest.raises(ConfigError, match="variants.x takes method and overrides"):
         bad.resolve("x")

@@ -73,6 +73,22 @@ def test_run_config_checks_names_before_training(tiny_spec, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_variant_runs_its_method_with_its_overrides(tiny_spec, tmp_path):
+    out = tmp_path / "out"
+    variants = {"delete-2": {"method": "delete", "overrides": {"epochs": 2}}}
+    config = _config(tiny_spec, methods=["delete", "delete-2"], variants=variants)
+    run_config(config, out, Engine(device="cpu", progress=False))
+    data = json.loads((out / "results.json").read_text())
+    rows = {r["method"]: r for r in data["runs"][0]["rows"]}
+    assert rows["delete"]["settings"]["epochs"] == 1 and rows["delete-2"]["settings"]["epochs"] == 2
+    assert rows["delete-2"]["settings"]["forget_pixel_weight"] == 5.0  # the method's overrides under its own
+    assert data["header"]["variants"] == variants
+    with pytest.raises(ConfigError, match="'scrub' has no per-pixel form"):
+        _config(tiny_spec, methods=["s"], variants={"s": {"method": "scrub"}})
+    with pytest.raises(ConfigError, match="variants.d takes method and overrides"):
+        _config(tiny_spec, methods=["d"], variants={"d": {"overrides": {}}})
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -33,7 +33,7 @@ from lethe.metrics import ACCURACY_METRICS, avg_gap
 from lethe.pretrained import check_pretrained
 from lethe.tasks import BenchTask, RunOptions
 from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
-from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, run_settings
+from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, resolve_variant, run_settings
 from lethe_vision.checkpoints import load_model, save_model
 from lethe_vision.data import DatasetBundle, parse_classes
 from lethe_vision.datasets import load_dataset
@@ -77,15 +77,8 @@ class BenchConfig:
     pretrained: str | None = None
 
     def resolve(self, name: str) -> tuple[str, dict[str, Any]]:
-        """The registered method and the overrides that row ``name`` runs."""
-        variant = self.variants.get(name)
-        if variant is None:
-            return name, dict(self.method_overrides.get(name, {}))
-        unknown = set(variant) - {"method", "overrides"}
-        if unknown or "method" not in variant:
-            raise ConfigError(f"variant {name!r} takes method and overrides; got {sorted(variant)}")
-        method = variant["method"]
-        return method, {**self.method_overrides.get(method, {}), **variant.get("overrides", {})}
+        """The registered method and the overrides that row ``name`` runs (``resolve_variant``)."""
+        return resolve_variant(name, self.variants, self.method_overrides)
 
 
 TrainedModel = tuple[nn.Module, float, list]

@@ -53,7 +53,7 @@ from lethe_segmentation.pipeline import (
 )
 from lethe_segmentation.report import plot_iou, plot_overlays, write_report
 from lethe_segmentation.transforms import Resolution, denormalize, parse_size
-from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, run_settings
+from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, resolve_variant, run_settings
 
 
 @dataclass
@@ -72,6 +72,8 @@ class BenchConfig:
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     overlays: int = 4
     cache: str | None = None
+    #: named settings of a method, listed in ``methods`` like one (``resolve_variant``)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def environment(engine: Engine) -> dict[str, str]:
@@ -153,7 +155,7 @@ def run_bench(
     ``on_run(result)`` is called after each forget set with the result so far (partial writes);
     forget sets already in ``previous`` (an earlier ``results.json`` of the same settings) are
     taken from it instead of being run again."""
-    check_methods(config.methods, config.method_overrides)
+    check_methods(config.methods, config.method_overrides, config.variants)
     if not config.forget_sets:
         raise ConfigError("name at least one forget set")
     splits = bench_splits(bundle, config)
@@ -180,6 +182,7 @@ def run_bench(
         "forget sets": [[f"{c} ({bundle.classes[c]})" for c in f] for f in forget_sets],
         "methods": list(config.methods),
         "method overrides": config.method_overrides,
+        **({"variants": config.variants} if config.variants else {}),
         "unlearn batch size": config.unlearn_batch_size,
         "svd retain images": config.retain_images,
         "train images": len(splits.train),
@@ -204,13 +207,14 @@ def run_bench(
         oracle_row = _row("retrain", oracle, splits, forget, engine, seconds, train_log=oracle_log)
         models = {"original": original}
         for method in config.methods:
+            registered, overrides = resolve_variant(method, config.variants, config.method_overrides)
             model, record = unlearn_model(
                 original,
-                method,
+                registered,
                 splits,
                 forget,
                 engine,
-                config.method_overrides.get(method, {}),
+                overrides,
                 config.unlearn_batch_size,
                 config.retain_images,
             )
@@ -382,6 +386,9 @@ class SegmentationBenchConfig(BenchConfigBase):
     overlays: int = lethe.setting(4, ge=0)
     #: folder keeping the original and the oracles for a later run of the same settings (None: no cache)
     cache: str | None = None
+    #: named settings of a method, listed in ``methods`` like one: ``{delete-20-epochs: {method:
+    #: delete, overrides: {stop_when_forgotten: false}}}`` (its overrides go over the method's own)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.seeds) != 1:
@@ -439,10 +446,16 @@ def run_benchmark(config: SegmentationBenchConfig, out: Path, options: RunOption
     run_config(config, out, engine, options)
 
 
-def check_methods(methods: Sequence[str], overrides: Mapping[str, Mapping[str, Any]]) -> None:
-    """Every method is registered and has a per-pixel form; every override names settings of its method."""
-    for method in methods:
-        lethe.get_method(method)
+def check_methods(
+    methods: Sequence[str],
+    overrides: Mapping[str, Mapping[str, Any]],
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Every method (or variant's method) is registered and has a per-pixel form; every override
+    names settings of its method."""
+    for name in methods:
+        method, settings = resolve_variant(name, variants or {}, overrides)
+        lethe.method_settings(method, settings)
         if method not in PIXEL_METHODS:
             choices = ", ".join(PIXEL_METHODS.names())
             raise ConfigError(f"method {method!r} has no per-pixel form; choose from {choices}")
@@ -468,7 +481,7 @@ def check_benchmark(config: SegmentationBenchConfig) -> None:
     """What the config's types cannot say, checked without data: the model and recipe
     (``check_model_recipe``), and the methods and their settings."""
     check_model_recipe(config.model, config.recipe)
-    check_methods(config.methods, config.overrides)
+    check_methods(config.methods, config.overrides, config.variants)
 
 
 #: the segmentation task of ``benchmarks/run.py`` (entry point ``lethe.tasks``)

@@ -20,10 +20,12 @@ onto the run's field names (``model.arch`` -> ``arch``, ``overrides`` -> ``metho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 import lethe
+from lethe.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -66,6 +68,22 @@ def class_list(entry: Any) -> str:
     """A ``forget_sets`` entry (a class name or index, a comma-separated string or a list of them)
     as the comma-separated form the datasets' ``parse_classes`` read."""
     return ",".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
+
+
+def resolve_variant(
+    name: str, variants: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, Mapping[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    """The registered method and the overrides a ``methods`` entry ``name`` runs: a method with its
+    ``overrides``, or a named variant (``variants: {delete-20-epochs: {method: delete, overrides:
+    {...}}}``) whose overrides go over its method's. A ConfigError for a malformed variant."""
+    variant = variants.get(name)
+    if variant is None:
+        return name, dict(overrides.get(name, {}))
+    unknown = set(variant) - {"method", "overrides"}
+    if unknown or "method" not in variant:
+        raise ConfigError(f"variants.{name} takes method and overrides; got {sorted(variant)}")
+    method = variant["method"]
+    return method, {**overrides.get(method, {}), **variant.get("overrides", {})}
 
 
 def run_settings(run_type: type[T], config: BenchConfigBase, **given: Any) -> T:

@@ -39,11 +39,11 @@ def fmt_cell(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A Markdown table with one row per model (``method`` first)."""
-    lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], first: str = "method") -> str:
+    """A Markdown table with one row per model (the ``first`` key, ``method`` unless named, first)."""
+    lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row in rows:
-        lines.append(f"| {row['method']} | " + " | ".join(fmt_cell(row.get(c)) for c in columns) + " |")
+        lines.append(f"| {row[first]} | " + " | ".join(fmt_cell(row.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 

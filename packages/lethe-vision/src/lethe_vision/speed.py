@@ -356,6 +356,13 @@ def _run_isolated(job_dir: Path) -> dict[str, Any]:
     return json.loads((job_dir / "result.json").read_text())
 
 
+def run_svd_step(job_dir: Path, job: Mapping[str, Any], isolate: bool = True) -> dict[str, Any]:
+    """Write ``job`` (``run_svd_job``'s fields) to ``job_dir/job.json`` and run it, in a fresh process
+    when ``isolate``; returns seconds, peak memory and sample counts."""
+    (job_dir / "job.json").write_text(json.dumps(job))
+    return _run_isolated(job_dir) if isolate else run_svd_job(job_dir)
+
+
 # ---------------------------------------------------------------- SVD measurements
 
 
@@ -408,8 +415,7 @@ def measure_svd_steps(
                     "per_class": counts.get("per_class"),
                     "svd_overrides": overrides,
                 }
-                (job_dir / "job.json").write_text(json.dumps(job))
-                result = _run_isolated(job_dir) if steps.isolate else run_svd_job(job_dir)
+                result = run_svd_step(job_dir, job, steps.isolate)
                 quality = evaluate(job_dir / "unlearned.safetensors")
                 row = {
                     "method": name,

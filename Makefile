@@ -268,9 +268,15 @@ tune-face-svd: install faces
 # cifar-resnet18 (one thread, about 40 minutes with 3 seeds of the randomised SVD steps; original
 # cached under data/cache/speed), then the SVD step of the largest task model, the CamVid Unet
 # (about 30 minutes, plus 12 to train its original when data/cache/camvid-96x128 lacks it).
-bench-speed: install cifar10 camvid
+# Issue 20: how cost grows (the scaling table, its plot and the ImageNet ResNet-50 / ViT-B/16
+# estimate; about 25 minutes), then DELETE stopping when forgotten against its published 20 epochs on
+# Fashion-MNIST (about 10 minutes) and on CamVid Car (about 45 minutes with the oracle's training).
+bench-speed: install fashion-mnist cifar10 camvid
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/speed-cifar10-resnet18-cpu.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/speed-camvid-unet-resnet18-cpu.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/scaling-cifar10-resnet18-cpu.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/fashion-mnist-delete-early-stop-cpu.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-resnet18-delete-early-stop-cpu.yaml
 
 # Issue 16: DELETE's defaults (docs/delete-batchnorm.md). The small image folder with every class
 # forgotten in turn (published settings, frozen BatchNorm, the authors' lower learning rate; about 6

@@ -50,6 +50,28 @@ def test_patience_needs_consecutive_checks(toy):
     assert all(row["forget_check"] <= 1.0 for row in thrice.log[-3:])
 
 
+def test_min_improvement_also_waits_for_the_loss_to_level_off(toy):
+    _, forgotten = toy.unlearn("delete", [1], retain=False, overrides=STOP)
+    _, levelled = toy.unlearn("delete", [1], retain=False, overrides={**STOP, "stop_min_improvement": 0.05})
+    assert len(levelled.log) > len(forgotten.log)  # the loss still falls by more than 5 % when forgotten
+    losses = [row["loss"] for row in levelled.log]
+    assert losses[-2] - losses[-1] < 0.05 * losses[-2]
+    earlier = losses[len(forgotten.log) - 1 : -1]  # from the epoch the check alone stopped at
+    assert all(b - a >= 0.05 * b for b, a in zip(earlier[:-1], earlier[1:], strict=True))
+    assert "the loss falling by under 0.05" in levelled.extra["stop"]["reason"]
+
+
+def test_stop_rule_needs_a_levelled_loss_and_a_forgotten_check():
+    from lethe.methods._early_stop import StopWhenForgotten
+
+    stop = StopWhenForgotten(lambda: 0.0, target=1.0, patience=1, min_epochs=1, min_improvement=0.1)
+    assert [stop(e, {"loss": loss}) for e, loss in enumerate((1.0, 0.5, 0.46, 0.3), 1)] == [False, False, True, False]
+    missing = StopWhenForgotten(lambda: 0.0, target=1.0, patience=1, min_epochs=1, min_improvement=0.1)
+    assert not missing(1, {}) and not missing(2, {})  # no loss logged: never levelled
+    remembered = StopWhenForgotten(lambda: 50.0, target=1.0, patience=1, min_epochs=1, min_improvement=0.1)
+    assert not any(remembered(e, {"loss": 1.0}) for e in (1, 2, 3))
+
+
 def test_off_is_the_default_and_the_published_run(toy):
     assert lethe.method_settings("delete").stop_when_forgotten is False
     model, record = toy.unlearn("delete", [1], retain=False)
@@ -161,6 +183,8 @@ def test_dense_outputs_stop_when_forgotten():
         ("min_epochs", 0),
         ("holdout_fraction", -0.1),
         ("holdout_fraction", 0.6),
+        ("stop_min_improvement", 0.0),
+        ("stop_min_improvement", 1.0),
         ("stop_when_forgotten", "maybe"),
     ],
 )

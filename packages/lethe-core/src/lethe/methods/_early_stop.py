@@ -145,14 +145,18 @@ def forgotten_accuracy(
 class StopWhenForgotten:
     """``Engine.fit``'s ``epoch_end``: runs ``check`` (the forgotten classes' accuracy, percent) after
     every epoch, logs it as ``forget_check``, and asks to stop once it has stayed at or under
-    ``target`` for ``patience`` consecutive checks and ``min_epochs`` epochs have run."""
+    ``target`` for ``patience`` consecutive checks and ``min_epochs`` epochs have run; with
+    ``min_improvement``, also only once the epoch's mean loss (the row's ``loss``) fell by less than
+    that fraction of the previous epoch's (the distillation has levelled off)."""
 
     check: Callable[[], float | None]
     target: float
     patience: int
     min_epochs: int
+    min_improvement: float | None = None
     streak: int = 0
     history: list[float | None] = field(default_factory=list)
+    last_loss: float | None = None
 
     def __call__(self, epoch: int, row: dict[str, float]) -> bool:
         value = self.check()
@@ -160,4 +164,8 @@ class StopWhenForgotten:
         if value is not None:
             row["forget_check"] = value
         self.streak = self.streak + 1 if value is not None and value <= self.target else 0
-        return self.streak >= self.patience and epoch >= self.min_epochs
+        loss, previous, self.last_loss = row.get("loss"), self.last_loss, row.get("loss")
+        levelled = self.min_improvement is None or (
+            loss is not None and previous is not None and previous - loss < self.min_improvement * previous
+        )
+        return self.streak >= self.patience and epoch >= self.min_epochs and levelled

@@ -23,9 +23,11 @@ of training (``holdout_fraction`` of it, 20 to 256 samples; ``lethe.methods._ear
 latest training batches (up to 256 samples) when the slice would be under 20 samples, the loader is
 not a plain ``DataLoader`` over a sized dataset, or ``holdout_fraction=0``. Training stops after
 epoch ``min_epochs`` or later, once that accuracy has stayed at or under ``stop_accuracy`` percent for
-``stop_patience`` consecutive checks. Each log row then carries the check (``forget_check``), and the
-record's ``extra["stop"]`` says where it was measured, whether and why training stopped, and after
-how many epochs. Off, the run is the published one (same batches, same weights).
+``stop_patience`` consecutive checks, and with ``stop_min_improvement`` set, once the epoch's mean
+loss also fell by less than that fraction of the previous epoch's (the retained part of the
+distillation keeps improving after the forgotten classes are gone). Each log row then carries the
+check (``forget_check``), and the record's ``extra["stop"]`` says where it was measured, whether and
+why training stopped, and after how many epochs. Off, the run is the published one (same batches, same weights).
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ class DeleteSettings(Settings):
     stop_accuracy: float = setting(1.0, ge=0, lt=100, meaning="forgotten-class accuracy (percent) to stop at")
     stop_patience: int = setting(1, ge=1)
     min_epochs: int = setting(2, ge=1)
+    #: with stop_when_forgotten: also wait until the epoch's mean loss falls by less than this fraction
+    #: of the previous epoch's (None: the forget check alone)
+    stop_min_improvement: float | None = setting(None, gt=0, lt=1)
     holdout_fraction: float = setting(0.1, ge=0, le=0.5)
 
 
@@ -133,6 +138,7 @@ def delete(model: nn.Module, s: DeleteSettings, ctx) -> tuple[list[dict], dict]:
             s.stop_accuracy,
             s.stop_patience,
             s.min_epochs,
+            s.stop_min_improvement,
         )
     optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
     log = engine.fit(
@@ -161,6 +167,11 @@ def stop_record(s: DeleteSettings, log: list[dict], held_out) -> dict:
         (
             f"forgotten: forget_check <= {s.stop_accuracy:g} % for {s.stop_patience} check(s), "
             f"after at least {s.min_epochs} epoch(s)"
+            + (
+                f", the loss falling by under {s.stop_min_improvement:g} of the epoch before"
+                if s.stop_min_improvement is not None
+                else ""
+            )
         )
         if early
         else "all epochs run"

@@ -62,6 +62,10 @@ def test_scaling_run_writes_every_table_with_predictions(tiny_spec, tmp_path):
     text = (out / "results.md").read_text()
     for section in ("against samples per side", "against width", "forget-set size", "ImageNet-sized", "Primitives"):
         assert section in text
+    assert "](scaling.png)" in text
+    (out / "results.md").unlink()
+    scaling.rewrite_benchmark(scaling.TASK.read(_cfg(tiny_spec)), out)
+    assert (out / "results.md").read_text() == text
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ step of each ImageNet-sized model at a sample count this CPU affords, so its err
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -412,6 +413,8 @@ def write_report(result: Mapping[str, Any], out: Path, title: str) -> str:
         "",
         "`published_seconds`: the published 20 epochs at the measured seconds per epoch (extrapolated).",
         "",
+        "![The SVD step against samples per side and width, DELETE against forget images](scaling.png)",
+        "",
         "## An estimate on paper: ImageNet-sized models",
         "",
         markdown_table(
@@ -482,5 +485,14 @@ def plot_scaling(result: Mapping[str, Any], path: Path) -> None:
     save_figure(fig, path)
 
 
+def rewrite_benchmark(config: ScalingConfig, out: Path) -> None:
+    """Write the report and plot of an earlier ``results.json`` under ``out`` again (``--rewrite``);
+    nothing is measured again."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run the benchmark first")
+    write_report(json.loads(path.read_text()), Path(out), config.title or "How cost grows")
+
+
 #: the scaling task of ``benchmarks/run.py``
-TASK = BenchTask("scaling", ScalingConfig, run_benchmark, check=check_benchmark)
+TASK = BenchTask("scaling", ScalingConfig, run_benchmark, check=check_benchmark, rewrite=rewrite_benchmark)

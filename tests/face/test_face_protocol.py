@@ -119,6 +119,38 @@ def test_run_config_writes_results(faces_spec, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_variant_runs_its_method_over_the_heads_overrides(faces_spec, tmp_path):
+    cfg = {
+        "dataset": faces_spec,
+        "forget_sets": ["person_3"],
+        "data": {"size": 32},
+        "heads": ["linear", "cosine"],
+        "methods": ["delete", "delete-3"],
+        "variants": {"delete-3": {"method": "delete", "overrides": {"epochs": 3}}},
+        "model": {"embedding_dim": 32, "width": 8},
+        "recipe": {"epochs": 2, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0},
+        "examples": 0,
+        "evaluation": {"relearn_per_class": 0, "probe": False},
+        "verification": {"pairs_per_identity": 5},
+        "overrides": {"delete": {"epochs": 1, "lr": 0.01}},
+        "head_overrides": {"cosine": {"delete": {"lr": 0.001}}},
+        "progress": False,
+    }
+    result = run_config(cfg, tmp_path / "out", log=lambda _: None)
+    rows = [r for r in result["rows"] if "settings" in r]
+    settings = {(r["head"], r["method"]): (r["settings"]["lr"], r["settings"]["epochs"]) for r in rows}
+    assert settings[("linear", "delete")] == (0.01, 1) and settings[("linear", "delete-3")] == (0.01, 3)
+    assert settings[("cosine", "delete")] == (0.001, 1) and settings[("cosine", "delete-3")] == (0.001, 3)
+    assert result["header"]["variants"] == cfg["variants"]
+    with pytest.raises(ConfigError, match="variants.d takes method and overrides"):
+        run_config({**cfg, "methods": ["d"], "variants": {"d": {"overrides": {}}}}, tmp_path / "bad")
+    with pytest.raises(ConfigError, match="epochz"):
+        run_config(
+            {**cfg, "variants": {"delete-3": {"method": "delete", "overrides": {"epochz": 3}}}}, tmp_path / "bad"
+        )
+    assert not (tmp_path / "bad").exists()
+
+
 def test_several_seeds_train_one_original_each_on_the_same_test_images(faces_spec, tmp_path):
     cfg = {
         "dataset": faces_spec,

@@ -27,7 +27,7 @@ from lethe_face.metrics import VerifyOptions, official_pairs_accuracy, read_pair
 from lethe_face.models import EMBEDDERS, HEADS, FaceModelSpec
 from lethe_face.pipeline import PROTOCOLS, FaceRun, ProtocolOptions, evaluate_face, method_overrides
 from lethe_face.report import plot_face_grid, write_face_report
-from lethe_vision.bench_config import BenchConfigBase
+from lethe_vision.bench_config import BenchConfigBase, resolve_variant
 from lethe_vision.pipeline import EvalOptions, TrainRecipe, outputs_on, unlearn_model
 
 #: the ``FaceModelSpec`` fields a benchmark does not set: the protocol sets the number of identities
@@ -78,6 +78,9 @@ class FaceBenchConfig(BenchConfigBase):
     recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=20))
     #: per head, over ``overrides``: ``{head: {method: {key: value}}}``
     head_overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: named settings of a method, listed in ``methods`` like one: ``{delete-20-epochs: {method:
+    #: delete, overrides: {...}}}`` (its overrides go over the method's own, per head)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_size: int = lethe.setting(64, ge=1)
     evaluation: EvalOptions = field(default_factory=EvalOptions)
     verification: VerifyOptions = field(default_factory=VerifyOptions)
@@ -122,11 +125,20 @@ def head_method_overrides(config: FaceBenchConfig, head: str, method: str) -> di
     return {**config.overrides.get(method, {}), **config.head_overrides.get(head, {}).get(method, {})}
 
 
+def head_row_settings(config: FaceBenchConfig, head: str, name: str) -> tuple[str, dict[str, Any]]:
+    """The registered method and the overrides the ``methods`` entry ``name`` runs for ``head``: the
+    method's (``head_method_overrides``), under a variant's own (``resolve_variant``)."""
+    method, _ = resolve_variant(name, config.variants, {})
+    own = config.variants[name].get("overrides", {}) if name in config.variants else {}
+    return method, {**head_method_overrides(config, head, method), **own}
+
+
 def check_benchmark(config: FaceBenchConfig) -> None:
     """What the config's types cannot say, checked before loading data and training: the methods,
     their settings (per head), the head types, the embedder and the protocol."""
-    for method in config.methods:
-        lethe.get_method(method)
+    for name in config.methods:
+        for head in config.heads:
+            lethe.method_settings(*head_row_settings(config, head, name))
     for method, overrides in config.overrides.items():
         lethe.method_settings(method, overrides)
     for head, per_method in config.head_overrides.items():
@@ -178,6 +190,7 @@ def run_face_bench(data: FaceData, config: FaceBenchConfig, engine: Engine, log:
         "verification": asdict(config.verification),
         "method_overrides": config.overrides,
         **({"head_overrides": config.head_overrides} if config.head_overrides else {}),
+        **({"variants": config.variants} if config.variants else {}),
         **environment(engine),
     }
     examples = pick_examples(run, config.examples, config.data.seed)
@@ -244,11 +257,12 @@ def run_head(
     add("original", run.original, run.original_seconds, {"train_log": run.original_log})
     oracle, seconds, train_log = run.retrain()
     add("retrain", oracle, seconds, {"train_log": train_log})
-    for method in config.methods:
-        overrides = method_overrides(method, head_method_overrides(config, head, method))
+    for name in config.methods:
+        method, settings = head_row_settings(config, head, name)
+        overrides = method_overrides(method, settings)
         model, record = unlearn_model(run.original, method, run.splits, engine, overrides, config.batch_size)
         extra = {k: v for k, v in record.extra.items() if k != "grid"}
-        add(method, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
+        add(name, model, record.seconds, {"settings": record.settings, "log": record.log, "extra": extra})
     oracle_row = rows[1]
     for row in rows:
         row["avg_gap"] = avg_gap(row, oracle_row)

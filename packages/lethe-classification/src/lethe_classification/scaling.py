@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +39,14 @@ from lethe.engine import Engine, environment, seed_everything
 from lethe.errors import ConfigError
 from lethe.io import write_json_atomic, write_text_atomic
 from lethe.tasks import BenchTask, RunOptions
-from lethe_classification.speed import normalised, svd_inputs
+from lethe_classification.speed import normalised, one_forget_set, svd_inputs
 from lethe_vision import speed as vision_speed
 from lethe_vision import svd_cost
-from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list
+from lethe_vision.bench_config import BenchConfigBase, ModelSection
 from lethe_vision.checkpoints import save_model
-from lethe_vision.data import parse_classes
-from lethe_vision.datasets import DATASETS, load_dataset
+from lethe_vision.datasets import DATASETS
 from lethe_vision.models import MODELS, ModelSpec
-from lethe_vision.pipeline import Splits, build_checked, loader, make_splits, model_spec
+from lethe_vision.pipeline import Splits, build_checked, loader, model_spec
 from lethe_vision.report import header_lines, markdown_table, pyplot, save_figure
 
 
@@ -339,12 +337,8 @@ def run_benchmark(
     config: ScalingConfig, out: str | Path, options: RunOptions = RunOptions(), log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Run a scaling config and write ``results.json``, ``results.md`` and ``scaling.png`` under ``out``."""
-    if options.seeds:
-        config = replace(config, seeds=tuple(options.seeds))
-    bundle = load_dataset(config.dataset, config.data_root)
-    engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=config.workers)
-    forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes)
-    splits = make_splits(bundle, forget, config.val_fraction, config.seed)
+    config, engine, splits = one_forget_set(config, options)
+    bundle = splits.bundle
     primitives = svd_cost.measure_primitives(config.estimate.eigh_sizes)
     log(f"primitives: {primitives}")
     with tempfile.TemporaryDirectory(prefix="lethe-scaling-") as tmp:

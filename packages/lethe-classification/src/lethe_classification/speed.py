@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -45,13 +45,16 @@ from lethe.metrics import accuracy, forget_mask
 from lethe.tasks import BenchTask, RunOptions
 from lethe_classification.bench import BenchConfig, original_for
 from lethe_vision import speed as vision_speed
-from lethe_vision.bench_config import ModelSection, class_list, run_settings
+from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, run_settings
 from lethe_vision.data import DatasetBundle, ImageData, TensorImageDataset, parse_classes, per_class_sample
 from lethe_vision.datasets import DATASETS, load_dataset
 from lethe_vision.models import MODELS
 from lethe_vision.pipeline import Splits, TrainRecipe, loader, make_splits, model_spec, outputs_on, train_model
 from lethe_vision.reference.delete_reference import ReferenceDeleteSettings, delete_reference
 from lethe_vision.report import markdown_table
+
+#: a one-seed, one-forget-set benchmark config (``SpeedBenchConfig``, ``scaling.ScalingConfig``)
+C = TypeVar("C", bound=BenchConfigBase)
 
 
 @dataclass(kw_only=True)
@@ -414,17 +417,24 @@ def rewrite_report(out: Path, title: str) -> str:
     return write_speed_report(result, Path(out), title)
 
 
-def run_benchmark(
-    config: SpeedBenchConfig, out: str | Path, options: RunOptions = RunOptions(), log: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Run a speed benchmark config and write results.json and results.md under ``out``: the whole
-    job of ``benchmarks/run.py`` for ``task: speed`` (``options.seeds``: ``--seeds``, one seed)."""
+def one_forget_set(config: C, options: RunOptions) -> tuple[C, Engine, Splits]:
+    """A one-seed, one-forget-set benchmark's config (its seed ``options.seeds``' where given), engine
+    and splits of the config's dataset: shared by the speed and scaling tasks."""
     if options.seeds:
         config = replace(config, seeds=tuple(options.seeds))
     bundle = load_dataset(config.dataset, config.data_root)
     engine = Engine(seed=config.seed, progress=sys.stderr.isatty(), num_workers=config.workers)
     forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes)
-    splits = make_splits(bundle, forget, config.val_fraction, config.seed)
+    return config, engine, make_splits(bundle, forget, config.val_fraction, config.seed)
+
+
+def run_benchmark(
+    config: SpeedBenchConfig, out: str | Path, options: RunOptions = RunOptions(), log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Run a speed benchmark config and write results.json and results.md under ``out``: the whole
+    job of ``benchmarks/run.py`` for ``task: speed`` (``options.seeds``: ``--seeds``, one seed)."""
+    config, engine, splits = one_forget_set(config, options)
+    bundle, forget = splits.bundle, splits.forget_classes
     original, info = original_for(bundle, run_settings(BenchConfig, config, forget=forget), engine, log)
     first = {
         "forget_train": forget_train_accuracy(original, splits, engine),

@@ -267,15 +267,19 @@ tune-face-svd: install faces
 # Issue 7: the SVD step and DELETE against the papers' procedures (lethe_vision.reference), on
 # cifar-resnet18 (one thread, about 40 minutes with 3 seeds of the randomised SVD steps; original
 # cached under data/cache/speed), then the SVD step of the largest task model, the CamVid Unet
-# (about 30 minutes, plus 12 to train its original when data/cache/camvid-96x128 lacks it).
-# Issue 20: how cost grows (the scaling table, its plot and the ImageNet ResNet-50 / ViT-B/16
-# estimate; about 25 minutes), then DELETE stopping when forgotten against its published 20 epochs on
+# (about 30 minutes, plus 12 to train its original when data/cache/camvid-96x128 lacks it) and where
+# its time goes at 160 images per side (benchmarks/svd_profile.py, 3 minutes). Issue 20: how cost
+# grows (the scaling table, its plot and the ImageNet ResNet-50 / ViT-B/16 estimate; about 25
+# minutes), then DELETE stopping when forgotten against its published 20 epochs on
 # Fashion-MNIST (about 10 minutes), CamVid Car (about 45 minutes with the oracle's training) and
 # dlib's face ResNet on LFW (about 45 minutes). Backdoor removal needs no run of its own: its tuned
 # DELETE already takes a tenth of the backdoored model's training (results/backdoor/).
+SVD_PROFILE := benchmarks/results/speed/camvid-unet-resnet18-cpu/svd-profile-160.md
 bench-speed: install fashion-mnist cifar10 camvid faces dlib-models
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/speed-cifar10-resnet18-cpu.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/speed-camvid-unet-resnet18-cpu.yaml
+	rm -f $(SVD_PROFILE) && OMP_NUM_THREADS=1 $(BIN)/python benchmarks/svd_profile.py \
+	  benchmarks/configs/speed-camvid-unet-resnet18-cpu.yaml --samples 160 --out $(SVD_PROFILE)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/scaling-cifar10-resnet18-cpu.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/fashion-mnist-delete-early-stop-cpu.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-resnet18-delete-early-stop-cpu.yaml

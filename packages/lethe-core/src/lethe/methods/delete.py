@@ -52,14 +52,11 @@ class DeleteSettings(Settings):
     see the module docstring; ``False`` is the paper's loop). Use ``lr=5e-5`` for CIFAR-100,
     Tiny-ImageNet, VGG16, ViT-S, Swin-T and face models, as the paper does.
 
-    ``stop_when_forgotten`` (module docstring) is off by default: stopping as soon as the forget
-    classes are forgotten loses retained accuracy. On Fashion-MNIST small-cnn, forgetting Sneaker,
-    Trouser and Dress in turn, it stopped after 2 epochs (8.5 s against 90.7 s, 0.15x the retrain time
-    against 1.49x), forget_test 0.00 as with the 20 epochs, but retain_test 82.92 +- 4.83 against
-    86.82 +- 2.63 (85.69/76.13/86.94 against 88.50/83.11/88.84; original 88.18, retrain 88.50):
-    benchmarks/results/classification/fashion-mnist-delete-early-stop-cpu/results.md. The retained
-    part (``retain_term``) keeps falling over all 20 epochs: use it where time matters more than those
-    points, or with a larger ``min_epochs``."""
+    ``stop_when_forgotten`` (module docstring) is off by default: stopping early saves time but
+    loses retained accuracy, because the retained part of the loss keeps falling over all 20 epochs
+    (docs/methods.md s.1 has the measurements on Fashion-MNIST, CamVid and dlib's face ResNet;
+    ``make bench-speed``). ``stop_min_improvement`` waits for the loss to level off as well, which
+    keeps more of it: use either where time matters more than those points."""
 
     epochs: int = setting(20, ge=1)
     lr: float = setting(1e-3, gt=0, meaning="learning rate")

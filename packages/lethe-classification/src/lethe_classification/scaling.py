@@ -178,11 +178,13 @@ class StepRunner:
         return result
 
 
-def _cifar_model(config: ScalingConfig, splits: Splits, width: int) -> tuple[nn.Module, dict, ModelSpec]:
+def _random_model(config: ScalingConfig, splits: Splits, width: int) -> tuple[nn.Module, dict]:
+    """The config's architecture at ``width``, randomly initialised from the config's seed, and the
+    checkpoint info it is saved with."""
     spec = model_spec(config.model.arch, splits.bundle, width)
     seed_everything(config.seed)
     model = build_checked(spec).eval()
-    return model, {"dataset": splits.bundle.name, "model": spec.to_dict()}, spec
+    return model, {"dataset": splits.bundle.name, "model": spec.to_dict()}
 
 
 def measure_svd_scaling(
@@ -197,7 +199,7 @@ def measure_svd_scaling(
     job = {"forget_classes": list(splits.forget_classes), "num_classes": splits.bundle.num_classes}
     rows = []
     for width in dict.fromkeys(w for w, _ in points):
-        model, info, spec = _cifar_model(config, splits, width)
+        model, info = _random_model(config, splits, width)
         sample = normalised(splits.test.subset(torch.arange(steps.batch_size)), splits.bundle)
         forward = svd_cost.forward_seconds(model, sample)
         layers = svd_cost.layer_inventory(model, sample[:1])
@@ -235,7 +237,7 @@ def _svd_row(name: str, width: int | None, samples: int, model: nn.Module, measu
 def measure_delete_scaling(config: ScalingConfig, splits: Splits, engine: Engine, log) -> list[dict[str, Any]]:
     """DELETE (its defaults, ``delete_steps.epochs`` epochs) over each forget-set size, timed."""
     steps = config.delete_steps
-    model, _, _ = _cifar_model(config, splits, config.model.width)
+    model, _ = _random_model(config, splits, config.model.width)
     forget = splits.forget_train
     order = torch.randperm(len(forget), generator=torch.Generator().manual_seed(config.seed))
     rows = []

@@ -28,6 +28,7 @@ import lethe.activations as activations
 import lethe.methods.svd as svd_method
 import lethe.projection as projection
 from lethe.engine import Engine
+from lethe.errors import LetheError
 from lethe.io import write_text_atomic
 from lethe.tasks import get_task
 from lethe_segmentation import bench as seg_bench
@@ -116,7 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=160, help="images per side")
     parser.add_argument("--out", required=True, help="Markdown file to write")
     args = parser.parse_args(argv)
-    config = get_task("speed-segmentation").read(yaml.safe_load(Path(args.config).read_text()))
+    try:
+        mapping = yaml.safe_load(Path(args.config).read_text())
+        task = mapping.get("task") if isinstance(mapping, dict) else None
+        if task != "speed-segmentation":
+            raise LetheError(f"task is {task!r}; svd_profile takes a speed-segmentation config")
+        config = get_task("speed-segmentation").read(mapping)
+    except (OSError, yaml.YAMLError, LetheError) as err:
+        print(f"svd_profile: {args.config}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     if Path(args.out).exists():
         print(f"svd_profile: {args.out} exists; remove it first", file=sys.stderr)
         return 2

@@ -31,10 +31,7 @@ from lethe.engine import Engine
 from lethe.errors import LetheError
 from lethe.io import write_text_atomic
 from lethe.tasks import get_task
-from lethe_segmentation import bench as seg_bench
-from lethe_segmentation.datasets import load_dataset, parse_classes
-from lethe_segmentation.speed import image_tensors, side_images
-from lethe_vision.bench_config import class_list
+from lethe_segmentation.speed import image_tensors, side_images, speed_original
 
 
 class Timers:
@@ -129,20 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.out).exists():
         print(f"svd_profile: {args.out} exists; remove it first", file=sys.stderr)
         return 2
-    bundle = load_dataset(config.dataset, config.data_root)
-    forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes, bundle.name)
-    bench = seg_bench.BenchConfig(
-        spec=config.model.spec(bundle.num_classes),
-        forget_sets=[forget],
-        resolution=config.data.resolution(),
-        recipe=config.recipe,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        cache=config.cache,
-    )
     engine = Engine(device="cpu", seed=config.seed, progress=False)
-    splits = seg_bench.bench_splits(bundle, bench)
-    original, _, _ = seg_bench.cached_original(bench, splits, engine, config.dataset, print)
+    _, splits, forget, original, _ = speed_original(config, engine)
+    bundle = splits.bundle
     retain_order, forget_order = side_images(splits, forget, args.samples)
     sides = {
         name: DataLoader(TensorDataset(*image_tensors(splits, order)), batch_size=config.svd_steps.batch_size)

@@ -128,8 +128,7 @@ def head_method_overrides(config: FaceBenchConfig, head: str, method: str) -> di
 def head_row_settings(config: FaceBenchConfig, head: str, name: str) -> tuple[str, dict[str, Any]]:
     """The registered method and the overrides the ``methods`` entry ``name`` runs for ``head``: the
     method's (``head_method_overrides``), under a variant's own (``resolve_variant``)."""
-    method, _ = resolve_variant(name, config.variants, {})
-    own = config.variants[name].get("overrides", {}) if name in config.variants else {}
+    method, own = resolve_variant(name, config.variants, {})  # with no overrides: the variant's own
     return method, {**head_method_overrides(config, head, method), **own}
 
 

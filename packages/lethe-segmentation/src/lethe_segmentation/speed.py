@@ -110,16 +110,11 @@ def write_report(result: Mapping[str, Any], out: Path, title: str) -> str:
     )
 
 
-def run_benchmark(
-    config: SegmentationSpeedConfig,
-    out: str | Path,
-    options: RunOptions = RunOptions(),
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run a segmentation speed config and write results.json and results.md under ``out``: the
-    ``speed-segmentation`` task of ``benchmarks/run.py`` (``options.seeds``: ``--seeds``, one seed)."""
-    if options.seeds:
-        config = dataclasses.replace(config, seeds=tuple(options.seeds))
+def speed_original(
+    config: SegmentationSpeedConfig, engine: Engine, log: Callable[[str], None] = print
+) -> tuple[seg_bench.BenchConfig, SegSplits, tuple[int, ...], torch.nn.Module, float]:
+    """The config's benchmark settings, splits, forget classes, and its original model (trained, or
+    read from ``cache``: the same cache key as the segmentation benchmark's) with its training seconds."""
     bundle = load_dataset(config.dataset, config.data_root)
     forget = parse_classes(class_list(config.forget_sets[0]), bundle.classes, bundle.name)
     bench = seg_bench.BenchConfig(
@@ -131,9 +126,24 @@ def run_benchmark(
         seed=config.seed,
         cache=config.cache,
     )
-    engine = Engine(seed=config.seed, progress=False, num_workers=config.workers)
     splits = seg_bench.bench_splits(bundle, bench)
     original, train_seconds, _ = seg_bench.cached_original(bench, splits, engine, config.dataset, log)
+    return bench, splits, forget, original, train_seconds
+
+
+def run_benchmark(
+    config: SegmentationSpeedConfig,
+    out: str | Path,
+    options: RunOptions = RunOptions(),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run a segmentation speed config and write results.json and results.md under ``out``: the
+    ``speed-segmentation`` task of ``benchmarks/run.py`` (``options.seeds``: ``--seeds``, one seed)."""
+    if options.seeds:
+        config = dataclasses.replace(config, seeds=tuple(options.seeds))
+    engine = Engine(seed=config.seed, progress=False, num_workers=config.workers)
+    bench, splits, forget, original, train_seconds = speed_original(config, engine, log)
+    bundle = splits.bundle
     first = quality(original, splits, forget, engine)
 
     def sides(samples: int) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:

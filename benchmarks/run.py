@@ -54,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         help="segmentation: keep the forget sets the output folder's results.json already has",
     )
     parser.add_argument(
+        "--models-only",
+        nargs="?",
+        const="all",
+        choices=("all", "originals", "oracles"),
+        help="classification: train and cache the originals and/or oracles of the selected seeds and forget sets, "
+        "then stop (processes side by side fill the config's cache)",
+    )
+    parser.add_argument(
         "--rewrite",
         action="store_true",
         help="speed: recompute the targets of the output folder's results.json and rewrite the report",
@@ -67,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     name = cfg.get("task", "classification")
     try:
         task = get_task(name)
-        given = {"forget_set": args.forget_set, "resume": args.resume}
+        given = {"forget_set": args.forget_set, "resume": args.resume, "models_only": args.models_only}
         for option in (o for o, value in given.items() if value and o not in task.options):
             raise ConfigError(f"--{option.replace('_', '-')} is not an option of the {name!r} task")
         if args.rewrite and task.rewrite is None:
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds=tuple(int(v) for v in args.seeds.split(",") if v.strip()) if args.seeds else None,
             forget_sets=tuple(args.forget_set) if args.forget_set else None,
             resume=args.resume,
+            models_only=args.models_only,
         )
         out = Path(args.out) if args.out else RESULTS / config.out
         if args.check:
@@ -93,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             task.merge(config, args.merge, out, options)
         else:
             task.run(config, out, options)
-        print_report(out / "results.md")
+        if args.models_only is None:
+            print_report(out / "results.md")
     except (LetheError, ValueError) as err:
         print(f"benchmarks/run.py: error: {err}", file=sys.stderr)
         return 2

@@ -185,6 +185,29 @@ def test_seeds_split_across_processes_merge_into_one_suite(tmp_path, folder):
     assert _runner().main([str(cfg), "--merge", str(tmp_path / "nothing"), "--out", str(out)]) == 2
 
 
+def test_models_only_fills_the_cache_that_the_full_run_then_loads(tmp_path, folder, capsys):
+    cache = tmp_path / "cache"
+    cfg = _config(tmp_path, folder, forget_sets=[1, {"classes": 2, "seeds": [1]}], seeds=[0, 1], cache=str(cache))
+    out = tmp_path / "out"
+    assert _runner().main([str(cfg), "--models-only", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert not out.exists()  # models only: no report
+    assert len(list(cache.glob("original-*.safetensors"))) == 2  # one per seed
+    assert len(list(cache.glob("retrain-*.safetensors"))) == 3  # c1 on both seeds, c2 on seed 1 only
+    assert "original, seed 1: " in said and "% on all test images" in said
+    assert "retrain, seed 1: " in said and "(forget [2])" in said
+    assert _runner().main([str(cfg), "--models-only", "--seeds", "0", "--out", str(out)]) == 0
+    assert "saved" not in capsys.readouterr().out  # a second pass only loads
+    other = _config(tmp_path, folder, forget_sets=[0], seeds=[2], cache=str(cache))
+    assert _runner().main([str(other), "--models-only", "oracles", "--out", str(out)]) == 0
+    assert "retrain, seed 2" in capsys.readouterr().out and len(list(cache.glob("original-*"))) == 2
+    no_cache = _config(tmp_path, folder, forget_sets=[1])
+    assert _runner().main([str(no_cache), "--models-only", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "benchmarks/run.py: error: --models-only needs the config's cache: folder (the models are kept nowhere else)"
+    )
+
+
 def test_forget_sets_split_across_processes_merge_into_one_suite(tmp_path, folder, capsys):
     cfg = _config(
         tmp_path,

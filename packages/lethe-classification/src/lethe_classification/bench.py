@@ -29,7 +29,7 @@ from lethe.cli_support import check_method_settings
 from lethe.engine import Engine, environment
 from lethe.errors import ConfigError, DataError
 from lethe.io import main_print, write_json_atomic, write_text_atomic
-from lethe.metrics import ACCURACY_METRICS, avg_gap
+from lethe.metrics import ACCURACY_METRICS, accuracy, avg_gap
 from lethe.pretrained import check_pretrained
 from lethe.tasks import BenchTask, RunOptions
 from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
@@ -44,6 +44,7 @@ from lethe_vision.pipeline import (
     evaluate_model,
     make_splits,
     model_spec,
+    outputs_on,
     train_model,
     unlearn_model,
 )
@@ -490,9 +491,55 @@ def merge_benchmark(config: ClassificationBenchConfig, parts: Sequence[Path], ou
     write_config_suite(config, runs, out, config.title or "Class forgetting", path)
 
 
+def train_models(
+    bundle: DatasetBundle,
+    config: BenchConfig,
+    forget_sets: Sequence[ForgetSet],
+    seeds: Sequence[int],
+    engine: Engine,
+    which: str = "all",
+    log=main_print,
+) -> list[dict[str, Any]]:
+    """Train (or load) the original of every seed and the retrain oracle of every forget set the
+    seed runs (``which``: "all", "originals" or "oracles"), into ``config.cache``; returns each
+    model's role, seed, forget classes, training seconds and test accuracy (%, on the kept classes'
+    test images). The runner's ``--models-only``: several processes fill one cache side by side,
+    then the full run loads every model from it."""
+    if not config.cache:
+        raise ConfigError("--models-only needs the config's cache: folder (the models are kept nowhere else)")
+    made = []
+
+    def record(role: str, seed: int, forget: Sequence[int], model: nn.Module, info: Mapping[str, Any]) -> None:
+        test = bundle.test.of_classes(forget, keep=False)
+        row = {
+            "role": role,
+            "seed": seed,
+            "forget": list(forget),
+            "train_seconds": float(info["train_seconds"]),
+            "test_accuracy": accuracy(outputs_on(model, test, bundle, engine)),
+        }
+        made.append(row)
+        on = "all test images" if not forget else f"the test images of the kept classes (forget {list(forget)})"
+        log(f"{role}, seed {seed}: {row['test_accuracy']:.2f} % on {on}; trained in {row['train_seconds']:.0f} s")
+
+    for seed in seeds:
+        engine.seed = seed
+        seeded = replace(config, seed=seed)
+        if which in ("all", "originals"):
+            model, info = original_for(bundle, seeded, engine, log)
+            record("original", seed, (), model, info)
+        for fs in forget_sets if which in ("all", "oracles") else ():
+            if fs.seeds is None or seed in fs.seeds:
+                splits = make_splits(bundle, fs.classes, config.val_fraction, seed)
+                model, info = cached_oracle(bundle, replace(seeded, forget=fs.classes), splits, engine, log)
+                record("retrain", seed, fs.classes, model, info)
+    return made
+
+
 def run_benchmark(config: ClassificationBenchConfig, out: Path, options: RunOptions = RunOptions()) -> None:
     """Run a classification benchmark config: one run, or a suite of forget sets and seeds
-    (``options.forget_sets`` / ``options.seeds``: the runner's ``--forget-set`` / ``--seeds`` subset)."""
+    (``options.forget_sets`` / ``options.seeds``: the runner's ``--forget-set`` / ``--seeds`` subset;
+    ``options.models_only``: only ``train_models``)."""
     bundle = load_bench_data(config)
     forget_sets = [forget_set(f, bundle.classes) for f in config.forget_sets]
     if options.forget_sets:
@@ -502,6 +549,9 @@ def run_benchmark(config: ClassificationBenchConfig, out: Path, options: RunOpti
     engine = Engine(
         seed=seeds[0], progress=sys.stderr.isatty(), num_workers=config.workers, data_on_device=config.data.on_device
     )
+    if options.models_only:
+        train_models(bundle, run_config, forget_sets, seeds, engine, options.models_only)
+        return
     title = _title(config, bundle.name)
     if config.suite:
         write = functools.partial(write_config_suite, config, out=out, title=title, config_path=options.config_path)
@@ -532,5 +582,5 @@ TASK = BenchTask(
     run_benchmark,
     check=check_benchmark,
     merge=merge_benchmark,
-    options=frozenset({"forget_set"}),
+    options=frozenset({"forget_set", "models_only"}),
 )

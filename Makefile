@@ -14,7 +14,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: install demo docs test lint data fashion-mnist cifar10 camvid bench-fashion-mnist bench-pretrained \
+.PHONY: install demo docs test lint data fashion-mnist cifar10 camvid bench-fashion-mnist bench-pretrained bench-pretrained-96 \
 	bench-classification bench-backdoor tune-backdoor tune-face tune-face-svd bench-segmentation faces bench-face bench-speed bench-gpu bench-delete-defaults fashion-mnist-small clean
 
 install: $(STAMP)
@@ -157,6 +157,27 @@ bench-pretrained: install cifar10 camvid
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/cifar10-efficientnet-lite0-pretrained-delete-bn-cpu.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-efficientnet-lite0-pretrained-cpu.yaml
 
+# Issue 16's pretrained table: CIFAR-10 at 96 px, 3 classes x 2 seeds, every method (about 12 hours
+# on 2 cores, so it runs in parts). The originals and oracles first, one seed per core (cached by
+# content under data/cache/pretrained); then each seed, class and group of methods as its own part
+# (--seeds, --forget-set, --methods), two side by side, one thread each; then one suite from the
+# parts. A part that is already there is kept: delete its folder to run it again.
+P96 := benchmarks/configs/cifar10-efficientnet-lite0-96px-cpu.yaml
+R96 := benchmarks/results/classification/cifar10-efficientnet-lite0-96px-cpu
+G96_delete := delete
+G96_quick := svd,svd-plain,ssd,bad_teacher,gradient_ascent,scrub
+G96_epochs := finetune,neggrad_plus,random_label,boundary_shrink,salun,l1_sparse
+bench-pretrained-96: install cifar10
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py $(P96) --models-only --seeds 0 & a=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py $(P96) --models-only --seeds 1 & b=$$!; \
+	wait $$a && wait $$b
+	set -e; for c in airplane cat truck; do for s in 0 1; do for g in delete quick epochs; do \
+	  test -f $(R96)/parts/seed$$s-$$c-$$g/runs.json || echo "$$s $$c $$g"; \
+	done; done; done | xargs -r -P 2 -L 1 sh -c 'case $$2 in delete) m=$(G96_delete);; \
+	  quick) m=$(G96_quick);; epochs) m=$(G96_epochs);; esac; OMP_NUM_THREADS=1 $(BIN)/python \
+	  benchmarks/run.py $(P96) --seeds $$0 --forget-set $$1 --methods $$m --out $(R96)/parts/seed$$0-$$1-$$2'
+	$(BIN)/python benchmarks/run.py $(P96) --merge $(R96)/parts/* --out $(R96)
+
 # Issue 5: both attacks side by side, one thread each (about 20 minutes: 12 of them training), then
 # BadNets with a budget of identified poisoned samples instead of stamped ones (about 20 more).
 bench-backdoor: install cifar10
@@ -284,6 +305,7 @@ bench-speed: install fashion-mnist cifar10 camvid faces dlib-models
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/fashion-mnist-delete-early-stop-cpu.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/camvid-unet-resnet18-delete-early-stop-cpu.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py benchmarks/configs/face-lfw62-dlib-delete-early-stop-cpu.yaml
+	$(BIN)/python benchmarks/memory_format_check.py --out benchmarks/results/speed/cpu-memory-format/results.md
 
 # Issue 16: DELETE's defaults (docs/delete-batchnorm.md). The small image folder with every class
 # forgotten in turn (published settings, frozen BatchNorm, the authors' lower learning rate; about 6

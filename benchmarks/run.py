@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         help="classification suites: run only this forget set of the config (repeatable), e.g. truck",
     )
     parser.add_argument(
+        "--methods",
+        default=None,
+        metavar="NAMES",
+        help="classification: run only these of the config's methods (comma-separated); --merge joins the parts",
+    )
+    parser.add_argument(
         "--merge",
         nargs="+",
         type=Path,
@@ -75,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     name = cfg.get("task", "classification")
     try:
         task = get_task(name)
-        given = {"forget_set": args.forget_set, "resume": args.resume, "models_only": args.models_only}
+        given = {
+            "forget_set": args.forget_set,
+            "methods": args.methods,
+            "resume": args.resume,
+            "models_only": args.models_only,
+        }
         for option in (o for o, value in given.items() if value and o not in task.options):
             raise ConfigError(f"--{option.replace('_', '-')} is not an option of the {name!r} task")
         if args.rewrite and task.rewrite is None:
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             config_path=str(Path(args.config)),
             seeds=tuple(int(v) for v in args.seeds.split(",") if v.strip()) if args.seeds else None,
             forget_sets=tuple(args.forget_set) if args.forget_set else None,
+            methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None,
             resume=args.resume,
             models_only=args.models_only,
         )

@@ -185,6 +185,39 @@ def test_seeds_split_across_processes_merge_into_one_suite(tmp_path, folder):
     assert _runner().main([str(cfg), "--merge", str(tmp_path / "nothing"), "--out", str(out)]) == 2
 
 
+def test_methods_split_across_processes_join_into_one_run(tmp_path, folder, capsys):
+    cache = tmp_path / "cache"
+    cfg = _config(
+        tmp_path,
+        folder,
+        forget_sets=[1, 2],
+        seeds=[0],
+        methods=["delete", "svd", "ssd"],
+        retain_per_class=4,
+        cache=str(cache),
+        evaluation={"relearn_per_class": 0, "probe": False},
+    )
+    parts = [tmp_path / "a", tmp_path / "b"]
+    for methods, part in zip(("ssd,delete", "svd"), parts, strict=True):
+        assert _runner().main([str(cfg), "--forget-set", "c1", "--methods", methods, "--out", str(part)]) == 0
+    assert [r["method"] for r in json.loads((parts[0] / "runs.json").read_text())[0]["rows"]] == [
+        "original",
+        "retrain",
+        "delete",
+        "ssd",
+    ]
+    out = tmp_path / "merged"
+    assert _runner().main([str(cfg), "--merge", *map(str, parts), "--out", str(out)]) == 0
+    runs = json.loads((out / "runs.json").read_text())
+    assert len(runs) == 1  # one seed and forget set, its rows from both parts in the config's order
+    assert [r["method"] for r in runs[0]["rows"]] == ["original", "retrain", "delete", "svd", "ssd"]
+    assert _runner().main([str(cfg), "--merge", str(parts[0]), str(parts[0]), "--out", str(out)]) == 2
+    assert "delete is in two parts" in capsys.readouterr().err
+    assert _runner().main([str(cfg), "--methods", "scrub", "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip() == ("benchmarks/run.py: error: --methods scrub: not a method of this config")
+    assert not (tmp_path / "c").exists()
+
+
 def test_models_only_fills_the_cache_that_the_full_run_then_loads(tmp_path, folder, capsys):
     cache = tmp_path / "cache"
     cfg = _config(tmp_path, folder, forget_sets=[1, {"classes": 2, "seeds": [1]}], seeds=[0, 1], cache=str(cache))

@@ -153,6 +153,20 @@ def test_to_device_handles_containers():
     assert torch.equal(moved["x"], batch["x"])
 
 
+def test_prepare_uses_channels_last_and_keeps_the_model_trainable_inside_inference_mode():
+    engine = lethe.Engine(device="cpu", progress=False)
+    with torch.inference_mode():  # as collect_outputs calls it, before a model trains again
+        model = engine.prepare(nn.Conv2d(3, 4, 3))
+    assert model.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model.weight.is_inference()
+    model.weight.requires_grad_(True)
+    x = engine.to_device(torch.ones(2, 3, 5, 5))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    off = lethe.Engine(device="cpu", progress=False, channels_last=False)
+    assert off.prepare(nn.Conv2d(3, 4, 3)).weight.is_contiguous()
+    assert off.to_device(torch.ones(2, 3, 5, 5)).is_contiguous()
+
+
 class SkipsABranch(nn.Module):
     """Like an smp encoder cut to fewer stages: ``late`` exists but never runs."""
 

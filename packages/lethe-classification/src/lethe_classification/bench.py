@@ -477,13 +477,60 @@ def _title(config: ClassificationBenchConfig, bundle_name: str) -> str:
     return config.title or f"Class forgetting on {bundle_name} with {config.model.arch}"
 
 
+def only_methods(
+    forget_sets: Sequence[ForgetSet], methods: Sequence[str], config_methods: Sequence[str]
+) -> list[ForgetSet]:
+    """The forget sets with only ``methods`` (``--methods``) among what each runs; a set left with
+    none is dropped."""
+    known = {*config_methods, *(m for fs in forget_sets for m in fs.methods or ())}
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise ConfigError(f"--methods {', '.join(unknown)}: not a method of this config")
+    kept = []
+    for fs in forget_sets:
+        if fs.strongest_baselines:
+            raise ConfigError("--methods cannot split a forget set that picks its strongest baselines")
+        chosen = tuple(m for m in fs.methods or config_methods if m in methods)
+        if chosen:
+            kept.append(replace(fs, methods=chosen))
+    return kept
+
+
+def join_parts(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of one seed and forget set split by ``--methods`` joined into one: the first part's
+    header, original and oracle rows, every part's method rows (a method in two parts is an error,
+    and so are parts whose original or oracle rows differ: they were not the same models)."""
+    joined: dict[tuple, dict[str, Any]] = {}
+    for run in runs:
+        key = (run["header"]["seed"], tuple(run["forget"]))
+        if key not in joined:
+            joined[key] = {**run, "rows": list(run["rows"])}
+            continue
+        first = joined[key]
+        have = {row["method"]: row for row in first["rows"]}
+        for row in run["rows"]:
+            if row["method"] in ("original", "retrain"):
+                if row["method"] in have and row["forget_test"] != have[row["method"]]["forget_test"]:
+                    raise DataError(f"seed {key[0]}, forget {list(key[1])}: the parts' {row['method']} rows differ")
+            elif row["method"] in have:
+                raise DataError(f"seed {key[0]}, forget {list(key[1])}: {row['method']} is in two parts")
+            else:
+                first["rows"].append(row)
+    return list(joined.values())
+
+
 def merge_benchmark(config: ClassificationBenchConfig, parts: Sequence[Path], out: Path, options=None) -> None:
-    """One suite from the ``runs.json`` of runs split across processes (``--seeds``, ``--forget-set``)."""
+    """One suite from the ``runs.json`` of runs split across processes (``--seeds``, ``--forget-set``,
+    ``--methods``)."""
     runs = []
     for part in parts:
         if not (part / "runs.json").is_file():
             raise DataError(f"{part} has no runs.json")
         runs += json.loads((part / "runs.json").read_text())
+    runs = join_parts(runs)
+    order = ["original", "retrain", *config.methods]
+    for run in runs:
+        run["rows"].sort(key=lambda row: order.index(row["method"]) if row["method"] in order else len(order))
     runs.sort(key=lambda r: (len(r["forget"]), r["header"]["seed"], r["forget"]))
     for run in runs:
         derive_columns(run["rows"])  # recomputed from the stored metrics (and added if a part predates one)
@@ -538,12 +585,18 @@ def train_models(
 
 def run_benchmark(config: ClassificationBenchConfig, out: Path, options: RunOptions = RunOptions()) -> None:
     """Run a classification benchmark config: one run, or a suite of forget sets and seeds
-    (``options.forget_sets`` / ``options.seeds``: the runner's ``--forget-set`` / ``--seeds`` subset;
-    ``options.models_only``: only ``train_models``)."""
+    (``options.forget_sets`` / ``options.seeds`` / ``options.methods``: the runner's ``--forget-set``
+    / ``--seeds`` / ``--methods`` subset; ``options.models_only``: only ``train_models``)."""
     bundle = load_bench_data(config)
     forget_sets = [forget_set(f, bundle.classes) for f in config.forget_sets]
     if options.forget_sets:
         forget_sets = only_sets(forget_sets, options.forget_sets, bundle.classes)
+    if options.methods:
+        if not config.suite:
+            raise ConfigError("--methods splits a suite, and this config is one run")
+        forget_sets = only_methods(forget_sets, options.methods, config.methods)
+        if not forget_sets:
+            raise ConfigError(f"--methods {', '.join(options.methods)}: none of the chosen forget sets runs them")
     seeds = options.seeds or config.seeds
     run_config = bench_config(config, forget_sets[0].classes)
     engine = Engine(
@@ -582,5 +635,5 @@ TASK = BenchTask(
     run_benchmark,
     check=check_benchmark,
     merge=merge_benchmark,
-    options=frozenset({"forget_set", "models_only"}),
+    options=frozenset({"forget_set", "methods", "models_only"}),
 )

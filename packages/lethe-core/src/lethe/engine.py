@@ -2,7 +2,7 @@
 
 It picks the device, uses bf16 autocast on CUDA and channels_last everywhere (on this project's
 2-core CPU it trains tf_efficientnet_lite0 at 96 px 1.5x faster, cifar-resnet18 and small-cnn
-1.2x: benchmarks/results/speed/cpu-memory-format.md), wraps the model in
+1.2x: benchmarks/results/speed/cpu-memory-format/results.md), wraps the model in
 DistributedDataParallel when launched by ``torchrun``, optionally compiles the training forward
 with ``torch.compile`` (off by default: on the short unlearning runs the compilation takes longer
 than it saves), seeds every generator, shows tqdm progress, and stops with a clear error on a
@@ -155,10 +155,13 @@ class Engine:
         return contextlib.nullcontext()
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Move ``model`` to the device (channels_last unless ``channels_last`` is off)."""
-        model = model.to(self.device)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        """Move ``model`` to the device (channels_last unless ``channels_last`` is off). Outside
+        inference mode even when called inside it (as ``collect_outputs`` does): parameters moved
+        there would become inference tensors that can never train again."""
+        with torch.inference_mode(False):
+            model = model.to(self.device)
+            if self.channels_last:
+                model = model.to(memory_format=torch.channels_last)
         return model
 
     def to_device(self, batch: Any) -> Any:

@@ -38,6 +38,9 @@ class RunOptions:
     forget_sets: tuple[str, ...] | None = None
     #: ``--resume`` (segmentation): keep the forget sets the output folder already has
     resume: bool = False
+    #: ``--methods`` (classification): run only these of the config's methods (each part keeps the
+    #: original and oracle rows; ``--merge`` joins the parts' rows of one seed and forget set)
+    methods: tuple[str, ...] | None = None
     #: ``--models-only`` (classification): train and cache these models, then stop ("all",
     #: "originals" or "oracles"; None: a full run)
     models_only: str | None = None
@@ -49,7 +52,7 @@ class BenchTask:
     this task); ``run(config, out, options)`` writes ``out/results.{json,md}``; ``check(config)``
     validates what the dataclass cannot (method settings, sizes) without data; ``rewrite(config,
     out)`` and ``merge(config, parts, out)`` remake a report from committed results; ``options``:
-    the runner options beyond ``--seeds`` it takes (``forget_set``, ``resume``, ``models_only``)."""
+    the runner options beyond ``--seeds`` it takes (``forget_set``, ``methods``, ``resume``, ``models_only``)."""
 
     name: str
     config: type

@@ -1,11 +1,18 @@
 """lethe_classification.bench: the original model and the oracles are cached by what they were
-trained from."""
+trained from, and their evaluations by their weights and the evaluation's settings."""
+
+import copy
+from dataclasses import replace
+
+import torch
+from torch import nn
 
 from lethe.checkpoint import state_equal
 from lethe.engine import Engine
-from lethe_classification.bench import BenchConfig, cached_oracle, cached_original
+from lethe.relearn import RelearnSettings
+from lethe_classification.bench import BenchConfig, cached_oracle, cached_original, run_bench, weights_digest
 from lethe_vision.datasets import load_dataset
-from lethe_vision.pipeline import TrainRecipe, make_splits
+from lethe_vision.pipeline import EvalOptions, TrainRecipe, make_splits
 
 
 def test_cached_original_is_trained_once_per_recipe_and_seed(tiny_spec, tmp_path):
@@ -43,3 +50,42 @@ def test_cached_oracle_is_trained_once_per_forget_set(tiny_spec, tmp_path):
     cached_oracle(bundle, config, make_splits(bundle, (1,), 0.1, 0), engine, said.append)
     assert said[-1].startswith("retrain model saved")  # another forget set is another oracle
     assert len(list(tmp_path.glob("retrain-*.safetensors"))) == 2
+
+
+def test_original_and_oracle_are_evaluated_once_per_weights_and_options(tiny_spec, tmp_path):
+    bundle = load_dataset(tiny_spec)
+    engine = Engine(device="cpu", progress=False)
+    recipe = TrainRecipe(epochs=1, batch_size=16, lr=0.05, warmup_epochs=0)
+    evaluation = EvalOptions(probe=False, relearn_per_class=2, relearn_settings=RelearnSettings(steps=3))
+    config = BenchConfig(
+        arch="small-cnn",
+        width=4,
+        forget=(0,),
+        methods=(),
+        val_fraction=0.1,
+        recipe=recipe,
+        cache=str(tmp_path),
+        evaluation=evaluation,
+    )
+    said: list[str] = []
+    first = run_bench(bundle, config, engine, said.append)
+    assert not any(s.startswith("evaluation loaded") for s in said)
+    assert len(list(tmp_path.glob("evaluation-*.json"))) == 2  # original and oracle
+    said.clear()
+    again = run_bench(bundle, config, engine, said.append)
+    assert sum(s.startswith("evaluation loaded") for s in said) == 2
+    assert [r["forget_test"] for r in again["rows"]] == [r["forget_test"] for r in first["rows"]]
+    assert again["rows"][1]["per_class_test"] == first["rows"][1]["per_class_test"]
+    said.clear()
+    other = replace(config, evaluation=replace(evaluation, relearn_per_class=0))
+    run_bench(bundle, other, engine, said.append)
+    assert not any(s.startswith("evaluation loaded") for s in said)  # other options: evaluated again
+
+
+def test_weights_digest_follows_the_values_not_the_memory_format():
+    model = nn.Conv2d(3, 4, 3)
+    digest = weights_digest(model)
+    assert weights_digest(copy.deepcopy(model).to(memory_format=torch.channels_last)) == digest
+    with torch.no_grad():
+        model.bias[0] += 1e-6
+    assert weights_digest(model) != digest

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 import lethe
@@ -39,6 +40,7 @@ from lethe_vision.data import DatasetBundle, parse_classes
 from lethe_vision.datasets import load_dataset
 from lethe_vision.pipeline import (
     EvalOptions,
+    Evaluation,
     Splits,
     TrainRecipe,
     evaluate_model,
@@ -101,7 +103,10 @@ def run_bench(
     rows: list[dict[str, Any]] = []
 
     def add_row(name: str, model, seconds: float, extra: dict) -> None:
-        evaluation = evaluate_model(model, splits, engine, config.evaluation)
+        if config.cache and name in ("original", "retrain"):  # cached models: their evaluation too
+            evaluation = cached_evaluation(model, splits, engine, config.evaluation, config.cache, log)
+        else:
+            evaluation = evaluate_model(model, splits, engine, config.evaluation)
         row = {
             "method": name,
             **evaluation.metrics,
@@ -261,6 +266,48 @@ def _cached_training(
         save_model(model, path, info)
         log(f"{role} model saved to {path}")
     return model, info
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of ``model``'s state (names, dtypes, shapes and bytes), whatever its memory format."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cached_evaluation(
+    model: nn.Module, splits: Splits, engine: Engine, options: EvalOptions, cache: str | Path, log=main_print
+) -> Evaluation:
+    """``evaluate_model``'s result, or the one stored under ``cache/evaluation-<hash>.json`` for the
+    same weights, data (dataset, image size, normalisation, split seed and fraction, forget
+    classes), evaluation options and engine seed. The evaluation is deterministic for these, so a
+    suite split into parts (``--methods``) evaluates its original and oracle once."""
+    bundle = splits.bundle
+    identity = {
+        "weights": weights_digest(model),
+        "dataset": bundle.name,
+        "image_size": bundle.image_size,
+        "mean": list(bundle.mean),
+        "std": list(bundle.std),
+        "seed": splits.seed,
+        "val_fraction": splits.val_fraction,
+        "forget": sorted(int(c) for c in splits.forget_classes),
+        "options": asdict(options),
+        "engine_seed": engine.seed,
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = Path(cache) / f"evaluation-{key}.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        log(f"evaluation loaded from {path}")
+        return Evaluation(stored["metrics"], stored["per_class_test"])
+    evaluation = evaluate_model(model, splits, engine, options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {**asdict(evaluation), "identity": identity})
+    return evaluation
 
 
 def recipe_identity(recipe: TrainRecipe) -> dict[str, Any]:

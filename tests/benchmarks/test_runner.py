@@ -82,6 +82,8 @@ def test_suite_aggregates_forget_sets_and_seeds(tmp_path, folder):
     originals = [run["rows"][0]["seconds"] for run in runs]
     assert originals[0] == originals[1] and originals[2] == originals[3] and originals[0] != originals[2]
     assert "mean ± std over 2 runs" in (out / "results.md").read_text()
+    seed1 = next(run for run in runs if run["header"]["seed"] == 1)["rows"][0]["per_class_test"]
+    assert f"'seed 1': {round(sum(seed1) / len(seed1), 2)}" in (out / "results.md").read_text()
 
 
 def test_bad_config_exits_2(tmp_path, folder, capsys):

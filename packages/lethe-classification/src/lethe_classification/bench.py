@@ -511,6 +511,14 @@ def write_config_suite(
     }
     if strongest:
         header["strongest baselines (lowest mean avg_gap on the same seed's earlier sets)"] = strongest
+    originals = {
+        f"seed {r['header']['seed']}": round(sum(row["per_class_test"]) / len(row["per_class_test"]), 2)
+        for r in runs
+        for row in r["rows"][:1]
+        if row["method"] == "original" and row.get("per_class_test")
+    }
+    if originals:  # the figure a user checks first: how good the model was before forgetting
+        header["original test accuracy, mean over classes (%)"] = originals
     header.update(
         forget_sets=[list(f) for f in sorted({tuple(r["forget"]) for r in runs}, key=lambda f: (len(f), f))],
         seeds=sorted({r["header"]["seed"] for r in runs}),

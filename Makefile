@@ -166,15 +166,15 @@ P96 := benchmarks/configs/cifar10-efficientnet-lite0-96px-cpu.yaml
 R96 := benchmarks/results/classification/cifar10-efficientnet-lite0-96px-cpu
 G96_delete := delete
 G96_svd := svd
-G96_quick := svd-plain,ssd,bad_teacher,gradient_ascent,scrub
+G96_quick := ssd,bad_teacher,gradient_ascent,scrub
 G96_epochs := finetune,neggrad_plus,random_label,boundary_shrink,salun,l1_sparse
 bench-pretrained-96: install cifar10
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py $(P96) --models-only --seeds 0 & a=$$!; \
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py $(P96) --models-only --seeds 1 & b=$$!; \
 	wait $$a && wait $$b
-	set -e; for c in airplane cat truck; do for s in 0 1; do for g in delete svd quick epochs; do \
+	set -e; for c in airplane cat truck; do for s in 0 1; do for g in delete svd svd-plain quick epochs; do \
 	  test -f $(R96)/parts/seed$$s-$$c-$$g/runs.json || echo "$$s $$c $$g"; \
-	done; done; done | xargs -r -P 2 -L 1 sh -c 'case $$2 in delete) m=$(G96_delete);; svd) m=$(G96_svd);; \
+	done; done; done | xargs -r -P 2 -L 1 sh -c 'case $$2 in delete) m=$(G96_delete);; svd) m=$(G96_svd);; svd-plain) m=svd-plain;; \
 	  quick) m=$(G96_quick);; epochs) m=$(G96_epochs);; esac; OMP_NUM_THREADS=1 $(BIN)/python \
 	  benchmarks/run.py $(P96) --seeds $$0 --forget-set $$1 --methods $$m --out $(R96)/parts/seed$$0-$$1-$$2'
 	$(BIN)/python benchmarks/run.py $(P96) --merge $(R96)/parts/* --out $(R96)

@@ -254,8 +254,7 @@ def _cached_training(
     role: str, arch: str, identity: Mapping[str, Any], train, engine: Engine, cache: str | Path | None, log
 ) -> tuple[nn.Module, dict[str, Any]]:
     """``train()``'s model and info, or the one stored under ``cache`` for the same ``identity``."""
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache) / f"{role}-{arch}-{key}.safetensors" if cache else None
+    path = Path(cache) / f"{role}-{arch}-{identity_key(identity)}.safetensors" if cache else None
     if path is not None and path.is_file():
         model, info = load_model(path)
         log(f"{role} model loaded from {path}")
@@ -266,6 +265,12 @@ def _cached_training(
         save_model(model, path, info)
         log(f"{role} model saved to {path}")
     return model, info
+
+
+def identity_key(identity: Mapping[str, Any]) -> str:
+    """The cache key of what a cached model or evaluation was made from: 16 hex digits of the
+    SHA-256 of its sorted JSON."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -298,8 +303,7 @@ def cached_evaluation(
         "options": asdict(options),
         "engine_seed": engine.seed,
     }
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = Path(cache) / f"evaluation-{key}.json"
+    path = Path(cache) / f"evaluation-{identity_key(identity)}.json"
     if path.is_file():
         stored = json.loads(path.read_text())
         log(f"evaluation loaded from {path}")
@@ -601,28 +605,19 @@ def train_models(
     engine: Engine,
     which: str = "all",
     log=main_print,
-) -> list[dict[str, Any]]:
+) -> None:
     """Train (or load) the original of every seed and the retrain oracle of every forget set the
-    seed runs (``which``: "all", "originals" or "oracles"), into ``config.cache``; returns each
-    model's role, seed, forget classes, training seconds and test accuracy (%, on the kept classes'
-    test images). The runner's ``--models-only``: several processes fill one cache side by side,
-    then the full run loads every model from it."""
+    seed runs (``which``: "all", "originals" or "oracles"), into ``config.cache``, and log each
+    one's test accuracy (%, on the kept classes' test images) and training seconds. The runner's
+    ``--models-only``: several processes fill one cache side by side, then the full run loads every
+    model from it."""
     if not config.cache:
         raise ConfigError("--models-only needs the config's cache: folder (the models are kept nowhere else)")
-    made = []
 
     def record(role: str, seed: int, forget: Sequence[int], model: nn.Module, info: Mapping[str, Any]) -> None:
-        test = bundle.test.of_classes(forget, keep=False)
-        row = {
-            "role": role,
-            "seed": seed,
-            "forget": list(forget),
-            "train_seconds": float(info["train_seconds"]),
-            "test_accuracy": accuracy(outputs_on(model, test, bundle, engine)),
-        }
-        made.append(row)
+        test = accuracy(outputs_on(model, bundle.test.of_classes(forget, keep=False), bundle, engine))
         on = "all test images" if not forget else f"the test images of the kept classes (forget {list(forget)})"
-        log(f"{role}, seed {seed}: {row['test_accuracy']:.2f} % on {on}; trained in {row['train_seconds']:.0f} s")
+        log(f"{role}, seed {seed}: {test:.2f} % on {on}; trained in {float(info['train_seconds']):.0f} s")
 
     for seed in seeds:
         engine.seed = seed
@@ -635,7 +630,6 @@ def train_models(
                 splits = make_splits(bundle, fs.classes, config.val_fraction, seed)
                 model, info = cached_oracle(bundle, replace(seeded, forget=fs.classes), splits, engine, log)
                 record("retrain", seed, fs.classes, model, info)
-    return made
 
 
 def run_benchmark(config: ClassificationBenchConfig, out: Path, options: RunOptions = RunOptions()) -> None:

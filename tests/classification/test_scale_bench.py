@@ -21,6 +21,7 @@ def test_smoke_run_writes_every_stage(tmp_path, capsys):
     assert {t["target"] for t in result["targets"]} >= {"svd step < 1 s (alphas tuned apart)"}
     report = (out / "results.md").read_text()
     assert "## Speed" in report and "## Targets (issue 17)" in report
+    assert report.splitlines()[0].endswith("on the CPU")  # the title names the device it ran on
     assert (out / "per_class-c0.png").stat().st_size > 0 and "done in" in (out / "log.txt").read_text()
     assert main(["--smoke", "--device", "cpu", "--out", str(out)]) == 2  # results are not replaced unasked
     assert "--overwrite" in capsys.readouterr().out

@@ -551,8 +551,14 @@ def run_scale(
     bundle = generated_bundle(config.seed) if config.dataset == "generated" else load_dataset(config.dataset, data_root)
     log(f"{bundle.name}: {len(bundle.train)} train, {len(bundle.test)} test images on {engine.device}")
     synchronize(engine.device)
-    title = title or f"{bundle.name}, {config.arch} width {config.width}, {config.recipe.epochs} epochs on one GPU"
+    where = _device_words(engine.device)
+    title = title or f"{bundle.name}, {config.arch} width {config.width}, {config.recipe.epochs} epochs on {where}"
     return ScaleRun(config, bundle, engine, out, log, title).run()
+
+
+def _device_words(device: torch.device | str) -> str:
+    """``one GPU`` for a CUDA device, ``the CPU`` otherwise (the report's title)."""
+    return "one GPU" if torch.device(device).type == "cuda" else "the CPU"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

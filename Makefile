@@ -168,8 +168,8 @@ R96 := benchmarks/results/classification/cifar10-efficientnet-lite0-96px-cpu
 G96_delete := delete
 G96_svd := svd
 G96_quick := ssd,bad_teacher,gradient_ascent,scrub
-G96_epochs-a := finetune,neggrad_plus,random_label
-G96_epochs-b := boundary_shrink,salun,l1_sparse
+G96_epochs_a := finetune,neggrad_plus,random_label
+G96_epochs_b := boundary_shrink,salun,l1_sparse
 P96_SVD := benchmarks/configs/cifar10-efficientnet-lite0-96px-svd-check-cpu.yaml
 R96_SVD := benchmarks/results/classification/cifar10-efficientnet-lite0-96px-svd-check-cpu
 bench-pretrained-96: install cifar10
@@ -179,7 +179,7 @@ bench-pretrained-96: install cifar10
 	set -e; for c in airplane cat truck; do for s in 0 1; do for g in delete svd svd-plain quick epochs-a epochs-b; do \
 	  test -f $(R96)/parts/seed$$s-$$c-$$g/runs.json || echo "$$s $$c $$g"; \
 	done; done; done | xargs -r -P 2 -L 1 sh -c 'case $$2 in delete) m=$(G96_delete);; svd) m=$(G96_svd);; svd-plain) m=svd-plain;; \
-	  quick) m=$(G96_quick);; epochs-a) m=$(G96_epochs-a);; epochs-b) m=$(G96_epochs-b);; esac; OMP_NUM_THREADS=1 $(BIN)/python \
+	  quick) m=$(G96_quick);; epochs-a) m=$(G96_epochs_a);; epochs-b) m=$(G96_epochs_b);; esac; OMP_NUM_THREADS=1 $(BIN)/python \
 	  benchmarks/run.py $(P96) --seeds $$0 --forget-set $$1 --methods $$m --out $(R96)/parts/seed$$0-$$1-$$2'
 	$(BIN)/python benchmarks/run.py $(P96) --merge $(R96)/parts/* --out $(R96)
 	test -f $(R96_SVD)/runs.json || OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py $(P96_SVD) --out $(R96_SVD)

@@ -182,7 +182,7 @@ bench-pretrained-96: install cifar10
 	  quick) m=$(G96_quick);; epochs-a) m=$(G96_epochs_a);; epochs-b) m=$(G96_epochs_b);; esac; OMP_NUM_THREADS=1 $(BIN)/python \
 	  benchmarks/run.py $(P96) --seeds $$0 --forget-set $$1 --methods $$m --out $(R96)/parts/seed$$0-$$1-$$2'
 	$(BIN)/python benchmarks/run.py $(P96) --merge $(R96)/parts/* --out $(R96)
-	test -f $(R96_SVD)/runs.json || OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py $(P96_SVD) --out $(R96_SVD)
+	test -f $(R96_SVD)/results.json || OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py $(P96_SVD) --out $(R96_SVD)
 
 # Issue 5: both attacks side by side, one thread each (about 20 minutes: 12 of them training), then
 # BadNets with a budget of identified poisoned samples instead of stamped ones (about 20 more).

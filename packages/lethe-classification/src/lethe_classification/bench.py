@@ -309,8 +309,7 @@ def cached_evaluation(
         log(f"evaluation loaded from {path}")
         return Evaluation(stored["metrics"], stored["per_class_test"])
     evaluation = evaluate_model(model, splits, engine, options)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {**asdict(evaluation), "identity": identity})
+    write_json_atomic(path, {**asdict(evaluation), "identity": identity})  # makes a missing cache folder
     return evaluation
 
 

@@ -33,7 +33,7 @@ from lethe.io import main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import ACCURACY_METRICS, accuracy, avg_gap
 from lethe.pretrained import check_pretrained
 from lethe.tasks import BenchTask, RunOptions
-from lethe_classification.report import aggregate, aggregate_markdown, plot_per_class, plot_scatter, write_report
+from lethe_classification.report import aggregate, plot_per_class, plot_scatter, suite_markdown, write_report
 from lethe_vision.bench_config import BenchConfigBase, ModelSection, class_list, resolve_variant, run_settings
 from lethe_vision.checkpoints import load_model, save_model
 from lethe_vision.data import DatasetBundle, parse_classes
@@ -404,14 +404,14 @@ def write_bench(result: Mapping[str, Any], out: str | Path, title: str) -> None:
 
 
 def write_suite(runs: Sequence[Mapping[str, Any]], out: str | Path, title: str, header: Mapping[str, Any]) -> None:
-    """Write ``runs.json`` (every run), ``summary.json`` and ``results.md`` (mean ± std tables),
+    """Write ``runs.json`` (every run), ``summary.json`` and ``results.md`` (``suite_markdown``),
     ``scatter.png`` and ``per_class.png`` (first run) under ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = aggregate(runs)
     write_json_atomic(out / "runs.json", list(runs))
     write_json_atomic(out / "summary.json", summary)
-    lines = [f"# {title}", "", *header_lines(header), "", aggregate_markdown(summary)]
+    lines = [f"# {title}", "", *header_lines(header), "", suite_markdown(runs)]
     write_text_atomic(out / "results.md", "\n".join(lines))
     plot_scatter(out / "scatter.png", runs, title)
     first = runs[0]

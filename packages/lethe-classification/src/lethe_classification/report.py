@@ -12,6 +12,7 @@ from lethe.io import write_text_atomic
 from lethe_vision.report import (
     ACCURACY_COLUMNS,
     column_stats,
+    fmt_cell,
     header_lines,
     markdown_table,
     mean_std_cells,
@@ -99,15 +100,51 @@ def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[st
         columns = tuple(c for c in COLUMNS if c in measured or c not in OPTIONAL_COLUMNS)
     out = []
     for group, methods in summary.items():
-        n = max((v[2] for cols in methods.values() for v in cols.values()), default=0)
-        out.append(f"### Forgetting {group} at once (mean ± std over {n} runs)\n")
-        out.append("| method | " + " | ".join(columns) + " |")
-        out.append("|---" * (len(columns) + 1) + "|")
+        counts = {m: max((v[2] for v in cols.values()), default=0) for m, cols in methods.items()}
+        if len(set(counts.values())) <= 1:
+            out.append(f"### Forgetting {group} at once (mean ± std over {max(counts.values(), default=0)} runs)\n")
+            out.append("| method | " + " | ".join(columns) + " |")
+            out.append("|---" * (len(columns) + 1) + "|")
+        else:  # a suite merged from parts, some not run yet: say how many runs each row averages
+            out.append(f"### Forgetting {group} at once (mean ± std over each method's runs, column runs)\n")
+            out.append("| method | runs | " + " | ".join(columns) + " |")
+            out.append("|---" * (len(columns) + 2) + "|")
         for method, cols in methods.items():
             cells = mean_std_cells(cols, columns)
+            if len(set(counts.values())) > 1:
+                cells = [str(counts[method]), *cells]
             out.append(f"| {method} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def runs_markdown(runs: Sequence[Mapping[str, Any]], columns: Sequence[str] = ("forget_test", "retain_test")) -> str:
+    """One table of every run's own figures: a row per method, a column per run (seed and forget
+    set), cells ``columns`` joined by " / "; "-" where the method has not run there."""
+    methods = list(dict.fromkeys(row["method"] for run in runs for row in run["rows"]))
+    labels, cells = [], {m: [] for m in methods}
+    for run in runs:
+        names = run.get("classes")
+        forget = ", ".join(names[c] if names else str(c) for c in run["forget"])
+        labels.append(f"seed {run['header']['seed']}, {forget}")
+        rows = {row["method"]: row for row in run["rows"]}
+        for m in methods:
+            row = rows.get(m)
+            cells[m].append(" / ".join(fmt_cell(row.get(c)) for c in columns) if row else "-")
+    out = [f"### Each run: {' / '.join(columns)}\n", "| method | " + " | ".join(labels) + " |"]
+    out.append("|---" * (len(labels) + 1) + "|")
+    out += [f"| {m} | " + " | ".join(cells[m]) + " |" for m in methods]
+    return "\n".join(out) + "\n"
+
+
+def suite_markdown(runs: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A suite's tables: ``aggregate_markdown`` of ``runs``, and where not every method has every
+    run (a suite merged from parts while some still run), ``runs_markdown`` after it."""
+    text = aggregate_markdown(aggregate(runs), columns)
+    ran = [{row["method"] for row in run["rows"]} for run in runs]
+    if any(r != set().union(*ran) for r in ran):
+        text += "\n" + runs_markdown(runs)
+    return text
 
 
 def plot_scatter(path: str | os.PathLike, runs: Sequence[dict[str, Any]], title: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lethe.errors import DataError
 from lethe.io import write_json_atomic, write_text_atomic
-from lethe_classification.report import aggregate, aggregate_markdown, present_columns, write_report
+from lethe_classification.report import aggregate, present_columns, suite_markdown, write_report
 
 
 def _title(md: Path) -> str | None:
@@ -55,7 +55,7 @@ def rewrite_classification(out: str | Path, title: str | None = None) -> str:
         runs = json.loads((out / "runs.json").read_text(encoding="utf-8"))
         summary = aggregate(runs)
         columns = present_columns([row for run in runs for row in run["rows"]])
-        text = _header_block(md) + aggregate_markdown(summary, columns)
+        text = _header_block(md) + suite_markdown(runs, columns)
         write_json_atomic(out / "summary.json", summary)
         write_text_atomic(md, text)
         return text

@@ -41,3 +41,10 @@ def test_rewriting_a_partial_suite_gives_back_the_same_report(tmp_path):
     assert "Each run" in written
     rewrite_classification(tmp_path)
     assert (tmp_path / "results.md").read_text() == written
+
+
+def test_methods_chosen_per_forget_set_size_are_not_a_partial_suite():
+    runs = [_run(0, [0], delete=(0.0, 90.0), svd=(1.0, 88.0)), _run(0, [0, 3], delete=(1.0, 91.0))]
+    text = suite_markdown(runs, COLUMNS)
+    assert "Forgetting 2 classes at once (mean ± std over 1 runs)" in text
+    assert "Each run" not in text and "| runs |" not in text

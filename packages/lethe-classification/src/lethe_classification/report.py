@@ -92,6 +92,11 @@ def aggregate(runs: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) 
     return {g: {m: column_stats(rows, columns) for m, rows in methods.items()} for g, methods in grouped.items()}
 
 
+def run_counts(methods: Mapping[str, Mapping[str, list[float]]]) -> dict[str, int]:
+    """How many runs each method's row of one ``aggregate`` group averages."""
+    return {m: max((v[2] for v in cols.values()), default=0) for m, cols in methods.items()}
+
+
 def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[str] | None = None) -> str:
     """One table per group, cells ``mean ± std``; ``columns`` defaults to ``COLUMNS`` less the
     ``OPTIONAL_COLUMNS`` no method measured."""
@@ -100,7 +105,7 @@ def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[st
         columns = tuple(c for c in COLUMNS if c in measured or c not in OPTIONAL_COLUMNS)
     out = []
     for group, methods in summary.items():
-        counts = {m: max((v[2] for v in cols.values()), default=0) for m, cols in methods.items()}
+        counts = run_counts(methods)
         if len(set(counts.values())) <= 1:
             out.append(f"### Forgetting {group} at once (mean ± std over {max(counts.values(), default=0)} runs)\n")
             out.append("| method | " + " | ".join(columns) + " |")
@@ -138,11 +143,11 @@ def runs_markdown(runs: Sequence[Mapping[str, Any]], columns: Sequence[str] = ("
 
 
 def suite_markdown(runs: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """A suite's tables: ``aggregate_markdown`` of ``runs``, and where not every method has every
-    run (a suite merged from parts while some still run), ``runs_markdown`` after it."""
-    text = aggregate_markdown(aggregate(runs), columns)
-    ran = [{row["method"] for row in run["rows"]} for run in runs]
-    if any(r != set().union(*ran) for r in ran):
+    """A suite's tables: ``aggregate_markdown`` of ``runs``, and where the methods of one group have
+    different run counts (a suite merged from parts while some still run), ``runs_markdown`` after it."""
+    summary = aggregate(runs)
+    text = aggregate_markdown(summary, columns)
+    if any(len(set(run_counts(methods).values())) > 1 for methods in summary.values()):
         text += "\n" + runs_markdown(runs)
     return text
 

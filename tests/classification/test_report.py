@@ -1,7 +1,7 @@
 """lethe_classification.report: the suite tables, complete and merged from parts still running."""
 
 from lethe_classification.bench import write_suite
-from lethe_classification.report import suite_markdown
+from lethe_classification.report import method_order, suite_markdown
 from lethe_classification.rewrite import rewrite_classification
 
 CLASSES = ["airplane", "automobile", "bird", "cat"]
@@ -48,3 +48,17 @@ def test_methods_chosen_per_forget_set_size_are_not_a_partial_suite():
     text = suite_markdown(runs, COLUMNS)
     assert "Forgetting 2 classes at once (mean ± std over 1 runs)" in text
     assert "Each run" not in text and "| runs |" not in text
+
+
+def test_parts_with_different_methods_merge_in_the_runs_order():
+    runs = [
+        _run(0, [0], original=(90.0, 90.0), delete=(0.0, 90.0), salun=(0.0, 89.0)),
+        _run(0, [3], original=(80.0, 91.0), delete=(0.0, 92.0), svd=(1.0, 88.0), salun=(0.0, 91.0), ssd=(80.0, 91.0)),
+    ]
+    assert method_order(runs) == ["original", "delete", "svd", "salun", "ssd"]
+    text = suite_markdown(runs, COLUMNS)
+    mean_table, each_run = text.split("### Each run")
+    for table in (mean_table, each_run):
+        assert [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| ") and "---" not in line][
+            1:
+        ] == ["original", "delete", "svd", "salun", "ssd"]

@@ -89,7 +89,22 @@ def aggregate(runs: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) 
         group = grouped.setdefault(f"{size} class{'es' if size > 1 else ''}", {})
         for row in run["rows"]:
             group.setdefault(row["method"], []).append(row)
-    return {g: {m: column_stats(rows, columns) for m, rows in methods.items()} for g, methods in grouped.items()}
+    order = method_order(runs)
+    return {g: {m: column_stats(methods[m], columns) for m in order if m in methods} for g, methods in grouped.items()}
+
+
+def method_order(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every method of ``runs`` once, each run's row order kept: a method first seen in a later run
+    goes right after the method before it there (parts that ran different methods merge in the
+    config's order)."""
+    order: list[str] = []
+    for run in runs:
+        before = -1
+        for row in run["rows"]:
+            if row["method"] not in order:
+                order.insert(before + 1, row["method"])
+            before = order.index(row["method"])
+    return order
 
 
 def run_counts(methods: Mapping[str, Mapping[str, list[float]]]) -> dict[str, int]:
@@ -126,7 +141,7 @@ def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[st
 def runs_markdown(runs: Sequence[Mapping[str, Any]], columns: Sequence[str] = ("forget_test", "retain_test")) -> str:
     """One table of every run's own figures: a row per method, a column per run (seed and forget
     set), cells ``columns`` joined by " / "; "-" where the method has not run there."""
-    methods = list(dict.fromkeys(row["method"] for run in runs for row in run["rows"]))
+    methods = method_order(runs)
     labels, cells = [], {m: [] for m in methods}
     for run in runs:
         names = run.get("classes")

@@ -411,7 +411,7 @@ def write_suite(runs: Sequence[Mapping[str, Any]], out: str | Path, title: str, 
     summary = aggregate(runs)
     write_json_atomic(out / "runs.json", list(runs))
     write_json_atomic(out / "summary.json", summary)
-    lines = [f"# {title}", "", *header_lines(header), "", suite_markdown(runs)]
+    lines = [f"# {title}", "", *header_lines(header), "", suite_markdown(runs, summary)]
     write_text_atomic(out / "results.md", "\n".join(lines))
     plot_scatter(out / "scatter.png", runs, title)
     first = runs[0]

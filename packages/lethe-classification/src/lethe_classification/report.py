@@ -121,50 +121,46 @@ def aggregate_markdown(summary: dict[str, dict[str, dict]], columns: Sequence[st
     out = []
     for group, methods in summary.items():
         counts = run_counts(methods)
-        if len(set(counts.values())) <= 1:
-            out.append(f"### Forgetting {group} at once (mean ± std over {max(counts.values(), default=0)} runs)\n")
-            out.append("| method | " + " | ".join(columns) + " |")
-            out.append("|---" * (len(columns) + 1) + "|")
-        else:  # a suite merged from parts, some not run yet: say how many runs each row averages
-            out.append(f"### Forgetting {group} at once (mean ± std over each method's runs, column runs)\n")
-            out.append("| method | runs | " + " | ".join(columns) + " |")
-            out.append("|---" * (len(columns) + 2) + "|")
-        for method, cols in methods.items():
-            cells = mean_std_cells(cols, columns)
-            if len(set(counts.values())) > 1:
-                cells = [str(counts[method]), *cells]
-            out.append(f"| {method} | " + " | ".join(cells) + " |")
-        out.append("")
+        mixed = len(set(counts.values())) > 1  # a suite merged from parts, some not run yet
+        over = "each method's runs, column runs" if mixed else f"{max(counts.values(), default=0)} runs"
+        rows = [
+            {"method": m, "runs": counts[m], **dict(zip(columns, mean_std_cells(cols, columns), strict=True))}
+            for m, cols in methods.items()
+        ]
+        out.append(f"### Forgetting {group} at once (mean ± std over {over})\n")
+        out.append(markdown_table(rows, ("runs", *columns) if mixed else columns))
     return "\n".join(out)
+
+
+def has_partial_methods(summary: Mapping[str, Mapping[str, Mapping[str, list[float]]]]) -> bool:
+    """Whether the methods of one ``aggregate`` group average different numbers of runs (a suite
+    merged from parts while some still run)."""
+    return any(len(set(run_counts(methods).values())) > 1 for methods in summary.values())
 
 
 def runs_markdown(runs: Sequence[Mapping[str, Any]], columns: Sequence[str] = ("forget_test", "retain_test")) -> str:
     """One table of every run's own figures: a row per method, a column per run (seed and forget
     set), cells ``columns`` joined by " / "; "-" where the method has not run there."""
-    methods = method_order(runs)
-    labels, cells = [], {m: [] for m in methods}
+    rows = [{"method": m} for m in method_order(runs)]
+    labels = []
     for run in runs:
         names = run.get("classes")
-        forget = ", ".join(names[c] if names else str(c) for c in run["forget"])
-        labels.append(f"seed {run['header']['seed']}, {forget}")
-        rows = {row["method"]: row for row in run["rows"]}
-        for m in methods:
-            row = rows.get(m)
-            cells[m].append(" / ".join(fmt_cell(row.get(c)) for c in columns) if row else "-")
-    out = [f"### Each run: {' / '.join(columns)}\n", "| method | " + " | ".join(labels) + " |"]
-    out.append("|---" * (len(labels) + 1) + "|")
-    out += [f"| {m} | " + " | ".join(cells[m]) + " |" for m in methods]
-    return "\n".join(out) + "\n"
+        label = f"seed {run['header']['seed']}, " + ", ".join(names[c] if names else str(c) for c in run["forget"])
+        labels.append(label)
+        ran = {row["method"]: row for row in run["rows"]}
+        for row in rows:
+            got = ran.get(row["method"])
+            row[label] = " / ".join(fmt_cell(got.get(c)) for c in columns) if got else "-"
+    return f"### Each run: {' / '.join(columns)}\n\n" + markdown_table(rows, labels)
 
 
-def suite_markdown(runs: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """A suite's tables: ``aggregate_markdown`` of ``runs``, and where the methods of one group have
-    different run counts (a suite merged from parts while some still run), ``runs_markdown`` after it."""
-    summary = aggregate(runs)
+def suite_markdown(
+    runs: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], columns: Sequence[str] | None = None
+) -> str:
+    """A suite's tables: ``aggregate_markdown`` of its ``summary`` (``aggregate(runs)``), and where
+    ``has_partial_methods``, ``runs_markdown`` after it."""
     text = aggregate_markdown(summary, columns)
-    if any(len(set(run_counts(methods).values())) > 1 for methods in summary.values()):
-        text += "\n" + runs_markdown(runs)
-    return text
+    return text + "\n" + runs_markdown(runs) if has_partial_methods(summary) else text
 
 
 def plot_scatter(path: str | os.PathLike, runs: Sequence[dict[str, Any]], title: str) -> None:

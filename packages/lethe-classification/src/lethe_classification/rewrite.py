@@ -55,7 +55,7 @@ def rewrite_classification(out: str | Path, title: str | None = None) -> str:
         runs = json.loads((out / "runs.json").read_text(encoding="utf-8"))
         summary = aggregate(runs)
         columns = present_columns([row for run in runs for row in run["rows"]])
-        text = _header_block(md) + suite_markdown(runs, columns)
+        text = _header_block(md) + suite_markdown(runs, summary, columns)
         write_json_atomic(out / "summary.json", summary)
         write_text_atomic(md, text)
         return text

@@ -2,6 +2,8 @@
 trained from, and their evaluations by their weights and the evaluation's settings."""
 
 import copy
+import threading
+import time
 from dataclasses import replace
 
 import torch
@@ -10,9 +12,10 @@ from torch import nn
 from lethe.checkpoint import state_equal
 from lethe.engine import Engine
 from lethe.relearn import RelearnSettings
+from lethe_classification import bench
 from lethe_classification.bench import BenchConfig, cached_oracle, cached_original, run_bench, weights_digest
 from lethe_vision.datasets import load_dataset
-from lethe_vision.pipeline import EvalOptions, TrainRecipe, make_splits
+from lethe_vision.pipeline import EvalOptions, Evaluation, TrainRecipe, make_splits
 
 
 def test_cached_original_is_trained_once_per_recipe_and_seed(tiny_spec, tmp_path):
@@ -89,3 +92,36 @@ def test_weights_digest_follows_the_values_not_the_memory_format():
     with torch.no_grad():
         model.bias[0] += 1e-6
     assert weights_digest(model) != digest
+
+
+def test_parts_started_together_evaluate_the_original_once(tiny_spec, tmp_path, monkeypatch):
+    """Two parts of a suite that start at once: the second waits for the first's evaluation."""
+    bundle = load_dataset(tiny_spec)
+    engine = Engine(device="cpu", progress=False)
+    splits = make_splits(bundle, (0,), 0.1, 0)
+    model = nn.Linear(4, len(bundle.classes))  # only its weights' digest is read: the evaluation is faked
+    second_waits = threading.Event()
+    evaluated, results, said = [], [], []
+
+    def evaluation_the_second_part_waits_for(*args):
+        second_waits.wait(10)
+        evaluated.append(1)
+        return Evaluation({"forget_test": 1.0}, [1.0] * len(bundle.classes))
+
+    def log(line: str) -> None:
+        said.append(line)
+        second_waits.set()
+
+    def part() -> None:
+        results.append(bench.cached_evaluation(model, splits, engine, EvalOptions(), tmp_path, log))
+
+    monkeypatch.setattr(bench, "evaluate_model", evaluation_the_second_part_waits_for)
+    first = threading.Thread(target=part)
+    first.start()
+    deadline = time.monotonic() + 10
+    while not list(tmp_path.glob(".evaluation-*.lock")) and time.monotonic() < deadline:  # the first has it
+        time.sleep(0.01)
+    part()
+    first.join()
+    assert len(evaluated) == 1 and results[0] == results[1]
+    assert said[0].startswith("waiting for another process making") and said[1].startswith("evaluation loaded")

@@ -18,6 +18,7 @@ import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import lethe
 from lethe.cli_support import check_method_settings
 from lethe.engine import Engine, environment
 from lethe.errors import ConfigError, DataError
-from lethe.io import main_print, write_json_atomic, write_text_atomic
+from lethe.io import file_lock, main_print, write_json_atomic, write_text_atomic
 from lethe.metrics import ACCURACY_METRICS, accuracy, avg_gap
 from lethe.pretrained import check_pretrained
 from lethe.tasks import BenchTask, RunOptions
@@ -255,16 +256,17 @@ def _cached_training(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """``train()``'s model and info, or the one stored under ``cache`` for the same ``identity``."""
     path = Path(cache) / f"{role}-{arch}-{identity_key(identity)}.safetensors" if cache else None
-    if path is not None and path.is_file():
-        model, info = load_model(path)
-        log(f"{role} model loaded from {path}")
-        return engine.prepare(model), {**info, "cached": str(path)}
-    model, seconds, train_log = train()
-    info = {**identity, "train_seconds": seconds, "train_log": train_log}
-    if path is not None:
-        save_model(model, path, info)
-        log(f"{role} model saved to {path}")
-    return model, info
+    with file_lock(path, log) if path is not None else nullcontext():  # parts started together train it once
+        if path is not None and path.is_file():
+            model, info = load_model(path)
+            log(f"{role} model loaded from {path}")
+            return engine.prepare(model), {**info, "cached": str(path)}
+        model, seconds, train_log = train()
+        info = {**identity, "train_seconds": seconds, "train_log": train_log}
+        if path is not None:
+            save_model(model, path, info)
+            log(f"{role} model saved to {path}")
+        return model, info
 
 
 def identity_key(identity: Mapping[str, Any]) -> str:
@@ -304,13 +306,14 @@ def cached_evaluation(
         "engine_seed": engine.seed,
     }
     path = Path(cache) / f"evaluation-{identity_key(identity)}.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        log(f"evaluation loaded from {path}")
-        return Evaluation(stored["metrics"], stored["per_class_test"])
-    evaluation = evaluate_model(model, splits, engine, options)
-    write_json_atomic(path, {**asdict(evaluation), "identity": identity})  # makes a missing cache folder
-    return evaluation
+    with file_lock(path, log):  # parts started together evaluate it once
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            log(f"evaluation loaded from {path}")
+            return Evaluation(stored["metrics"], stored["per_class_test"])
+        evaluation = evaluate_model(model, splits, engine, options)
+        write_json_atomic(path, {**asdict(evaluation), "identity": identity})
+        return evaluation
 
 
 def recipe_identity(recipe: TrainRecipe) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 ``atomic_path`` stages one file, ``atomic_paths`` several (all are moved into place together, or
 none), ``atomic_folder`` a whole output folder. Each writes to temporaries beside the targets and
 moves them into place only when its block succeeds; a failure removes every temporary and every
-folder it created, so a failed run leaves nothing behind."""
+folder it created, so a failed run leaves nothing behind. ``file_lock`` lets processes that would
+make the same cached file take turns, so the second loads what the first made."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: file_lock runs its block unlocked
+    fcntl = None
 
 
 def is_main_process() -> bool:
@@ -192,3 +198,35 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike, on_wait: Callable[[str], Any] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock for making ``path`` (on ``.<name>.lock`` beside it) while the block
+    runs: a process that comes second waits (telling ``on_wait``) until the first is done, then
+    finds the file made. The operating system drops the lock of a process that dies. Only saves
+    duplicate work; what is written stays safe without it (atomic writes), so where ``fcntl`` is
+    missing (Windows) the block runs unlocked."""
+    if fcntl is None:
+        yield
+        return
+    target = Path(path)
+    created = _make_parents(target.parent)
+    lock = target.parent / f".{target.name}.lock"
+    try:
+        with open(lock, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait(f"waiting for another process making {target}")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:  # unless another process has put a lock file of its own there since
+                with suppress(FileNotFoundError):
+                    if os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                        lock.unlink()
+    finally:
+        if not target.exists():
+            _remove_folders(created)

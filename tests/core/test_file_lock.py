@@ -40,3 +40,12 @@ def test_a_failed_block_leaves_no_lock_and_no_folder(tmp_path):
     with file_lock(target):  # and the next process is not kept waiting
         write_text_atomic(target, "made")
     assert sorted(p.name for p in target.parent.iterdir()) == ["model.json"]
+
+
+def test_ranks_other_than_zero_never_wait(tmp_path, monkeypatch):
+    """Under torchrun the ranks of one run make a file together: a non-zero rank takes no lock."""
+    target = tmp_path / "model.json"
+    with file_lock(target):
+        monkeypatch.setenv("RANK", "1")
+        with file_lock(target, lambda line: pytest.fail(line)):  # would block if it took the lock
+            pass

@@ -206,8 +206,9 @@ def file_lock(path: str | os.PathLike, on_wait: Callable[[str], Any] | None = No
     runs: a process that comes second waits (telling ``on_wait``) until the first is done, then
     finds the file made. The operating system drops the lock of a process that dies. Only saves
     duplicate work; what is written stays safe without it (atomic writes), so where ``fcntl`` is
-    missing (Windows) the block runs unlocked."""
-    if fcntl is None:
+    missing (Windows) the block runs unlocked. Under ``torchrun`` only rank 0 takes the lock: the
+    ranks of one run make the file together (collectives), so none may wait for another."""
+    if fcntl is None or not is_main_process():
         yield
         return
     target = Path(path)
